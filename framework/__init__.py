@@ -1,0 +1,86 @@
+"""framework: an asyncio HTTPS web framework, client and certificate authority from one set of parts."""
+
+from .app import App
+from .errors import (
+    CertificateError,
+    CertificateVerifyError,
+    ClientError,
+    ConnectError,
+    ConnectTimeout,
+    DecodingError,
+    FrameworkError,
+    HTTPError,
+    HTTPStatusError,
+    PKIError,
+    PolicyError,
+    PoolTimeout,
+    ProtocolError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    ServerDisconnectedError,
+    SigningRequestError,
+    TLSError,
+    TimeoutException,
+    TooManyRedirects,
+    WriteError,
+    WriteTimeout,
+)
+from .messages import (
+    FileResponse,
+    Headers,
+    JSONResponse,
+    QueryParams,
+    RedirectResponse,
+    Request,
+    Response,
+    StreamingResponse,
+    TLSInfo,
+)
+from .routing import Route, Router
+from .server import Server
+from .tls import CertificateStore
+from .workers import serve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "CertificateError",
+    "CertificateStore",
+    "CertificateVerifyError",
+    "ClientError",
+    "ConnectError",
+    "ConnectTimeout",
+    "DecodingError",
+    "FileResponse",
+    "FrameworkError",
+    "HTTPError",
+    "HTTPStatusError",
+    "Headers",
+    "JSONResponse",
+    "PKIError",
+    "PolicyError",
+    "PoolTimeout",
+    "ProtocolError",
+    "QueryParams",
+    "ReadError",
+    "ReadTimeout",
+    "RedirectResponse",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "Route",
+    "Router",
+    "Server",
+    "ServerDisconnectedError",
+    "SigningRequestError",
+    "StreamingResponse",
+    "TLSError",
+    "TLSInfo",
+    "TimeoutException",
+    "TooManyRedirects",
+    "WriteError",
+    "WriteTimeout",
+    "serve",
+]

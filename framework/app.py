@@ -1,0 +1,266 @@
+"""``App``: route decorators, middleware, exception handlers and startup/shutdown hooks.
+
+An ``App`` is itself the server's handler, ``async (Request) -> Response``: it resolves the
+route, calls the handler with its typed path parameters, turns the return value into a
+``Response`` and errors into responses. It knows nothing of sockets, TLS or h11.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from .errors import HTTPError
+from .messages import JSONResponse, Request, Response
+from .routing import Route, Router
+
+__all__ = ["App", "CallNext", "Middleware", "to_response"]
+
+log = logging.getLogger("framework.app")
+
+F = TypeVar("F", bound=Callable[..., Any])
+CallNext = Callable[[Request], Awaitable[Response]]
+Middleware = Callable[[Request, CallNext], Awaitable[Response]]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Any]]
+Hook = Callable[[], Awaitable[None]]
+
+_OCTET_STREAM = "application/octet-stream"
+
+
+def to_response(value: Any) -> Response:
+    """Turn a handler's return value into a ``Response``.
+
+    ``str`` becomes ``text/plain; charset=utf-8``, ``bytes`` ``application/octet-stream``,
+    ``dict``/``list`` JSON, ``None`` an empty 204, and a ``Response`` stays as it is.
+
+    Raises:
+        TypeError: any other type.
+    """
+    if isinstance(value, Response):
+        return value
+    if isinstance(value, str):
+        return Response(value)
+    if isinstance(value, dict | list):
+        return JSONResponse(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return Response(bytes(value), media_type=_OCTET_STREAM)
+    if value is None:
+        return Response(b"", status=204)
+    raise TypeError(
+        f"a handler returned {type(value).__name__}; return str, bytes, dict, list, None "
+        "or a Response"
+    )
+
+
+def _error_response(exc: HTTPError) -> Response:
+    detail = exc.detail if exc.detail is not None else Response(b"", exc.status).reason
+    if exc.status in (204, 304) or exc.status < 200:
+        return Response(b"", exc.status, exc.headers)
+    return Response(detail, exc.status, exc.headers)
+
+
+class App:
+    """A web application: routes, middleware, exception handlers and lifecycle hooks.
+
+    Example::
+
+        app = App()
+
+        @app.get("/users/{user_id:int}")
+        async def user(request: Request, user_id: int) -> dict:
+            return {"id": user_id}
+    """
+
+    def __init__(self, routes: Iterable[Route] = ()) -> None:
+        self.router = Router(routes)
+        self.middleware_stack: list[Middleware] = []
+        self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
+        self.startup_hooks: list[Hook] = []
+        self.shutdown_hooks: list[Hook] = []
+        self._entry: CallNext = self._dispatch
+
+    # --- building -------------------------------------------------------------------------
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+    ) -> Route:
+        """Add a route; the decorators below call this."""
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(
+                f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
+                "function (async def)"
+            )
+        return self.router.add(Route(path, endpoint, methods, name))
+
+    def route(
+        self, path: str, methods: Iterable[str] = ("GET",), name: str | None = None
+    ) -> Callable[[F], F]:
+        """Decorate a handler for ``path`` and ``methods``; the handler is returned unchanged."""
+
+        def decorate(endpoint: F) -> F:
+            self.add_route(path, endpoint, methods, name)
+            return endpoint
+
+        return decorate
+
+    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """Decorate a GET handler (HEAD is served by it too, without the body)."""
+        return self.route(path, ("GET",), name)
+
+    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """Decorate a POST handler."""
+        return self.route(path, ("POST",), name)
+
+    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """Decorate a PUT handler."""
+        return self.route(path, ("PUT",), name)
+
+    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """Decorate a PATCH handler."""
+        return self.route(path, ("PATCH",), name)
+
+    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """Decorate a DELETE handler."""
+        return self.route(path, ("DELETE",), name)
+
+    def head(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """Decorate a HEAD handler (needed only when it differs from the GET handler)."""
+        return self.route(path, ("HEAD",), name)
+
+    def options(self, path: str, name: str | None = None) -> Callable[[F], F]:
+        """Decorate an OPTIONS handler."""
+        return self.route(path, ("OPTIONS",), name)
+
+    def middleware(self, func: Middleware) -> Middleware:
+        """Decorate ``async def mw(request, call_next) -> Response``; the first added is outermost.
+
+        Example::
+
+            @app.middleware
+            async def timing(request, call_next):
+                response = await call_next(request)
+                response.headers["x-handled-by"] = "framework"
+                return response
+        """
+        self.middleware_stack.append(func)
+        self._build_stack()
+        return func
+
+    def exception_handler(
+        self, exc_type: type[BaseException]
+    ) -> Callable[[ExceptionHandler], ExceptionHandler]:
+        """Decorate ``async def h(request, exc)`` to answer exceptions of ``exc_type``.
+
+        The most specific registered type wins; its return value is converted like a handler's.
+        """
+
+        def decorate(func: ExceptionHandler) -> ExceptionHandler:
+            self.exception_handlers[exc_type] = func
+            return func
+
+        return decorate
+
+    def on_startup(self, func: Hook) -> Hook:
+        """Decorate a coroutine function run before the first request is served."""
+        self.startup_hooks.append(func)
+        return func
+
+    def on_shutdown(self, func: Hook) -> Hook:
+        """Decorate a coroutine function run after the last response."""
+        self.shutdown_hooks.append(func)
+        return func
+
+    async def startup(self) -> None:
+        """Run the startup hooks in order."""
+        for hook in self.startup_hooks:
+            await hook()
+
+    async def shutdown(self) -> None:
+        """Run the shutdown hooks in reverse order (last set up, first torn down)."""
+        for hook in reversed(self.shutdown_hooks):
+            await hook()
+
+    def _build_stack(self) -> None:
+        call_next: CallNext = self._dispatch
+        for mw in reversed(self.middleware_stack):
+            call_next = _bind(mw, call_next)
+        self._entry = call_next
+
+    # --- serving --------------------------------------------------------------------------
+
+    async def __call__(self, request: Request) -> Response:
+        """Answer ``request``: the server's handler interface."""
+        try:
+            return await self._entry(request)
+        except Exception as exc:
+            # Raised by a middleware (handlers' errors were answered in _dispatch).
+            return await self._handle_exception(request, exc)
+
+    async def _dispatch(self, request: Request) -> Response:
+        try:
+            route, params = self.router.resolve(request.method, request.path)
+            request.path_params = params
+            result = await route.endpoint(request, **params)
+            if type(result) is Response:
+                return result
+            return to_response(result)
+        except Exception as exc:
+            return await self._handle_exception(request, exc)
+
+    async def _handle_exception(self, request: Request, exc: Exception) -> Response:
+        handler = self._find_handler(type(exc))
+        if handler is not None:
+            try:
+                return to_response(await handler(request, exc))
+            except Exception:
+                log.exception("exception handler for %s failed", type(exc).__name__)
+                return Response("Internal Server Error", status=500)
+        if isinstance(exc, HTTPError):
+            return _error_response(exc)
+        log.error(
+            "unhandled error in handler for %s %s", request.method, request.path, exc_info=exc
+        )
+        return Response("Internal Server Error", status=500)
+
+    def _find_handler(self, exc_type: type[BaseException]) -> ExceptionHandler | None:
+        if not self.exception_handlers:
+            return None
+        for cls in exc_type.__mro__:
+            if cls in self.exception_handlers:
+                return self.exception_handlers[cls]
+        return None
+
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8443,
+        *,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        tls: bool = True,
+        **options: Any,
+    ) -> None:
+        """Serve this app until SIGINT/SIGTERM (HTTPS on the development CA by default).
+
+        Takes the same options as ``framework.serve``.
+        """
+        # The one upward import of this layer: a convenience entry point for scripts.
+        from .workers import serve
+
+        serve(self, host=host, port=port, certfile=certfile, keyfile=keyfile, tls=tls, **options)
+
+    def __repr__(self) -> str:
+        return f"<App routes={len(self.router.routes)} middleware={len(self.middleware_stack)}>"
+
+
+def _bind(mw: Middleware, call_next: CallNext) -> CallNext:
+    async def call(request: Request) -> Response:
+        return to_response(await mw(request, call_next))
+
+    return call

@@ -1,0 +1,125 @@
+"""Every limit, timeout and policy default in one place, each with its precedent.
+
+Values only: nothing here does I/O or imports another module of the package. The README's
+table of limits is made from this file (``python -m framework limits`` prints it).
+"""
+
+from __future__ import annotations
+
+# --- server: HTTP/1.1 sizes -------------------------------------------------------------------
+
+#: Largest request line plus headers, in bytes. Above it the server answers 431.
+#: Precedent: h11's DEFAULT_MAX_INCOMPLETE_EVENT_SIZE (16 KiB); nginx's large_client_header_buffers
+#: is 4 x 8 KiB, uvicorn takes h11's default.
+MAX_HEADER_BYTES = 16 * 1024
+
+#: Largest request body the server buffers for ``await request.body()``, in bytes; 413 above it.
+#: Streaming with ``request.stream()`` has no cap. Precedent: nginx client_max_body_size is 1 MiB;
+#: a JSON API wants more, Starlette and uvicorn have none. We take 16 MiB.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+#: Received bytes buffered for a request body that the handler has not read yet; reading from the
+#: socket pauses above it (read backpressure). Precedent: asyncio's StreamReader limit is 64 KiB.
+READ_HIGH_WATER = 64 * 1024
+
+#: Bytes queued in the transport before the writer waits for it to drain (write backpressure).
+#: Precedent: asyncio's default write high-water mark is 64 KiB.
+WRITE_HIGH_WATER = 64 * 1024
+
+#: Size of the pieces a file response is read and sent in. Precedent: Starlette's FileResponse
+#: uses 64 KiB chunks.
+FILE_CHUNK_BYTES = 64 * 1024
+
+# --- server: timeouts, in seconds ------------------------------------------------------------
+
+#: How long an idle kept-alive connection stays open. Precedent: uvicorn 5 s, nginx 75 s,
+#: Node.js 5 s. Short values save memory under many idle clients.
+KEEP_ALIVE_TIMEOUT = 5.0
+
+#: How long the TLS handshake may take. Precedent: Node.js handshakeTimeout 120 s is generous;
+#: nginx's ssl_handshake_timeout is 60 s.
+TLS_HANDSHAKE_TIMEOUT = 60.0
+
+#: How long a request's head may take to arrive once its first byte has (slowloris).
+#: Precedent: Node.js headersTimeout 60 s; Apache mod_reqtimeout header=20-40.
+REQUEST_HEAD_TIMEOUT = 30.0
+
+#: On SIGINT/SIGTERM, how long in-flight requests may run before connections are closed.
+#: Precedent: uvicorn --timeout-graceful-shutdown (none by default); Kubernetes gives 30 s
+#: before SIGKILL, so we finish well inside it.
+GRACEFUL_SHUTDOWN_TIMEOUT = 10.0
+
+#: Most connections accepted but not yet served. Precedent: socket.SOMAXCONN, uvicorn --backlog 2048.
+BACKLOG = 2048
+
+# --- client ----------------------------------------------------------------------------------
+
+#: Connect (TCP + TLS handshake). Precedent: httpx 5 s for every phase.
+CLIENT_CONNECT_TIMEOUT = 5.0
+#: Longest silence while reading a response. Precedent: httpx 5 s; aiohttp's sock_read none.
+CLIENT_READ_TIMEOUT = 30.0
+#: Longest wait for the connection to accept more request bytes. Precedent: httpx 5 s.
+CLIENT_WRITE_TIMEOUT = 30.0
+#: Longest wait for a free pooled connection. Precedent: httpx 5 s.
+CLIENT_POOL_TIMEOUT = 10.0
+#: Connections kept per pool in total and per origin. Precedent: httpx 100 total;
+#: aiohttp 100 total, unlimited per host; browsers 6 per host (we load-test, so more).
+CLIENT_MAX_CONNECTIONS = 100
+CLIENT_MAX_CONNECTIONS_PER_HOST = 100
+#: Idle connections are dropped after this, before servers usually close them (uvicorn and
+#: Node.js close after 5 s). Precedent: httpx keepalive_expiry 5 s; aiohttp 15 s.
+CLIENT_KEEP_ALIVE_EXPIRY = 4.0
+#: Subtracted from a server's ``Keep-Alive: timeout=N`` hint. Precedent: Node.js agent 1 s.
+CLIENT_KEEP_ALIVE_MARGIN = 1.0
+#: Redirects followed before TooManyRedirects. Precedent: httpx and requests 20 (curl 50).
+CLIENT_MAX_REDIRECTS = 20
+#: Largest decoded (gzip/deflate) body; protects against decompression bombs.
+#: Precedent: none in httpx/aiohttp; 10x our server's body limit would be 160 MiB, we take 64 MiB.
+CLIENT_MAX_DECODED_BYTES = 64 * 1024 * 1024
+#: Largest response head the client accepts. Precedent: h11's 16 KiB default.
+CLIENT_MAX_HEADER_BYTES = 64 * 1024
+
+# --- TLS ------------------------------------------------------------------------------------
+
+#: The one application protocol offered and accepted by ALPN.
+ALPN_PROTOCOLS = ("http/1.1",)
+
+#: TLS 1.2 cipher suites: forward-secret (ECDHE) AEAD only. TLS 1.3's are all AEAD and
+#: forward-secret already. Precedent: Mozilla's "intermediate" configuration.
+TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+# --- certificates (pki) ---------------------------------------------------------------------
+
+#: Default key type. Precedent: mkcert uses RSA 2048 for compatibility; Let's Encrypt and
+#: trustme default to ECDSA P-256, which is faster to handshake and universally supported.
+DEFAULT_KEY_TYPE = "ec-p256"
+#: Leaf certificate lifetime. Precedent: Let's Encrypt issues 90-day certificates.
+LEAF_DAYS = 90
+#: Longest lifetime browsers accept today. Precedent: CA/Browser Forum limit of 398 days (2020).
+LEAF_DAYS_WARN = 398
+#: Longest lifetime we sign at all. Precedent: the CA/B Forum's earlier 825-day limit (2018),
+#: which Apple still enforces for locally trusted roots.
+LEAF_DAYS_MAX = 825
+#: Root CA lifetime. Precedent: mkcert 10 years.
+ROOT_CA_DAYS = 3650
+#: Intermediate CA lifetime. Precedent: common practice, half the root's.
+INTERMEDIATE_CA_DAYS = 1825
+#: notBefore is backdated by this much for clients whose clocks run behind. Precedent: trustme
+#: and mkcert backdate; an hour covers ordinary drift.
+BACKDATE_SECONDS = 3600
+#: The development CA's leaf is re-issued when fewer days than this remain.
+#: Precedent: certbot renews at 30 days left.
+DEV_RENEW_DAYS = 30
+#: Names the development CA may ever sign (a name constraint in its certificate), so trusting
+#: it cannot be turned against any other site. Precedent: RFC 6761 special-use names.
+DEV_CA_PERMITTED_DNS = ("localhost", ".localhost", ".test")
+DEV_CA_PERMITTED_IPS = ("127.0.0.0/8", "::1/128")

@@ -1,0 +1,214 @@
+"""TLS policy for both roles, and the server's reloadable certificate store.
+
+This module decides how ``ssl.SSLContext`` objects are configured (versions, ciphers, ALPN,
+verification, client certificates); the stdlib ``ssl`` module and the event loop do the
+handshake. It knows nothing of HTTP; certificate files are checked with ``pki``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from . import limits, pki
+from .errors import CertificateError
+from .messages import TLSInfo
+
+__all__ = [
+    "CertificateStore",
+    "ClientCertMode",
+    "client_context",
+    "server_context",
+    "tls_info",
+]
+
+log = logging.getLogger("framework.tls")
+
+ClientCertMode = Literal["none", "optional", "required"]
+
+# Attribute set on each server-side SSLObject by the SNI callback: the stdlib exposes the
+# name the client asked for only to that callback.
+_SNI_ATTR = "_framework_server_name"
+
+# VERIFY_X509_STRICT rejects certificates that break RFC 5280 (missing key identifiers, a CA
+# without basicConstraints ...); Python 3.13 turns it on by default, we do on every version.
+_STRICT_FLAGS = getattr(ssl, "VERIFY_X509_STRICT", 0) | getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
+
+
+def _base_context(purpose: ssl.Purpose) -> ssl.SSLContext:
+    protocol = ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
+    ctx = ssl.SSLContext(protocol)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(limits.TLS12_CIPHERS)
+    ctx.set_alpn_protocols(list(limits.ALPN_PROTOCOLS))
+    # Compression enables CRIME; renegotiation is a DoS lever and never needed by HTTP/1.1 here.
+    ctx.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    if purpose is ssl.Purpose.CLIENT_AUTH:
+        # Use the server's preference (strongest first) rather than the client's.
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_SINGLE_ECDH_USE
+    return ctx
+
+
+def _load_chain(ctx: ssl.SSLContext, certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None) -> None:
+    try:
+        ctx.load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise CertificateError(
+            f"cannot load certificate {certfile} with key {keyfile or certfile}: "
+            f"{getattr(exc, 'reason', None) or exc.strerror or exc}; check that the key belongs "
+            "to the certificate and both are PEM files"
+        ) from exc
+
+
+def server_context(
+    certfile: str | os.PathLike[str],
+    keyfile: str | os.PathLike[str] | None = None,
+    *,
+    client_ca: str | os.PathLike[str] | None = None,
+    client_cert: ClientCertMode = "required",
+) -> ssl.SSLContext:
+    """A server context: TLS 1.2+, forward-secret AEAD ciphers, ALPN ``http/1.1``.
+
+    Args:
+        certfile: PEM file with the certificate, followed by any intermediates.
+        keyfile: PEM file with the private key (when not inside ``certfile``).
+        client_ca: ask clients for certificates signed by these CA(s) (mutual TLS).
+        client_cert: with ``client_ca``: ``"required"`` refuses the handshake without one,
+            ``"optional"`` lets handlers decide.
+
+    Raises:
+        CertificateError: the files cannot be read or do not belong together.
+    """
+    ctx = _base_context(ssl.Purpose.CLIENT_AUTH)
+    _load_chain(ctx, certfile, keyfile)
+    if client_ca is not None:
+        try:
+            ctx.load_verify_locations(cafile=os.fspath(client_ca))
+        except (ssl.SSLError, OSError) as exc:
+            raise CertificateError(f"cannot load client CA {client_ca}: {exc}") from exc
+        ctx.verify_mode = ssl.CERT_REQUIRED if client_cert == "required" else ssl.CERT_OPTIONAL
+        ctx.verify_flags |= _STRICT_FLAGS
+    elif client_cert not in ("none", "required", "optional"):
+        raise ValueError(f"client_cert must be 'none', 'optional' or 'required', not {client_cert!r}")
+    return ctx
+
+
+_default_verify_lock = threading.Lock()
+_default_verify_paths: ssl.SSLContext | None = None
+
+
+def client_context(
+    ca: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    cert: str | os.PathLike[str] | None = None,
+    key: str | os.PathLike[str] | None = None,
+) -> ssl.SSLContext:
+    """A client context: verification on, host name checked, TLS 1.2+, ALPN ``http/1.1``.
+
+    Args:
+        ca: trust only these CA certificate file(s); the system's trust store when ``None``.
+        cert: a client certificate (PEM, with intermediates) for mutual TLS.
+        key: the client certificate's private key.
+
+    Building one costs milliseconds (loading the trust store), so build it once per process
+    or per client, off the hot path.
+    """
+    ctx = _base_context(ssl.Purpose.SERVER_AUTH)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_flags |= _STRICT_FLAGS
+    if ca is None:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:
+        for path in [ca] if isinstance(ca, str | os.PathLike) else ca:
+            try:
+                ctx.load_verify_locations(cafile=os.fspath(path))
+            except (ssl.SSLError, OSError) as exc:
+                raise CertificateError(
+                    f"cannot load CA certificate {os.fspath(path)}: {exc}; pass a PEM file"
+                ) from exc
+    if cert is not None:
+        _load_chain(ctx, cert, key)
+    return ctx
+
+
+class CertificateStore:
+    """The server's certificate, switchable while the server runs.
+
+    The listening context never changes; its SNI callback points each new handshake at the
+    context in force, so a reload affects new connections only and open ones carry on.
+
+    Args:
+        certfile, keyfile, client_ca, client_cert: as for ``server_context``.
+    """
+
+    def __init__(
+        self,
+        certfile: str | os.PathLike[str],
+        keyfile: str | os.PathLike[str] | None = None,
+        *,
+        client_ca: str | os.PathLike[str] | None = None,
+        client_cert: ClientCertMode = "required",
+    ) -> None:
+        self._client_ca = client_ca
+        self._client_cert: ClientCertMode = client_cert
+        self.certfile = Path(certfile)
+        self.keyfile = Path(keyfile) if keyfile is not None else None
+        self._check(self.certfile, self.keyfile)
+        self.context = server_context(certfile, keyfile, client_ca=client_ca, client_cert=client_cert)
+        self._current = self.context
+        self.context.sni_callback = self._on_server_name
+
+    @staticmethod
+    def _check(certfile: Path, keyfile: Path | None) -> None:
+        pki.check_server_files(certfile, keyfile if keyfile is not None else certfile)
+
+    def _on_server_name(self, ssl_object: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> None:
+        setattr(ssl_object, _SNI_ATTR, server_name)
+        if self._current is not ctx:
+            ssl_object.context = self._current
+        return None
+
+    def reload(
+        self,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Check the new files and switch new handshakes to them.
+
+        With no arguments, re-reads the files the store was made from (after a renewal wrote
+        them anew). The old certificate stays in force when the new files fail the checks
+        (key matches, chain order, not expired).
+
+        Raises:
+            CertificateError: the new files were refused; nothing changed.
+        """
+        cert_path = Path(certfile) if certfile is not None else self.certfile
+        key_path = Path(keyfile) if keyfile is not None else (self.keyfile if certfile is None else None)
+        self._check(cert_path, key_path)
+        ctx = server_context(cert_path, key_path, client_ca=self._client_ca, client_cert=self._client_cert)
+        self._current = ctx
+        self.certfile, self.keyfile = cert_path, key_path
+        log.info("certificate reloaded from %s", cert_path)
+
+    def __repr__(self) -> str:
+        return f"<CertificateStore {self.certfile}>"
+
+
+def tls_info(ssl_object: ssl.SSLObject | None) -> TLSInfo | None:
+    """What a connection's TLS layer agreed, for ``Request.tls``."""
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    return TLSInfo(
+        version=ssl_object.version(),
+        cipher=cipher[0] if cipher else None,
+        server_name=getattr(ssl_object, _SNI_ATTR, None) or ssl_object.server_hostname,
+        alpn_protocol=ssl_object.selected_alpn_protocol(),
+        peer_certificate_der=ssl_object.getpeercert(binary_form=True),
+    )

@@ -1,0 +1,218 @@
+"""The process model: run a server in this process until a signal says stop.
+
+``serve()`` picks the event loop (uvloop when installed), the certificate (the development CA
+when none is given), installs SIGINT/SIGTERM handlers that drain gracefully, and prints how to
+reach the server. Worker processes, systemd readiness and socket activation will live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from . import limits
+from .errors import FrameworkError
+from .server import Handler, Server
+from .tls import CertificateStore, ClientCertMode
+
+__all__ = ["ServeConfig", "serve", "start_server"]
+
+log = logging.getLogger("framework")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """An event loop: uvloop's when it is installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where the platform has it
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _certificates(
+    certfile: str | None,
+    keyfile: str | None,
+    client_ca: str | None,
+    client_cert: ClientCertMode,
+) -> tuple[CertificateStore, str | None]:
+    """The certificate store, and the dev CA's certificate path when that is what is used."""
+    if certfile is None:
+        if keyfile is not None:
+            raise FrameworkError("--keyfile was given without --certfile; pass both, or neither")
+        from .pki import dev_certificate
+
+        dev = dev_certificate()
+        store = CertificateStore(dev.cert_path, dev.key_path, client_ca=client_ca, client_cert=client_cert)
+        return store, str(dev.ca_cert_path)
+    return CertificateStore(certfile, keyfile, client_ca=client_ca, client_cert=client_cert), None
+
+
+async def start_server(
+    handler: Handler,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8443,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    tls: bool = True,
+    client_ca: str | None = None,
+    client_cert: ClientCertMode = "required",
+    access_log: bool = True,
+    out: TextIO | None = None,
+    **server_options: Any,
+) -> Server:
+    """Start a ``Server`` for ``handler`` on the running loop and print how to reach it.
+
+    The app's startup hooks run first (when ``handler`` has ``startup``/``shutdown``
+    coroutine methods, as ``App`` does); its shutdown hooks run when the server closes.
+
+    Raises:
+        FrameworkError: with a one-line message, when the certificate or the address is unusable.
+    """
+    dev_ca: str | None = None
+    store: CertificateStore | None = None
+    if tls:
+        store, dev_ca = _certificates(certfile, keyfile, client_ca, client_cert)
+    elif certfile or keyfile or client_ca:
+        raise FrameworkError("--no-tls serves plain HTTP; drop --certfile/--keyfile/--client-ca")
+    startup = [handler.startup] if hasattr(handler, "startup") else []
+    shutdown = [handler.shutdown] if hasattr(handler, "shutdown") else []
+    server = Server(
+        handler,
+        host=host,
+        port=port,
+        ssl=store,
+        startup=startup,
+        shutdown=shutdown,
+        access_log=access_log,
+        **server_options,
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise FrameworkError(
+                f"cannot listen on {host}:{port}: the address is already in use; stop the other "
+                "server or pick another --port"
+            ) from exc
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise FrameworkError(
+                f"cannot listen on {host}:{port}: permission denied; ports below 1024 need "
+                "privileges, pick --port 8443"
+            ) from exc
+        raise FrameworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    if out is not None:
+        _announce(server, dev_ca, out)
+    return server
+
+
+def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:
+    url = server.url + "/"
+    lines = [f"framework: serving on {url} (press Ctrl-C to stop)"]
+    if not server.is_tls:
+        lines.append("framework: plain HTTP (--no-tls): put a TLS-terminating proxy in front")
+    elif dev_ca is not None:
+        lines.append(f"framework: certificate from the local development CA {dev_ca}")
+        lines.append(f"framework: try it: curl --cacert {dev_ca} {url}")
+    elif server.certificates is not None:
+        lines.append(f"framework: certificate {server.certificates.certfile}")
+    print("\n".join(lines), file=out, flush=True)
+
+
+def serve(
+    handler: Handler,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8443,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    tls: bool = True,
+    client_ca: str | None = None,
+    client_cert: ClientCertMode = "required",
+    access_log: bool = True,
+    log_level: str = "info",
+    use_uvloop: bool = True,
+    graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
+    ready: Callable[[Server], None] | None = None,
+) -> None:
+    """Serve ``handler`` until SIGINT or SIGTERM, then drain and return.
+
+    With no ``certfile``, a certificate for ``localhost``, ``127.0.0.1`` and ``::1`` from the
+    local development CA is used (made on first use under ``$FRAMEWORK_HOME``).
+
+    Args:
+        handler: an ``App`` or any ``async (Request) -> Response`` callable.
+        host, port: where to listen.
+        certfile, keyfile: the certificate chain and key to serve with.
+        tls: ``False`` serves plain HTTP, for use behind a TLS-terminating proxy.
+        client_ca, client_cert: ask clients for certificates (mutual TLS).
+        access_log: log one line per request.
+        log_level: the ``framework`` loggers' level.
+        graceful_timeout: how long in-flight requests may run after a stop signal.
+        ready: called with the server once it listens.
+
+    Raises:
+        FrameworkError: a one-line message when the server cannot start.
+    """
+    _configure_logging(log_level)
+    loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.run(
+            _serve(
+                handler,
+                host=host,
+                port=port,
+                certfile=certfile,
+                keyfile=keyfile,
+                tls=tls,
+                client_ca=client_ca,
+                client_cert=client_cert,
+                access_log=access_log,
+                graceful_timeout=graceful_timeout,
+                ready=ready,
+            )
+        )
+
+
+async def _serve(
+    handler: Handler,
+    *,
+    graceful_timeout: float,
+    ready: Callable[[Server], None] | None,
+    **options: Any,
+) -> None:
+    server = await start_server(handler, out=sys.stderr, **options)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready(server)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        log.info("stopping: finishing in-flight requests (at most %.0f s)", graceful_timeout)
+        await server.aclose(graceful_timeout)
+        log.info("stopped")
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("framework")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        logger.setLevel(level.upper())
+    except ValueError as exc:
+        raise FrameworkError(
+            f"unknown log level {level!r}; use debug, info, warning or error"
+        ) from exc
