@@ -126,8 +126,8 @@ class ServerProtocol(asyncio.Protocol):
     # --- asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport  # type: ignore[assignment]
         self.flow = FlowControl(transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):

@@ -1,11 +1,27 @@
-"""Shared fixtures: external tools (skipped when missing, failed under CI=true)."""
+"""Shared fixtures: a test CA with server and client certificates, and external tools.
+
+Tests never turn certificate verification off: they trust a CA made for the session.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from framework import pki
+from framework.server import Handler, Server
+from framework.tls import CertificateStore, ClientCertMode
+from framework.workers import new_event_loop
 
 
 def require_tool(name: str) -> str:
@@ -19,3 +35,107 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """A CA made for the test session, and certificates it issued (PEM files)."""
+
+    ca: pki.CertificateAuthority
+    ca_cert: Path
+    server_cert: Path  # localhost, 127.0.0.1, ::1; leaf then chain
+    server_key: Path
+    client_cert: Path  # clientAuth, CN "test-client"
+    client_key: Path
+
+    def client_context(self, *, with_cert: bool = False) -> ssl.SSLContext:
+        """A strict stdlib client context that trusts this CA."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_cert))
+        ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+        if with_cert:
+            ctx.load_cert_chain(self.client_cert, self.client_key)
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A session CA with a localhost server certificate and a client certificate."""
+    base = tmp_path_factory.mktemp("pki")
+    ca = pki.CertificateAuthority.create(base / "ca", name="framework test CA")
+    server = ca.issue(["localhost", "127.0.0.1", "::1"])
+    server.write(base / "server.pem", base / "server.key")
+    client = ca.issue(["test-client"], client=True)
+    client.write(base / "client.pem", base / "client.key")
+    return TLSFiles(
+        ca=ca,
+        ca_cert=base / "ca" / "ca.pem",
+        server_cert=base / "server.pem",
+        server_key=base / "server.key",
+        client_cert=base / "client.pem",
+        client_key=base / "client.key",
+    )
+
+
+@contextmanager
+def serve_in_thread(
+    handler: Handler,
+    tls_files: TLSFiles | None,
+    *,
+    loop: str = "asyncio",
+    client_cert: ClientCertMode | None = None,
+    **server_options: Any,
+) -> Iterator[Server]:
+    """Run ``handler`` on 127.0.0.1 and an ephemeral port in a thread, for blocking clients.
+
+    ``tls_files=None`` serves plain HTTP. ``client_cert`` turns on mutual TLS with the test CA.
+    The server is drained and its thread joined on exit.
+    """
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        store = None
+        if tls_files is not None:
+            store = CertificateStore(
+                tls_files.server_cert,
+                tls_files.server_key,
+                client_ca=tls_files.ca_cert if client_cert else None,
+                client_cert=client_cert or "required",
+            )
+        server = Server(handler, host="127.0.0.1", port=0, ssl=store, **server_options)
+        stop = asyncio.Event()
+        holder.update(server=server, loop=asyncio.get_running_loop(), stop=stop)
+        try:
+            await server.start()
+        finally:
+            ready.set()
+        await stop.wait()
+        await server.aclose(timeout=5)
+
+    def run() -> None:
+        try:
+            factory = new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(main())
+        except BaseException as exc:  # reported to the test below
+            holder["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=run, name="test-server", daemon=True)
+    thread.start()
+    ready.wait(30)
+    if "error" in holder:
+        raise holder["error"]
+    try:
+        yield holder["server"]
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["stop"].set)
+        thread.join(30)
+        if "error" in holder:
+            raise holder["error"]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_name(request: pytest.FixtureRequest) -> str:
+    """Each test that takes this runs once on asyncio's loop and once on uvloop's."""
+    return str(request.param)
