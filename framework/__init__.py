@@ -1,4 +1,4 @@
-"""framework: an asyncio HTTPS web framework, client and certificate authority from one set of parts."""
+"""framework: an asyncio HTTPS server, client and certificate authority from one set of parts."""
 
 from .app import App
 from .errors import (
@@ -20,8 +20,8 @@ from .errors import (
     RemoteProtocolError,
     ServerDisconnectedError,
     SigningRequestError,
-    TLSError,
     TimeoutException,
+    TLSError,
     TooManyRedirects,
     WriteError,
     WriteTimeout,

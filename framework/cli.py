@@ -37,7 +37,9 @@ def load_app(spec: str) -> Any:
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise FrameworkError(f"app must be given as MODULE:ATTR, e.g. examples.hello:app, not {spec!r}")
+        raise FrameworkError(
+            f"app must be given as MODULE:ATTR, e.g. examples.hello:app, not {spec!r}"
+        )
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -71,7 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
     from .workers import serve
 
     if (args.client_cert != "required") and not args.client_ca:
-        raise FrameworkError("--client-cert needs --client-ca, the CA that signs client certificates")
+        raise FrameworkError(
+            "--client-cert needs --client-ca, the CA that signs client certificates"
+        )
     app = load_app(args.app)
     serve(
         app,
@@ -108,11 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve an app over HTTPS")
     serve.add_argument("app", metavar="MODULE:ATTR", help="the app, e.g. examples.hello:app")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     serve.add_argument("--port", type=_port, default=8443, help="port (default 8443)")
     serve.add_argument("--certfile", help="certificate chain (PEM); default: the development CA's")
     serve.add_argument("--keyfile", help="private key (PEM) of --certfile")
-    serve.add_argument("--no-tls", action="store_true", help="serve plain HTTP (behind a TLS proxy)")
+    serve.add_argument(
+        "--no-tls", action="store_true", help="serve plain HTTP (behind a TLS proxy)"
+    )
     serve.add_argument("--client-ca", help="ask clients for certificates signed by this CA (mTLS)")
     serve.add_argument(
         "--client-cert",
@@ -121,9 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --client-ca: refuse clients without one (required) or let handlers decide",
     )
     serve.add_argument("--no-access-log", action="store_true", help="no line per request")
-    serve.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
-    )
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     serve.set_defaults(func=_serve)
 

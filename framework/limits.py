@@ -49,7 +49,7 @@ REQUEST_HEAD_TIMEOUT = 30.0
 #: before SIGKILL, so we finish well inside it.
 GRACEFUL_SHUTDOWN_TIMEOUT = 10.0
 
-#: Most connections accepted but not yet served. Precedent: socket.SOMAXCONN, uvicorn --backlog 2048.
+#: Most connections accepted but not yet served. Precedent: uvicorn --backlog 2048.
 BACKLOG = 2048
 
 # --- client ----------------------------------------------------------------------------------

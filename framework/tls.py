@@ -41,7 +41,9 @@ _STRICT_FLAGS = getattr(ssl, "VERIFY_X509_STRICT", 0) | getattr(ssl, "VERIFY_X50
 
 
 def _base_context(purpose: ssl.Purpose) -> ssl.SSLContext:
-    protocol = ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
+    protocol = (
+        ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT
+    )
     ctx = ssl.SSLContext(protocol)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(limits.TLS12_CIPHERS)
@@ -54,7 +56,9 @@ def _base_context(purpose: ssl.Purpose) -> ssl.SSLContext:
     return ctx
 
 
-def _load_chain(ctx: ssl.SSLContext, certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None) -> None:
+def _load_chain(
+    ctx: ssl.SSLContext, certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str] | None
+) -> None:
     try:
         ctx.load_cert_chain(certfile, keyfile)
     except (ssl.SSLError, OSError) as exc:
@@ -94,7 +98,9 @@ def server_context(
         ctx.verify_mode = ssl.CERT_REQUIRED if client_cert == "required" else ssl.CERT_OPTIONAL
         ctx.verify_flags |= _STRICT_FLAGS
     elif client_cert not in ("none", "required", "optional"):
-        raise ValueError(f"client_cert must be 'none', 'optional' or 'required', not {client_cert!r}")
+        raise ValueError(
+            f"client_cert must be 'none', 'optional' or 'required', not {client_cert!r}"
+        )
     return ctx
 
 
@@ -160,7 +166,9 @@ class CertificateStore:
         self.certfile = Path(certfile)
         self.keyfile = Path(keyfile) if keyfile is not None else None
         self._check(self.certfile, self.keyfile)
-        self.context = server_context(certfile, keyfile, client_ca=client_ca, client_cert=client_cert)
+        self.context = server_context(
+            certfile, keyfile, client_ca=client_ca, client_cert=client_cert
+        )
         self._current = self.context
         self.context.sni_callback = self._on_server_name
 
@@ -168,7 +176,9 @@ class CertificateStore:
     def _check(certfile: Path, keyfile: Path | None) -> None:
         pki.check_server_files(certfile, keyfile if keyfile is not None else certfile)
 
-    def _on_server_name(self, ssl_object: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext) -> None:
+    def _on_server_name(
+        self, ssl_object: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext
+    ) -> None:
         setattr(ssl_object, _SNI_ATTR, server_name)
         if self._current is not ctx:
             ssl_object.context = self._current
@@ -189,9 +199,13 @@ class CertificateStore:
             CertificateError: the new files were refused; nothing changed.
         """
         cert_path = Path(certfile) if certfile is not None else self.certfile
-        key_path = Path(keyfile) if keyfile is not None else (self.keyfile if certfile is None else None)
+        key_path = (
+            Path(keyfile) if keyfile is not None else (self.keyfile if certfile is None else None)
+        )
         self._check(cert_path, key_path)
-        ctx = server_context(cert_path, key_path, client_ca=self._client_ca, client_cert=self._client_cert)
+        ctx = server_context(
+            cert_path, key_path, client_ca=self._client_ca, client_cert=self._client_cert
+        )
         self._current = ctx
         self.certfile, self.keyfile = cert_path, key_path
         log.info("certificate reloaded from %s", cert_path)

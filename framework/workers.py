@@ -20,7 +20,7 @@ from .errors import FrameworkError
 from .server import Handler, Server
 from .tls import CertificateStore, ClientCertMode
 
-__all__ = ["ServeConfig", "serve", "start_server"]
+__all__ = ["new_event_loop", "serve", "start_server"]
 
 log = logging.getLogger("framework")
 
@@ -47,7 +47,9 @@ def _certificates(
         from .pki import dev_certificate
 
         dev = dev_certificate()
-        store = CertificateStore(dev.cert_path, dev.key_path, client_ca=client_ca, client_cert=client_cert)
+        store = CertificateStore(
+            dev.cert_path, dev.key_path, client_ca=client_ca, client_cert=client_cert
+        )
         return store, str(dev.ca_cert_path)
     return CertificateStore(certfile, keyfile, client_ca=client_ca, client_cert=client_cert), None
 
@@ -191,16 +193,26 @@ async def _serve(
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if server.certificates is not None:
+        # SIGHUP re-reads the certificate files (after a renewal wrote them anew), as nginx does.
+        loop.add_signal_handler(signal.SIGHUP, _reload, server)
     if ready is not None:
         ready(server)
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         log.info("stopping: finishing in-flight requests (at most %.0f s)", graceful_timeout)
         await server.aclose(graceful_timeout)
         log.info("stopped")
+
+
+def _reload(server: Server) -> None:
+    try:
+        server.reload_certificate()
+    except FrameworkError:
+        pass  # logged by the server; the old certificate stays in force
 
 
 def _configure_logging(level: str) -> None:
