@@ -58,6 +58,21 @@ def _names_are_tokens(headers: list[tuple[bytes, bytes]]) -> bool:
     return True
 
 
+_HEADS = (h11.Request, h11.Response, h11.InformationalResponse)
+
+
+def _head_size(event: h11.Request | h11.Response | h11.InformationalResponse) -> int:
+    """The size of a message head on the wire (give or take optional whitespace)."""
+    if isinstance(event, h11.Request):
+        size = len(event.method) + len(event.target) + 12  # "M T HTTP/1.1\r\n"
+    else:
+        size = len(event.reason) + 15  # "HTTP/1.1 200 R\r\n"
+    # h11's Headers is a Sequence whose iteration goes through __getitem__; its list is direct.
+    for _, name, value in event.headers._full_items:
+        size += len(name) + len(value) + 4  # ": " and "\r\n"
+    return size + 2
+
+
 class Driver:
     """One HTTP/1.1 connection's state machine, in either role, with no I/O.
 
@@ -130,6 +145,12 @@ class Driver:
             event = self._conn.next_event()
         except h11.RemoteProtocolError as exc:
             raise RemoteProtocolError(str(exc), exc.error_status_hint) from exc
+        if type(event) in _HEADS and _head_size(event) > self._max_size:  # type: ignore[arg-type]
+            # h11 enforces its limit only on a head still incomplete in its buffer: a larger
+            # head arriving whole in one read (one batch of TLS records) would pass unchecked.
+            raise RemoteProtocolError(
+                f"message head larger than the {self._max_size} byte limit", 431
+            )
         if type(event) is h11.Request:
             self._fresh = False
             self._their_head = event.method == b"HEAD"
@@ -165,6 +186,8 @@ class Driver:
         conn = self._conn
         if (
             self._their_keep_alive
+            # "Connection: close" from us ends the connection; h11 tracks that (MUST_CLOSE).
+            and not any(name == b"connection" for name, _ in headers)
             and conn.our_state is h11.SEND_RESPONSE
             and conn.their_state is h11.DONE
             and 200 <= status
@@ -180,7 +203,9 @@ class Driver:
                 parts.append(name + b": " + value + b"\r\n")
             parts.append(b"content-length: %d\r\n\r\n" % len(body))
             head = b"".join(parts)
-            lines = len(headers) + 2
+            # The status line, one per header, content-length and the blank line: any other
+            # CR or LF came from a header and would split it, so h11 must refuse it below.
+            lines = len(headers) + 3
             if (
                 head.count(b"\n") == lines
                 and head.count(b"\r") == lines
@@ -189,13 +214,15 @@ class Driver:
             ):
                 self._begin_fresh_cycle()
                 return head if self._their_head else head + body
-        events: list[h11.Event] = [
-            h11.Response(
+        try:
+            response = h11.Response(
                 status_code=status,
                 headers=[*headers, (b"content-length", b"%d" % len(body))],
                 reason=_status_line(status)[13:-2],
             )
-        ]
+        except h11.LocalProtocolError as exc:  # h11 validates headers as the event is made
+            raise LocalProtocolError(str(exc), exc.error_status_hint) from exc
+        events: list[h11.Event] = [response]
         if body and not self._their_head:
             events.append(h11.Data(data=body))
         events.append(h11.EndOfMessage())

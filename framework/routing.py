@@ -22,7 +22,7 @@ CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "str": (r"[^/]+", str),
     "int": (r"[0-9]+", int),
     "float": (r"[0-9]+(?:\.[0-9]+)?", float),
-    "uuid": (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", uuid.UUID),
+    "uuid": (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}", uuid.UUID),
     "path": (r".*", str),
 }
 
@@ -65,6 +65,7 @@ class Route:
             self.name = getattr(self.endpoint, "__name__", None)
         pattern, names, converters, pos = "^", [], [], 0
         for match in _PARAM.finditer(self.path):
+            _check_literal(self.path, self.path[pos : match.start()])
             name, kind = match.group(1), match.group(2) or "str"
             if kind not in CONVERTERS:
                 raise ValueError(
@@ -78,6 +79,7 @@ class Route:
             names.append(name)
             converters.append(convert)
             pos = match.end()
+        _check_literal(self.path, self.path[pos:])
         self.param_names = tuple(names)
         self._converters = tuple(converters)
         self._regex = re.compile(pattern + re.escape(self.path[pos:]) + "$") if names else None
@@ -99,6 +101,16 @@ class Route:
             name: convert(value)
             for name, convert, value in zip(self.param_names, self._converters, values, strict=True)
         }
+
+
+def _check_literal(path: str, text: str) -> None:
+    # A brace outside a well-formed parameter is a typo ("{id", "{id:}", "{1st}"); matched
+    # literally it would make a route that silently never fits.
+    if "{" in text or "}" in text:
+        raise ValueError(
+            f"malformed parameter in {path!r} near {text!r}; write {{name}} or {{name:type}} "
+            "with a Python identifier as the name"
+        )
 
 
 class Router:

@@ -128,6 +128,7 @@ class ServerProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=limits.WRITE_HIGH_WATER)  # type: ignore[attr-defined]
         self.flow = FlowControl(transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
@@ -292,6 +293,13 @@ class ServerProtocol(asyncio.Protocol):
         except (ConnectionError, ProtocolError) as exc:
             log.debug("connection ended while responding: %r", exc)
             self._abort()
+        except Exception:
+            # The body iterator failed after the head was sent: the response cannot be
+            # finished, so cut the connection (a truncated body) rather than leave it hanging.
+            log.exception(
+                "error while sending the response to %s %s", request.method, request.path
+            )
+            self._abort()
         finally:
             self._task = None
         if self.server.access_log:
@@ -310,7 +318,19 @@ class ServerProtocol(asyncio.Protocol):
         is_head = request.method == "HEAD"
         iterator = response.body_iterator
         headers = self._response_headers(response, iterator is None)
-        head = h11.Response(status_code=response.status, headers=headers, reason=response.reason)
+        try:
+            head = h11.Response(
+                status_code=response.status, headers=headers, reason=response.reason
+            )
+        except h11.LocalProtocolError as exc:
+            # h11 refuses the handler's status or headers (CR/LF in a value, a bad name):
+            # nothing is written yet, so answer 500 rather than leave the client waiting.
+            log.error("invalid response for %s %s: %s", request.method, request.path, exc)
+            if iterator is not None and hasattr(iterator, "aclose"):
+                await iterator.aclose()
+            response, iterator = Response("Internal Server Error", status=500), None
+            headers = self._response_headers(response, True)
+            head = h11.Response(status_code=500, headers=headers, reason=response.reason)
         if iterator is None:
             data = driver.send(head)
             if response.body and not is_head:
@@ -407,6 +427,43 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+# The loop does the TLS handshake before a ServerProtocol exists, and neither asyncio's nor
+# uvloop's SSL protocol reports one that fails (ssl.SSLError is an OSError, which both log only
+# in debug mode). The handshake runs through the context's SSLObject class, so a subclass sees
+# the failure first: it logs one line and re-raises, and the loop carries on as before. The
+# peer's address is not known at that level; the reason is.
+
+
+class _ReportingSSLObject(ssl.SSLObject):
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # not a failure: the handshake waits for the peer
+        except ssl.SSLError as exc:
+            _log_refused_handshake(exc)
+            raise
+
+
+def _log_refused_handshake(exc: ssl.SSLError) -> None:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message
+        log.warning("TLS handshake refused: client certificate verify failed: %s", reason)
+    elif exc.reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+        log.warning("TLS handshake refused: client certificate required (the client sent none)")
+    else:
+        log.debug("TLS handshake failed: %s", exc.reason or exc)
+
+
+def _report_refused_handshakes(context: ssl.SSLContext) -> None:
+    """Log one line for each handshake ``context`` refuses for want of a good client certificate.
+
+    Leaves a context whose ``sslobject_class`` was already replaced as it is.
+    """
+    if context.sslobject_class is ssl.SSLObject:
+        context.sslobject_class = _ReportingSSLObject
 
 
 class Server:
@@ -512,6 +569,7 @@ class Server:
         }
         if self.ssl_context is not None:
             kwargs["ssl_handshake_timeout"] = limits.TLS_HANDSHAKE_TIMEOUT
+            _report_refused_handshakes(self.ssl_context)
         if self.sock is not None:
             server = await self.loop.create_server(lambda: ServerProtocol(self), sock=self.sock, **kwargs)
         else:

@@ -188,11 +188,18 @@ async def _serve(
     ready: Callable[[Server], None] | None,
     **options: Any,
 ) -> None:
-    server = await start_server(handler, out=sys.stderr, **options)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # Installed before the start-up line is printed: whoever reads it (a supervisor, a test)
+    # may signal at once, and must get a graceful stop rather than the default kill.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    try:
+        server = await start_server(handler, out=sys.stderr, **options)
+    except BaseException:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        raise
     if server.certificates is not None:
         # SIGHUP re-reads the certificate files (after a renewal wrote them anew), as nginx does.
         loop.add_signal_handler(signal.SIGHUP, _reload, server)

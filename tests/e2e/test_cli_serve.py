@@ -1,0 +1,296 @@
+"""``python -m framework serve`` as a user runs it: the development CA, curl, signals, mistakes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shlex
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TLSFiles, require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 30.0
+SERVING = re.compile(r"framework: serving on https://localhost:(\d+)/")
+
+
+def environment(home: Path, *extra_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["FRAMEWORK_HOME"] = str(home)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *map(str, extra_path)])
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    seen: list[str] = field(default_factory=list)
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        for _ in range(10_000):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            if found := pattern.search(line):
+                return found
+        raise AssertionError(f"no line matching {pattern.pattern!r}; stderr: {self.seen!r}")
+
+    def rest(self) -> list[str]:
+        """Every stderr line after the process exited."""
+        for _ in range(100_000):
+            line = self.lines.get(timeout=STARTUP_TIMEOUT)
+            if line is None:
+                return self.seen
+            self.seen.append(line)
+        raise AssertionError("stderr never ended")
+
+
+@contextmanager
+def serve(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[Running]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "framework", "serve", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = Running(process)
+
+    def pump() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            running.lines.put(line.rstrip("\n"))
+        running.lines.put(None)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=STARTUP_TIMEOUT)
+        reader.join(timeout=STARTUP_TIMEOUT)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def stop(running: Running) -> int:
+    running.process.send_signal(signal.SIGTERM)
+    return running.process.wait(timeout=STARTUP_TIMEOUT)
+
+
+HOOKS_APP = '''
+"""An app whose lifecycle hooks leave marks in a file beside it."""
+from pathlib import Path
+
+from framework import App, Request
+
+app = App()
+LOG = Path(__file__).with_name("hooks.log")
+
+
+def mark(word: str) -> None:
+    with LOG.open("a") as file:
+        file.write(word + "\\n")
+
+
+@app.on_startup
+async def up() -> None:
+    mark("startup")
+
+
+@app.on_shutdown
+async def down() -> None:
+    mark("shutdown")
+
+
+@app.get("/")
+async def hello(request: Request) -> str:
+    return "hello from the hooks app"
+'''
+
+
+def test_cli_serve_dev_ca_and_the_printed_curl_line(tmp_path: Path) -> None:
+    curl = require_tool("curl")
+    home = tmp_path / "home"
+    env = environment(home)
+    with serve(["examples.hello:app", "--port", "0"], env, tmp_path) as running:
+        port = int(running.wait_for_line(SERVING, STARTUP_TIMEOUT).group(1))
+        assert port > 0
+        try_it = running.wait_for_line(re.compile(r"framework: try it: (curl .*)$"), 5)
+        command = shlex.split(try_it.group(1))
+        assert command[:2] == ["curl", "--cacert"]
+        ca_cert = Path(command[2])
+        assert ca_cert == home / "dev-ca" / "ca.pem"
+        assert command[3] == f"https://localhost:{port}/"
+        key_mode = stat.S_IMODE((home / "dev-ca" / "ca.key").stat().st_mode)
+        assert key_mode == 0o600, oct(key_mode)
+        result = subprocess.run(
+            [curl, "--silent", "--show-error", "--max-time", "10", *command[1:]],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "Hello, world!"
+        assert stop(running) == 0
+        assert not any("Traceback" in line for line in running.rest())
+
+
+def test_cli_serve_sigterm_runs_shutdown_hooks_and_exits_0(
+    tmp_path: Path, tls_files: TLSFiles
+) -> None:
+    (tmp_path / "hooks_app.py").write_text(HOOKS_APP)
+    args = [
+        "hooks_app:app",
+        "--port",
+        "0",
+        "--certfile",
+        str(tls_files.server_cert),
+        "--keyfile",
+        str(tls_files.server_key),
+        "--loop",
+        "asyncio",
+    ]
+    with serve(args, environment(tmp_path / "home"), tmp_path) as running:
+        port = int(running.wait_for_line(SERVING, STARTUP_TIMEOUT).group(1))
+        assert (tmp_path / "hooks.log").read_text() == "startup\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass  # it listens
+        assert stop(running) == 0
+        lines = running.rest()
+    assert (tmp_path / "hooks.log").read_text() == "startup\nshutdown\n"
+    assert not any("Traceback" in line for line in lines)
+    assert not (tmp_path / "home").exists()  # given a certificate, no development CA is made
+
+
+def test_cli_certs_dev_ca_prints_an_existing_path(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "framework", "certs", "dev-ca"],
+        env=environment(tmp_path / "home"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.is_file()
+    assert path == tmp_path / "home" / "dev-ca" / "ca.pem"
+    assert path.read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def bad_inputs(tls_files: TLSFiles, tmp_path: Path, busy_port: int) -> dict[str, list[str]]:
+    cert = ["--certfile", str(tls_files.server_cert), "--keyfile", str(tls_files.server_key)]
+    return {
+        "unknown option": ["serve", "examples.hello:app", "--no-such-option"],
+        "no such module": ["serve", "nosuchmodule:app"],
+        "no such attribute": ["serve", "examples.hello:nope"],
+        "no colon": ["serve", "examples.hello"],
+        "mismatched key": [
+            "serve",
+            "examples.hello:app",
+            "--certfile",
+            str(tls_files.server_cert),
+            "--keyfile",
+            str(tls_files.client_key),
+        ],
+        "missing certfile": [
+            "serve",
+            "examples.hello:app",
+            "--certfile",
+            str(tmp_path / "missing.pem"),
+            "--keyfile",
+            str(tls_files.server_key),
+        ],
+        "certfile is a directory": [
+            "serve",
+            "examples.hello:app",
+            "--certfile",
+            str(tmp_path),
+            "--keyfile",
+            str(tls_files.server_key),
+        ],
+        "port in use": ["serve", "examples.hello:app", "--port", str(busy_port), *cert],
+        "port not a number": ["serve", "examples.hello:app", "--port", "abc"],
+        "keyfile without certfile": [
+            "serve",
+            "examples.hello:app",
+            "--keyfile",
+            str(tls_files.server_key),
+        ],
+    }
+
+
+CASES = [
+    ("unknown option", "--no-such-option"),
+    ("no such module", "nosuchmodule"),
+    ("no such attribute", "'nope'"),
+    ("no colon", "MODULE:ATTR"),
+    ("mismatched key", "does not match"),
+    ("missing certfile", "missing.pem"),
+    ("certfile is a directory", "framework: error:"),
+    ("port in use", "already in use"),
+    ("port not a number", "port must be a number, not 'abc'"),
+    ("keyfile without certfile", "--keyfile was given without --certfile"),
+]
+
+
+@pytest.mark.parametrize(("case", "words"), CASES, ids=[c for c, _ in CASES])
+def test_cli_serve_bad_input_is_one_line_and_exit_2(
+    case: str, words: str, tls_files: TLSFiles, tmp_path: Path, busy_port: int
+) -> None:
+    args = bad_inputs(tls_files, tmp_path, busy_port)[case]
+    result = subprocess.run(
+        [sys.executable, "-m", "framework", *args],
+        env=environment(tmp_path / "home"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert re.match(r"framework( serve)?: error: ", lines[0]), lines[0]
+    assert words in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
