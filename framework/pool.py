@@ -1,0 +1,989 @@
+"""The client's connections and the pool that shares them between requests.
+
+``ClientConnection`` is the asyncio ``Protocol`` of one connection: it owns the loop's TLS
+transport, a client-role ``Driver`` and the queue of received body bytes, and turns transport
+events into the client's errors. ``ConnectionPool`` bounds connections in total and per origin,
+hands out the most recently used idle one, and queues requests beyond the bound. Neither knows
+about URLs, redirects, content decoding or the response object the caller sees (``client.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import h11
+
+from . import limits
+from .errors import (
+    CertificateVerifyError,
+    ClientError,
+    ConnectError,
+    ConnectTimeout,
+    PoolTimeout,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    ServerDisconnectedError,
+    TimeoutException,
+    TLSError,
+    WriteError,
+    WriteTimeout,
+)
+from .http11 import NEED_DATA, PAUSED, Driver, FlowControl
+from .messages import TLSInfo
+from .tls import tls_info
+
+__all__ = ["ClientConnection", "ConnectionPool", "Connector", "Origin"]
+
+_INF = float("inf")
+_Data = h11.Data
+_Response = h11.Response
+_EndOfMessage = h11.EndOfMessage
+_END = h11.EndOfMessage()
+
+
+class Origin(NamedTuple):
+    """Where a connection goes: scheme, host (lowercase ASCII, no brackets) and port."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+# Connection states, as ``__repr__`` shows them.
+CONNECTING, IDLE, ACTIVE, CLOSED = "CONNECTING", "IDLE", "ACTIVE", "CLOSED"
+
+
+class ClientConnection(asyncio.Protocol):
+    """One HTTP/1.1 connection in the client role, one request at a time.
+
+    Received body bytes are queued here; reading from the socket pauses while more than
+    ``limits.READ_HIGH_WATER`` bytes wait for the caller and resumes as it consumes them.
+    End of file and ``connection_lost`` mark the connection unusable at once, so the pool
+    notices a connection the server closed without polling it.
+    """
+
+    __slots__ = (
+        "origin",
+        "driver",
+        "transport",
+        "flow",
+        "state",
+        "requests",
+        "idle_since",
+        "expires_at",
+        "keep_alive_expiry",
+        "_pool",
+        "_loop",
+        "_head",
+        "_chunks",
+        "_buffered",
+        "_complete",
+        "_got_bytes",
+        "_eof",
+        "_failure",
+        "_waiter",
+        "_deadline",
+        "_silence",
+        "_timer",
+        "_timer_when",
+        "_lost",
+        "_tls",
+    )
+
+    def __init__(self, pool: ConnectionPool, origin: Origin, max_header_bytes: int) -> None:
+        self.origin = origin
+        self.driver = Driver("client", max_header_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl | None = None
+        self.state = CONNECTING
+        #: Requests sent on this connection, the one in progress included.
+        self.requests = 0
+        self.idle_since = 0.0
+        self.expires_at = _INF
+        self.keep_alive_expiry = pool.keep_alive_expiry
+        self._pool = pool
+        self._loop = pool.loop
+        self._head: h11.Response | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._complete = False
+        self._got_bytes = False
+        self._eof = False
+        self._failure: ClientError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline = _INF
+        self._silence: float | None = None  # the read timeout being waited on; None: total
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = _INF
+        self._lost: asyncio.Future[None] = pool.loop.create_future()
+        self._tls: TLSInfo | None = None
+
+    # --- asyncio callbacks --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport  # type: ignore[assignment]
+        self.flow = FlowControl(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is not ACTIVE:
+            # Bytes nobody asked for (a 408 before closing, or junk): the connection can no
+            # longer be trusted to frame the next response.
+            self._fail(ReadError(f"{self.origin} sent data while no request was in flight"))
+            self.abort()
+            return
+        self._got_bytes = True
+        try:
+            self.driver.receive_data(data)
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        if self.state is ACTIVE:
+            try:
+                self.driver.receive_data(b"")
+            except RemoteProtocolError as exc:  # pragma: no cover - h11 accepts EOF in any state
+                self._protocol_error(exc)
+                return None
+            self._process()
+        # Returning a false value lets the transport close itself.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = CLOSED
+        if self.flow is not None:
+            self.flow.connection_lost(exc)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._complete and self._failure is None:
+            if isinstance(exc, ssl.SSLError):
+                self._failure = _tls_error(exc, self.origin)
+            elif exc is not None:
+                self._failure = ReadError(f"connection to {self.origin} lost: {exc}")
+                self._failure.__cause__ = exc
+            else:
+                self._failure = self._disconnected()
+        self._wake()
+        if not self._lost.done():
+            self._lost.set_result(None)
+        self._pool._connection_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.flow is not None:
+            self.flow.resume_writing()
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        driver = self.driver
+        while True:
+            try:
+                event = driver.next_event()
+            except RemoteProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            kind = type(event)
+            if kind is _Data:
+                data = event.data  # type: ignore[union-attr]
+                self._chunks.append(data)
+                self._buffered += len(data)
+                if self._buffered > limits.READ_HIGH_WATER:
+                    self.flow.pause_reading()  # type: ignore[union-attr]
+            elif kind is _Response:
+                self._head = event  # type: ignore[assignment]
+                self._read_keep_alive(event)  # type: ignore[arg-type]
+            elif kind is _EndOfMessage:
+                self._complete = True
+                break
+            elif event is NEED_DATA or event is PAUSED:
+                break
+            elif kind is h11.ConnectionClosed:
+                break
+            # InformationalResponse (100 Continue, 103 Early Hints): nothing to do.
+        self._wake()
+
+    def _read_keep_alive(self, head: h11.Response) -> None:
+        for _, name, value in head.headers._full_items:
+            if name == b"keep-alive":
+                for param in value.split(b","):
+                    key, _, number = param.strip().partition(b"=")
+                    if key.lower() == b"timeout":
+                        try:
+                            hint = float(number)
+                        except ValueError:
+                            continue
+                        # Leave a margin so we never send on a connection the server is just
+                        # closing; with a hint shorter than the margin, keep half of it.
+                        margin = limits.CLIENT_KEEP_ALIVE_MARGIN
+                        usable = hint - margin if hint > margin else hint / 2
+                        self.keep_alive_expiry = min(self._pool.keep_alive_expiry, usable)
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        if self._eof:
+            failure: ClientError = self._disconnected()
+        else:
+            failure = ReadError(f"{self.origin} sent malformed HTTP/1.1: {exc}")
+        failure.__cause__ = exc
+        self._fail(failure)
+        self.abort()
+
+    def _disconnected(self) -> ServerDisconnectedError:
+        if self._head is None and not self._got_bytes:
+            message = f"{self.origin} closed the connection without sending a response"
+            if self.requests == 1 and self.origin.scheme == "https":
+                # Under TLS 1.3 a server refuses a client certificate (or its absence) after
+                # our side of the handshake is done, and the loop reports only the close.
+                message += (
+                    "; on a new TLS connection this often means the server requires a client "
+                    "certificate (pass cert= and key=)"
+                )
+            return ServerDisconnectedError(message)
+        return ServerDisconnectedError(
+            f"{self.origin} closed the connection before the response was complete"
+        )
+
+    def _fail(self, failure: ClientError) -> None:
+        if self._failure is None:
+            self._failure = failure
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, silence: float | None, deadline: float | None) -> None:
+        """Wait for the next event, bounded by ``silence`` seconds and the total deadline."""
+        loop = self._loop
+        waiter = self._waiter = loop.create_future()
+        when = _INF if silence is None else loop.time() + silence
+        if deadline is not None and deadline < when:
+            when = deadline
+            self._silence = None
+        else:
+            self._silence = silence
+        self._deadline = when
+        # One timer per connection, moved only when it would fire too late: sequential
+        # requests reuse it instead of scheduling and cancelling one each.
+        if when < self._timer_when:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(when, self._on_timer)
+            self._timer_when = when
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_when = _INF
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._loop.time() + 0.001 >= self._deadline:
+            silence = self._silence
+            waiter.set_exception(
+                _total_timeout()
+                if silence is None
+                else ReadTimeout(f"{self.origin} sent nothing for {silence} s")
+            )
+        elif self._deadline != _INF:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            self._timer_when = self._deadline
+
+    async def receive_head(self, silence: float | None, deadline: float | None) -> h11.Response:
+        """Wait for the response's status line and headers.
+
+        Raises:
+            ReadTimeout: nothing arrived for ``silence`` seconds.
+            ServerDisconnectedError, ReadError, TLSError: the connection failed.
+        """
+        while self._head is None:
+            if self._failure is not None:
+                raise self._failure
+            await self._wait(silence, deadline)
+        return self._head
+
+    def take_chunks(self) -> list[bytes]:
+        """Every body chunk received so far (possibly none); resumes reading if paused."""
+        chunks = list(self._chunks)
+        self._chunks.clear()
+        if self._buffered > limits.READ_HIGH_WATER:
+            self.flow.resume_reading()  # type: ignore[union-attr]
+        self._buffered = 0
+        return chunks
+
+    async def receive_chunk(self, silence: float | None, deadline: float | None) -> bytes:
+        """The next piece of the body, ``b""`` once it is complete.
+
+        Raises:
+            ReadTimeout: nothing arrived for ``silence`` seconds.
+            ServerDisconnectedError, ReadError, TLSError: the connection failed mid-body.
+        """
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._buffered <= limits.READ_HIGH_WATER:
+                    self.flow.resume_reading()  # type: ignore[union-attr]
+                return chunk
+            if self._complete:
+                return b""
+            if self._failure is not None:
+                raise self._failure
+            await self._wait(silence, deadline)
+
+    @property
+    def is_complete(self) -> bool:
+        """True once the whole response has been received (it may not be consumed yet)."""
+        return self._complete
+
+    @property
+    def has_response_bytes(self) -> bool:
+        """True once any byte of the current response arrived."""
+        return self._got_bytes
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Body bytes received and waiting for the caller."""
+        return self._buffered
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        """What the TLS handshake agreed (version, cipher, ALPN), or ``None`` for plain HTTP."""
+        if self._tls is None and self.transport is not None:
+            self._tls = tls_info(self.transport.get_extra_info("ssl_object"))
+        return self._tls
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def send(self, request: h11.Request, body: bytes | None, end: bool) -> None:
+        """Write the request head, ``body`` and (when ``end``) the end of message in one write.
+
+        Raises:
+            ServerDisconnectedError: the connection closed while it was idle.
+        """
+        transport = self.transport
+        if self.state is CLOSED or self._eof or transport is None or transport.is_closing():
+            raise ServerDisconnectedError(f"{self.origin} closed the connection while it was idle")
+        self.requests += 1
+        driver = self.driver
+        data = driver.send(request)
+        if body:
+            data += driver.send(_Data(data=body))
+        if end:
+            data += driver.send(_END)
+        transport.write(data)
+
+    def send_data(self, data: bytes, end: bool = False) -> None:
+        """Write a piece of a streamed body (chunked), and the end of it when ``end``."""
+        if self.state is CLOSED or self.transport is None:
+            raise self._failure or WriteError(f"connection to {self.origin} is closed")
+        out = self.driver.send(_Data(data=data)) if data else b""
+        if end:
+            out += self.driver.send(_END)
+        self.transport.write(out)
+
+    async def drain(self, write_timeout: float | None, deadline: float | None) -> None:
+        """Wait while the transport's write buffer is above its high-water mark.
+
+        Raises:
+            WriteTimeout: the server took no bytes for ``write_timeout`` seconds.
+            WriteError: the connection was lost.
+        """
+        flow = self.flow
+        if flow is None or not flow.is_write_paused:
+            if self.state is CLOSED:
+                raise WriteError(f"connection to {self.origin} lost while sending the request")
+            return
+        limit, by_deadline = write_timeout, False
+        if deadline is not None:
+            remaining = deadline - self._loop.time()
+            if limit is None or remaining < limit:
+                limit, by_deadline = remaining, True
+        try:
+            async with asyncio.timeout(limit):
+                await flow.drain()
+        except TimeoutError as exc:
+            if by_deadline:
+                raise _total_timeout() from exc
+            raise WriteTimeout(
+                f"{self.origin} accepted no request bytes for {write_timeout} s"
+            ) from exc
+        except ConnectionError as exc:
+            raise WriteError(f"connection to {self.origin} lost while sending: {exc}") from exc
+
+    # --- ending -------------------------------------------------------------------------------
+
+    def finish(self) -> bool:
+        """End the request/response cycle; True when the connection may carry another."""
+        driver = self.driver
+        reusable = (
+            self.state is ACTIVE
+            and self._complete
+            and not self._eof
+            and self._failure is None
+            and driver.is_reusable
+            and not self._chunks
+            and not driver.trailing_data[0]
+        )
+        if reusable:
+            driver.start_next_cycle()
+            self._head = None
+            self._complete = False
+            self._got_bytes = False
+            self._buffered = 0
+            self.flow.resume_reading()  # type: ignore[union-attr]
+        return reusable
+
+    def close(self) -> None:
+        """Close gracefully (TLS close_notify), bounded by the transport's shutdown timeout."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping anything unsent or unread."""
+        if self._failure is None and not self._complete:
+            self._failure = ReadError(f"connection to {self.origin} was aborted")
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def wait_closed(self, grace: float) -> None:
+        """Wait for ``connection_lost``; abort when it has not come within ``grace`` seconds."""
+        if self.transport is None:
+            return
+        if not self._lost.done():
+            try:
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(self._lost)
+            except TimeoutError:
+                self.transport.abort()
+                await asyncio.shield(self._lost)
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection [{self.origin}, {self.state}, requests: {self.requests}]>"
+
+
+def _total_timeout() -> TimeoutException:
+    return TimeoutException("the request's total deadline passed")
+
+
+# --- connecting -------------------------------------------------------------------------------
+
+
+class Connector:
+    """Opens connections: TCP (to a pinned address when ``resolve`` names one), then TLS.
+
+    Args:
+        ssl_context: the context for ``https`` origins (never modified).
+        resolve: host name (or ``"host:port"``) to the address to connect to instead; the
+            certificate is still checked against the name, as ``curl --resolve`` does.
+        max_header_bytes: the largest response head accepted.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None,
+        resolve: Mapping[str, str] | None = None,
+        max_header_bytes: int = limits.CLIENT_MAX_HEADER_BYTES,
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.resolve = {key.lower(): value.strip("[]") for key, value in (resolve or {}).items()}
+        self.max_header_bytes = max_header_bytes
+
+    def address(self, origin: Origin) -> str:
+        """The address to connect to for ``origin``."""
+        resolve = self.resolve
+        if resolve:
+            pinned = resolve.get(f"{origin.host}:{origin.port}") or resolve.get(origin.host)
+            if pinned is not None:
+                return pinned
+        return origin.host
+
+    async def connect(
+        self, pool: ConnectionPool, origin: Origin, connect_timeout: float | None
+    ) -> ClientConnection:
+        """A new connection to ``origin``, handshake done.
+
+        Raises:
+            ConnectTimeout: TCP and TLS took longer than ``connect_timeout``.
+            CertificateVerifyError: the certificate is not trusted for the host.
+            TLSError: the handshake failed otherwise.
+            ConnectError: the TCP connection failed (refused, unreachable, unknown name).
+        """
+        loop = pool.loop
+        conn = ClientConnection(pool, origin, self.max_header_bytes)
+        address = self.address(origin)
+        kwargs: dict[str, Any] = {}
+        if origin.scheme == "https":
+            if self.ssl_context is None:  # pragma: no cover - the client always supplies one
+                raise ConnectError("no TLS context for an https origin")
+            # The loop's handshake timeout is a backstop; ours (below) covers TCP and TLS.
+            handshake = (
+                limits.TLS_HANDSHAKE_TIMEOUT if connect_timeout is None else connect_timeout + 1.0
+            )
+            # server_hostname is the name, not the pinned address. For an IP literal the ssl
+            # module sends no SNI and checks the certificate's IP address entries instead.
+            kwargs = {
+                "ssl": self.ssl_context,
+                "server_hostname": origin.host,
+                "ssl_handshake_timeout": handshake,
+                "ssl_shutdown_timeout": limits.CLIENT_CLOSE_TIMEOUT,
+            }
+        try:
+            async with asyncio.timeout(connect_timeout):
+                await loop.create_connection(lambda: conn, address, origin.port, **kwargs)
+        except TimeoutError as exc:
+            raise ConnectTimeout(
+                f"connecting to {origin} took longer than {connect_timeout} s"
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise await _verify_error(exc, origin, address, connect_timeout) from exc
+        except ssl.SSLError as exc:
+            raise _tls_error(exc, origin) from exc
+        except OSError as exc:
+            where = origin if address == origin.host else f"{origin} (at {address})"
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConnectError(f"cannot connect to {where}: {reason}") from exc
+        if kwargs:
+            alpn = conn.transport.get_extra_info("ssl_object").selected_alpn_protocol()  # type: ignore[union-attr]
+            if alpn not in (None, "http/1.1"):  # pragma: no cover - we offer only http/1.1
+                conn.abort()
+                raise TLSError(f"{origin} chose {alpn!r} by ALPN; only http/1.1 is spoken")
+        return conn
+
+
+def _tls_error(exc: ssl.SSLError, origin: Origin) -> TLSError:
+    reason = getattr(exc, "reason", None) or str(exc)
+    text = str(reason).upper()
+    if "CERTIFICATE_REQUIRED" in text or ("HANDSHAKE_FAILURE" in text and "ALERT" in text):
+        hint = "the server may require a client certificate: pass cert= and key="
+    elif "UNKNOWN_CA" in text or "BAD_CERTIFICATE" in text:
+        hint = "the server did not accept our client certificate: check cert= and key="
+    elif "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text:
+        hint = "the server does not speak TLS on this port: try http://"
+    elif "VERSION" in text or "NO_PROTOCOLS" in text:
+        hint = "the server offers no TLS version we accept (TLS 1.2 is the minimum)"
+    else:
+        hint = "see the TLS alert above"
+    error = TLSError(f"TLS with {origin} failed: {reason} ({hint})")
+    error.__cause__ = exc
+    return error
+
+
+# OpenSSL's X509_V_ERR_* codes we have a hint for.
+_EXPIRED, _NOT_YET_VALID, _SELF_SIGNED, _SELF_SIGNED_IN_CHAIN = 10, 9, 18, 19
+_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE, _HOSTNAME, _IP = 20, 2, 21, 62, 64
+_INVALID_PURPOSE = 26
+
+
+async def _verify_error(
+    exc: ssl.SSLCertVerificationError,
+    origin: Origin,
+    address: str,
+    connect_timeout: float | None,
+) -> CertificateVerifyError:
+    code = exc.verify_code
+    reason = exc.verify_message or str(exc.reason or exc)
+    host = origin.host
+    if code in (_HOSTNAME, _IP):
+        names = await _peer_names(address, origin, connect_timeout)
+        if names:
+            hint = f"the server's certificate is for {', '.join(names)}, not {host}"
+        else:
+            hint = f"the server's certificate does not name {host}"
+        if address != host:
+            hint += f" (connected to {address} for {host})"
+    elif code == _EXPIRED:
+        hint = "the server's certificate has expired: renew it (or check this machine's clock)"
+    elif code == _NOT_YET_VALID:
+        hint = "the server's certificate is not valid yet: check this machine's clock"
+    elif code == _SELF_SIGNED:
+        hint = "the server's certificate is self-signed: pass ca='path/to/its/cert.pem' to trust it"
+    elif code == _SELF_SIGNED_IN_CHAIN:
+        hint = "issuer not trusted: the chain ends in an untrusted root; pass ca='path/to/ca.pem'"
+    elif code in (_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE):
+        hint = (
+            "issuer not trusted: pass ca='path/to/ca.pem'; if that CA is trusted already, "
+            "the server is not sending its intermediate certificate(s)"
+        )
+    elif code == _INVALID_PURPOSE:
+        hint = "the certificate is not for TLS servers (extendedKeyUsage lacks serverAuth)"
+    else:
+        hint = "the certificate breaks the rules of RFC 5280 or of the CA; re-issue it"
+    return CertificateVerifyError(reason, host, hint)
+
+
+async def _peer_names(
+    address: str, origin: Origin, connect_timeout: float | None
+) -> list[str]:
+    """The names in the server's certificate, for the hint after a host name mismatch.
+
+    A second handshake fetches the certificate without trusting it; nothing is sent on that
+    connection and nothing in it is believed beyond the names quoted in the error message.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(connect_timeout or limits.CLIENT_CONNECT_TIMEOUT):
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol,
+                address,
+                origin.port,
+                ssl=context,
+                server_hostname=origin.host,
+            )
+    except (OSError, TimeoutError):
+        return []
+    try:
+        der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        transport.abort()
+    if not der:
+        return []
+    try:
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return []
+        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        return names
+    except ValueError:
+        return []
+
+
+# --- the pool -----------------------------------------------------------------------------------
+
+
+class _Waiter:
+    __slots__ = ("origin", "future")
+
+    def __init__(self, origin: Origin, future: asyncio.Future[ClientConnection | None]) -> None:
+        self.origin = origin
+        self.future = future
+
+
+class ConnectionPool:
+    """Connections shared between requests, bounded in total and per origin.
+
+    A request takes the most recently used idle connection of its origin, or opens one while
+    under both bounds, or waits (first come, first served) up to its pool timeout. Idle
+    connections expire after ``keep_alive_expiry`` (or the server's ``Keep-Alive: timeout=``
+    hint less a margin) and leave the pool as soon as the server closes them.
+
+    Counters: ``num_connections`` (open or opening), ``num_active`` (carrying a request),
+    ``num_idle``, ``num_waiting`` (requests queued for a connection).
+
+    Args:
+        connector: opens new connections.
+        max_connections: the most connections open at once.
+        max_connections_per_host: the most open at once to one origin.
+        keep_alive_expiry: seconds an idle connection is kept.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        max_connections: int = limits.CLIENT_MAX_CONNECTIONS,
+        max_connections_per_host: int = limits.CLIENT_MAX_CONNECTIONS_PER_HOST,
+        keep_alive_expiry: float = limits.CLIENT_KEEP_ALIVE_EXPIRY,
+    ) -> None:
+        if max_connections < 1 or max_connections_per_host < 1:
+            raise ValueError(
+                f"max_connections ({max_connections}) and max_connections_per_host "
+                f"({max_connections_per_host}) must be at least 1"
+            )
+        self.connector = connector
+        self.max_connections = max_connections
+        self.max_connections_per_host = max_connections_per_host
+        self.keep_alive_expiry = keep_alive_expiry
+        self.loop = asyncio.get_running_loop()
+        self._idle: dict[Origin, list[ClientConnection]] = {}
+        self._per_origin: dict[Origin, int] = {}
+        self._connections: set[ClientConnection] = set()
+        self._waiters: deque[_Waiter] = deque()
+        self.num_connections = 0
+        self.num_active = 0
+        self.is_closed = False
+
+    @property
+    def num_idle(self) -> int:
+        """Connections open and waiting for a request."""
+        return sum(len(idle) for idle in self._idle.values())
+
+    @property
+    def num_waiting(self) -> int:
+        """Requests queued for a connection."""
+        return len(self._waiters)
+
+    # --- taking -------------------------------------------------------------------------------
+
+    def take_idle(self, origin: Origin) -> ClientConnection | None:
+        """The most recently used live idle connection to ``origin``, or ``None`` (no wait)."""
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        now = self.loop.time()
+        while idle:
+            conn = idle.pop()  # the most recently used: likeliest to be alive and warm
+            if conn.state is IDLE and now < conn.expires_at and not conn._eof:
+                conn.state = ACTIVE
+                self.num_active += 1
+                return conn
+            self._forget(conn)
+            conn.close()
+        return None
+
+    def _has_room(self, origin: Origin) -> bool:
+        if self._per_origin.get(origin, 0) >= self.max_connections_per_host:
+            return False
+        if self.num_connections >= self.max_connections:
+            # Full: make room by closing the least recently used idle connection elsewhere.
+            return self._evict_idle(origin)
+        return True
+
+    def _evict_idle(self, origin: Origin) -> bool:
+        oldest: ClientConnection | None = None
+        for other, idle in self._idle.items():
+            if other == origin or not idle:
+                continue
+            if oldest is None or idle[0].idle_since < oldest.idle_since:
+                oldest = idle[0]
+        if oldest is None:
+            return False
+        self._idle[oldest.origin].remove(oldest)
+        self._forget(oldest)
+        oldest.close()
+        return True
+
+    def _reserve(self, origin: Origin) -> None:
+        self.num_connections += 1
+        self._per_origin[origin] = self._per_origin.get(origin, 0) + 1
+
+    async def acquire(
+        self, origin: Origin, *, pool_timeout: float | None, connect_timeout: float | None
+    ) -> ClientConnection:
+        """A connection to ``origin`` for one request; give it back with ``release()``.
+
+        Raises:
+            PoolTimeout: no connection became free within ``pool_timeout``.
+            ConnectError, TLSError, CertificateVerifyError, ConnectTimeout: opening failed.
+        """
+        if self.is_closed:
+            raise ClientError("the client is closed; make a new one")
+        conn = self.take_idle(origin)
+        if conn is not None:
+            return conn
+        if not self._waiters and self._has_room(origin):
+            self._reserve(origin)
+            return await self._open(origin, connect_timeout)
+        future: asyncio.Future[ClientConnection | None] = self.loop.create_future()
+        waiter = _Waiter(origin, future)
+        self._waiters.append(waiter)
+        self._grant()  # it may be served at once (another origin's idle connection evicted)
+        timer = None
+        if pool_timeout is not None and not future.done():
+            timer = self.loop.call_later(pool_timeout, self._expire, waiter, pool_timeout)
+        try:
+            granted = await future
+        except BaseException:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                # Granted just as we were cancelled: hand it on.
+                self._give_back(origin, future.result())
+            else:
+                self._remove_waiter(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if granted is not None:
+            return granted
+        return await self._open(origin, connect_timeout)
+
+    def _expire(self, waiter: _Waiter, timeout: float) -> None:
+        if not waiter.future.done():
+            self._remove_waiter(waiter)
+            waiter.future.set_exception(
+                PoolTimeout(
+                    f"no connection to {waiter.origin} became free within {timeout} s "
+                    f"({self.num_connections} open, limits {self.max_connections} in total and "
+                    f"{self.max_connections_per_host} per host)"
+                )
+            )
+
+    def _remove_waiter(self, waiter: _Waiter) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def _give_back(self, origin: Origin, granted: ClientConnection | None) -> None:
+        if granted is None:
+            self._unreserve(origin)
+        else:
+            self.release(granted)
+
+    async def _open(self, origin: Origin, connect_timeout: float | None) -> ClientConnection:
+        # A slot is reserved for this connection; it is given back if opening fails.
+        try:
+            conn = await self.connector.connect(self, origin, connect_timeout)
+        except BaseException:
+            self._unreserve(origin)
+            raise
+        self._connections.add(conn)
+        if conn.state is CLOSED:  # pragma: no cover - lost between handshake and here
+            self._connections.discard(conn)
+            self._unreserve(origin)
+            raise ServerDisconnectedError(f"{origin} closed the connection at once")
+        conn.state = ACTIVE
+        self.num_active += 1
+        return conn
+
+    def _unreserve(self, origin: Origin) -> None:
+        self.num_connections -= 1
+        left = self._per_origin[origin] - 1
+        if left:
+            self._per_origin[origin] = left
+        else:
+            del self._per_origin[origin]
+        if self._waiters:
+            self._grant()
+
+    # --- giving back --------------------------------------------------------------------------
+
+    def release(self, conn: ClientConnection) -> None:
+        """Take a connection back after its request: idle when reusable, closed otherwise."""
+        if conn.state is not ACTIVE:
+            if conn.state is CLOSED and conn in self._connections:
+                self.num_active -= 1
+                self._forget(conn)
+            return
+        self.num_active -= 1
+        if self.is_closed or not conn.finish():
+            self._forget(conn)
+            conn.abort()
+            return
+        origin = conn.origin
+        if self._waiters:
+            for waiter in self._waiters:
+                if waiter.origin == origin and not waiter.future.done():
+                    self._waiters.remove(waiter)
+                    self.num_active += 1
+                    waiter.future.set_result(conn)
+                    return
+        now = self.loop.time()
+        conn.state = IDLE
+        conn.idle_since = now
+        conn.expires_at = now + conn.keep_alive_expiry
+        idle = self._idle.get(origin)
+        if idle is None:
+            idle = self._idle[origin] = []
+        elif idle and idle[0].expires_at <= now:
+            # Drop the oldest idle connection once it expires, without a timer per connection.
+            stale = idle.pop(0)
+            self._forget(stale)
+            stale.close()
+        idle.append(conn)
+        if self._waiters:
+            self._grant()  # waiters for other origins may use the room an idle close makes
+
+    def _connection_lost(self, conn: ClientConnection) -> None:
+        """Called by a connection once its transport is gone."""
+        if conn in self._connections:
+            idle = self._idle.get(conn.origin)
+            if idle is not None and conn in idle:
+                # The server closed an idle connection: forget it now, not at the next request.
+                idle.remove(conn)
+                self._forget(conn)
+
+    def close_idle(self, origin: Origin) -> None:
+        """Close the idle connections to ``origin`` (after one of them turned out dead)."""
+        for conn in self._idle.pop(origin, []):
+            self._forget(conn)
+            conn.close()
+
+    def _forget(self, conn: ClientConnection) -> None:
+        if conn in self._connections:
+            self._connections.discard(conn)
+            if conn.state is not CLOSED:
+                conn.state = CLOSED
+            self._unreserve(conn.origin)
+
+    def _grant(self) -> None:
+        """Serve queued requests, in order, while connections or room allow."""
+        waiters = self._waiters
+        while waiters:
+            for waiter in waiters:
+                if waiter.future.done():
+                    # Cancelled (or timed out) and not yet removed by its own task.
+                    waiters.remove(waiter)
+                    break
+                origin = waiter.origin
+                conn = self.take_idle(origin)
+                if conn is not None:
+                    waiters.remove(waiter)
+                    waiter.future.set_result(conn)
+                    break
+                if self._has_room(origin):
+                    waiters.remove(waiter)
+                    self._reserve(origin)
+                    waiter.future.set_result(None)
+                    break
+            else:
+                return
+
+    # --- closing ------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close every connection (in-flight ones too) and fail queued requests."""
+        if self.is_closed:
+            return
+        self.is_closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_exception(ClientError("the client was closed"))
+        connections = list(self._connections)
+        for conn in connections:
+            if conn.state is IDLE:
+                conn.close()
+            else:
+                conn.abort()
+        for conn in connections:
+            await conn.wait_closed(limits.CLIENT_CLOSE_TIMEOUT + 0.5)
+        for idle in self._idle.values():
+            for conn in idle:
+                self._forget(conn)
+        self._idle.clear()
+
+    def __repr__(self) -> str:
+        state = "CLOSED" if self.is_closed else "OPEN"
+        return (
+            f"<ConnectionPool [{state}, connections: {self.num_connections} "
+            f"({self.num_active} active, {self.num_idle} idle), waiting: {self.num_waiting}]>"
+        )
