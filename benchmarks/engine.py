@@ -1,0 +1,615 @@
+"""The load engine: connections that send one request after another and time the answers.
+
+One asyncio ``Protocol`` per connection, over the loop's TLS transport, with the package's
+client-role ``Driver`` parsing every response. The request never changes during a run, so its
+bytes are encoded once (by h11, on a scratch connection) and each connection's driver is only
+told that it was sent. ``Engine`` runs one process's share of a run: closed loop (each
+connection sends its next request as soon as the previous answer is in) or open loop (each
+connection sends on a fixed schedule and latency counts from when a request was *due*, so a
+stalled server cannot hide behind requests that were never sent). It knows nothing of
+terminals, files or other processes: ``load.py`` does that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import h11
+
+from framework.errors import ProtocolError
+from framework.http11 import NEED_DATA, Driver
+from framework.tls import client_context
+
+from .histogram import Histogram
+
+__all__ = ["ERROR_KINDS", "Engine", "Settings", "Stats", "Target"]
+
+#: Every kind of error a run counts; each failed request is counted under exactly one.
+#: connect: TCP connect failed. tls: the handshake failed (or the peer hung up during it).
+#: timeout: no complete answer within --timeout. reset: the server closed or reset the
+#: connection before the answer was complete. protocol: the answer was not valid HTTP/1.1.
+#: status: an answer with status >= 500, counted only with --fail-status.
+ERROR_KINDS = ("connect", "tls", "timeout", "reset", "protocol", "status")
+
+_perf_ns = time.perf_counter_ns
+
+
+@dataclass
+class Settings:
+    """What to run: everything the command line sets, in one picklable object."""
+
+    url: str
+    connections: int = 64
+    duration: float | None = 10.0
+    requests: int | None = None
+    warmup: float = 1.0
+    rate: float | None = None
+    new_connection: bool = False
+    method: str = "GET"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    timeout: float = 10.0
+    fail_status: bool = False
+    processes: int = 1
+    loop: str = "uvloop"
+
+    @property
+    def mode(self) -> str:
+        """``"closed-loop"`` or ``"open-loop"``."""
+        return "open-loop" if self.rate else "closed-loop"
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings for a report (the body by its size only)."""
+        data = asdict(self)
+        data["body_bytes"] = len(data.pop("body"))
+        data["headers"] = [list(h) for h in self.headers]
+        data["mode"] = self.mode
+        return data
+
+    def share(self, index: int, parts: int) -> Settings:
+        """Process ``index``'s part of the run when it is split over ``parts`` processes."""
+
+        def split(total: int) -> int:
+            return total // parts + (1 if index < total % parts else 0)
+
+        copy = Settings(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        copy.connections = split(self.connections)
+        if self.requests is not None:
+            copy.requests = split(self.requests)
+        if self.rate:
+            copy.rate = self.rate * copy.connections / self.connections
+        copy.processes = 1
+        return copy
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go and the bytes each one is, worked out once per process."""
+
+    host: str
+    port: int
+    is_tls: bool
+    server_hostname: str | None
+    request_bytes: bytes
+    request_events: tuple[h11.Event, ...]
+    ssl_context: ssl.SSLContext | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Target:
+        """Parse the URL, build the TLS context and encode the request.
+
+        Raises:
+            ValueError: the URL is not ``http(s)://host[:port]/path``.
+        """
+        parts = urlsplit(settings.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"URL must look like https://host:port/path, not {settings.url!r}")
+        is_tls = parts.scheme == "https"
+        port = parts.port or (443 if is_tls else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        default_port = 443 if is_tls else 80
+        host_header = parts.hostname if port == default_port else f"{parts.hostname}:{port}"
+        if ":" in parts.hostname:  # an IPv6 literal
+            host_header = f"[{parts.hostname}]" + ("" if port == default_port else f":{port}")
+        headers = [("host", host_header), ("user-agent", "framework-load")]
+        given = {name.lower() for name, _ in settings.headers}
+        headers = [h for h in headers if h[0] not in given] + list(settings.headers)
+        if settings.body or settings.method in ("POST", "PUT", "PATCH"):
+            if "content-length" not in given and "transfer-encoding" not in given:
+                headers.append(("content-length", str(len(settings.body))))
+        if settings.new_connection and "connection" not in given:
+            headers.append(("connection", "close"))
+        events: list[h11.Event] = [
+            h11.Request(method=settings.method, target=target, headers=headers)
+        ]
+        if settings.body:
+            events.append(h11.Data(data=settings.body))
+        events.append(h11.EndOfMessage())
+        # Encode with a real client connection once: h11 checks the framing, and every
+        # request of the run is these bytes.
+        scratch = Driver("client")
+        request_bytes = b"".join(scratch.send(e) for e in events)
+        ctx = None
+        if is_tls:
+            ctx = client_context(settings.ca, cert=settings.cert, key=settings.key)
+        return cls(
+            host=parts.hostname,
+            port=port,
+            is_tls=is_tls,
+            server_hostname=parts.hostname if is_tls else None,
+            request_bytes=request_bytes,
+            request_events=tuple(events),
+            ssl_context=ctx,
+        )
+
+
+class _LoadDriver(Driver):
+    """A client ``Driver`` that can be told a pre-encoded request went out.
+
+    ``Driver.send`` encodes every event; the request is the same for the whole run, so only
+    h11's state machine needs to hear about it. That saves a third of the client's CPU per
+    request (measured: see benchmarks/README.md). Falls back to ``send`` if h11 changes.
+    """
+
+    __slots__ = ()
+
+    def mark_sent(self, events: tuple[h11.Event, ...]) -> None:
+        conn = self._conn
+        process = getattr(conn, "_process_event", None)
+        if process is None:  # pragma: no cover - h11 without the private method
+            for event in events:
+                self.send(event)
+            return
+        for event in events:
+            process(h11.CLIENT, event)
+
+
+class Stats:
+    """What one process measured: latencies, counts, errors by kind, status codes, bytes."""
+
+    __slots__ = ("histogram", "ok", "errors", "statuses", "bytes_in", "bytes_out", "unfinished",
+                 "connects", "started", "ended", "cpu_started", "cpu_ended", "unsent")
+
+    def __init__(self) -> None:
+        self.histogram = Histogram()
+        self.ok = 0
+        self.errors: Counter[str] = Counter()
+        self.statuses: dict[int, int] = {}
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.unfinished = 0
+        self.unsent = 0  # open loop: requests that fell due but were never sent
+        self.connects = 0
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+        self.cpu_started = time.process_time()
+        self.cpu_ended: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds measured so far (or in all, once ended)."""
+        return (self.ended if self.ended is not None else time.perf_counter()) - self.started
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time this process used while measuring (its own load-generating cost)."""
+        return (self.cpu_ended if self.cpu_ended is not None else time.process_time()) \
+            - self.cpu_started
+
+    def end(self) -> None:
+        self.ended = time.perf_counter()
+        self.cpu_ended = time.process_time()
+
+    @property
+    def error_count(self) -> int:
+        """All errors of every kind."""
+        return sum(self.errors.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts and the histogram, mergeable with ``merge_json``."""
+        return {
+            "elapsed": self.elapsed,
+            "ok": self.ok,
+            "errors": {k: self.errors.get(k, 0) for k in ERROR_KINDS},
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "unfinished": self.unfinished,
+            "unsent": self.unsent,
+            "connects": self.connects,
+            "cpu_seconds": self.cpu_seconds,
+            "histogram": self.histogram.to_json(),
+        }
+
+
+class _Connection(asyncio.Protocol):
+    """One connection of the load: sends the run's request, parses answers with the driver."""
+
+    __slots__ = ("engine", "transport", "driver", "due", "sent", "status", "busy", "failed",
+                 "lost", "slot")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.transport: asyncio.Transport | None = None
+        self.driver = _LoadDriver("client")
+        self.due = 0  # ns: when the request in flight was due (latency counts from here)
+        self.sent = 0  # ns: when it was written (timeouts count from here)
+        self.status = 0
+        self.busy = False
+        self.failed = False  # an error was counted for the request in flight
+        self.lost: asyncio.Future[None] = engine.loop.create_future()
+        self.slot: _Slot | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, due: int) -> None:
+        engine = self.engine
+        self.due = due
+        self.sent = _perf_ns()
+        self.busy = True
+        self.failed = False
+        self.driver.mark_sent(engine.target.request_events)
+        self.transport.write(engine.request_bytes)  # type: ignore[union-attr]
+        engine.stats.bytes_out += engine.request_size
+
+    def data_received(self, data: bytes) -> None:
+        self.engine.stats.bytes_in += len(data)
+        driver = self.driver
+        try:
+            driver.receive_data(data)
+            while True:
+                event = driver.next_event()
+                if event is NEED_DATA:
+                    return
+                kind = type(event)
+                if kind is h11.Response:
+                    self.status = event.status_code  # type: ignore[union-attr]
+                elif kind is h11.EndOfMessage:
+                    self.busy = False
+                    self.engine.answered(self, _perf_ns())
+                    return
+                elif kind is h11.ConnectionClosed:
+                    break
+        except ProtocolError:
+            self.fail("protocol")
+            return
+        if self.busy:
+            self.fail("reset")
+
+    def eof_received(self) -> bool | None:
+        if self.busy:
+            self.fail("reset")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.busy:
+            self.fail("reset")
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.engine.lost(self)
+
+    def fail(self, kind: str) -> None:
+        """Count the request in flight as failed (once) and drop the connection."""
+        if self.busy and not self.failed:
+            self.failed = True
+            self.busy = False
+            self.engine.failed(kind)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class Engine:
+    """Runs one process's share of a load test on the running loop.
+
+    Args:
+        settings: this process's share (``Settings.share``).
+        target: the parsed URL, TLS context and request bytes.
+    """
+
+    def __init__(self, settings: Settings, target: Target) -> None:
+        self.settings = settings
+        self.target = target
+        self.request_bytes = target.request_bytes
+        self.request_size = len(target.request_bytes)
+        self.loop = asyncio.get_running_loop()
+        self.stats = Stats()
+        self.measuring = settings.warmup <= 0
+        self.sending = True
+        self.remaining = settings.requests if settings.requests is not None else -1
+        self.interval_ns = (
+            int(settings.connections / settings.rate * 1e9) if settings.rate else 0
+        )
+        self.connections: set[_Connection] = set()
+        self.in_flight = 0
+        self._idle: asyncio.Event = asyncio.Event()
+        self._slots: list[_Slot] = []
+        self._stop: asyncio.Future[None] = self.loop.create_future()
+        self._hurry = False
+
+    # --- the run ------------------------------------------------------------------------------
+
+    async def run(self) -> Stats:
+        """Warm up, measure until the duration or count is reached or ``stop()``, then drain."""
+        settings = self.settings
+        if settings.connections < 1:
+            self.stats.end()
+            return self.stats
+        start = _perf_ns()
+        step = self.interval_ns // max(1, settings.connections)
+        self._slots = [_Slot(self, start + i * step) for i in range(settings.connections)]
+        self._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
+        for slot in self._slots:
+            slot.next()
+        try:
+            if not self.measuring:
+                await self._wait(settings.warmup)
+                self._begin_measuring()
+            if settings.duration is not None:
+                await self._wait(settings.duration)
+            else:
+                await asyncio.shield(self._stop)
+        finally:
+            self.sending = False
+            self.stats.end()
+            self._count_unsent()
+            self._sweeper.cancel()
+            await self._drain()
+        return self.stats
+
+    def _count_unsent(self) -> None:
+        """Open loop: requests due before the end that no connection was free to send.
+
+        They are not in the histogram (they have no answer), but they are the sign of a server
+        that had fallen behind when the run ended, so the report says how many there were.
+        """
+        if not self.interval_ns or not self.measuring:
+            return
+        now = _perf_ns()
+        for slot in self._slots:
+            if slot.due <= now:
+                self.stats.unsent += (now - slot.due) // self.interval_ns + 1
+
+    def stop(self) -> None:
+        """Stop sending now (Ctrl-C); answers in flight are not waited for."""
+        self.sending = False
+        self._hurry = True
+        if not self._stop.done():
+            self._stop.set_result(None)
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._stop), seconds)
+        except TimeoutError:
+            pass
+
+    def _begin_measuring(self) -> None:
+        self.stats = Stats()
+        self.measuring = True
+
+    async def _drain(self) -> None:
+        """Let answers in flight arrive (up to the timeout), then close every connection."""
+        if not self._hurry and self.in_flight:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.settings.timeout)
+            except TimeoutError:
+                pass
+        self._hurry = True
+        for slot in self._slots:
+            slot.cancel()
+        for conn in list(self.connections):
+            if conn.busy:
+                conn.busy = False
+                self.stats.unfinished += 1
+            if conn.transport is not None:
+                conn.transport.close()
+        waiters = [c.lost for c in self.connections]
+        tasks = [s.task for s in self._slots if s.task is not None]
+        if waiters or tasks:
+            await asyncio.wait([*waiters, *tasks], timeout=5)
+            for t in tasks:
+                t.cancel()
+            for c in list(self.connections):
+                if c.transport is not None:
+                    c.transport.abort()
+
+    # --- events from connections ---------------------------------------------------------------
+
+    def answered(self, conn: _Connection, now: int) -> None:
+        stats = self.stats
+        self.in_flight -= 1
+        status = conn.status
+        statuses = stats.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        if status >= 500 and self.settings.fail_status:
+            stats.errors["status"] += 1
+        else:
+            stats.ok += 1
+        stats.histogram.record((now - conn.due) // 1000)
+        slot = conn.slot
+        assert slot is not None
+        driver = conn.driver
+        if driver.is_reusable and not self.settings.new_connection:
+            driver.start_next_cycle()
+            slot.next()
+        else:
+            conn.slot = None
+            slot.conn = None
+            if conn.transport is not None:
+                conn.transport.close()
+            slot.next()
+        if self.in_flight == 0 and not self.sending:
+            self._idle.set()
+
+    def failed(self, kind: str) -> None:
+        self.in_flight -= 1
+        self.stats.errors[kind] += 1
+        if self.in_flight == 0 and not self.sending:
+            self._idle.set()
+
+    def lost(self, conn: _Connection) -> None:
+        self.connections.discard(conn)
+        slot = conn.slot
+        if slot is not None and slot.conn is conn:
+            slot.conn = None
+            slot.next()
+
+    def take(self) -> bool:
+        """Claim one request of the run's count; False when sending is over."""
+        if not self.sending:
+            return False
+        if self.measuring and self.remaining >= 0:
+            # -n counts measured requests only; warm-up requests are extra.
+            if self.remaining == 0:
+                return False
+            self.remaining -= 1
+        self.in_flight += 1
+        return True
+
+    def finish_if_done(self) -> None:
+        if (self.measuring and self.remaining == 0 and self.in_flight == 0
+                and not self._stop.done()):
+            self._stop.set_result(None)
+
+    # --- timeouts -----------------------------------------------------------------------------
+
+    def _sweep_every(self) -> float:
+        return min(0.1, self.settings.timeout / 10)
+
+    def _sweep(self) -> None:
+        limit = _perf_ns() - int(self.settings.timeout * 1e9)
+        for conn in list(self.connections):
+            if conn.busy and conn.sent < limit:
+                conn.fail("timeout")
+        for slot in self._slots:
+            if slot.connecting_since and slot.connecting_since < limit and slot.task:
+                slot.task.cancel()
+        self._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
+
+
+class _Slot:
+    """One of the run's C connections, through reconnects: decides when its next request goes."""
+
+    __slots__ = ("engine", "conn", "due", "timer", "task", "connecting_since", "_connect_due")
+
+    def __init__(self, engine: Engine, first_due: int) -> None:
+        self.engine = engine
+        self.conn: _Connection | None = None
+        self.due = first_due
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.connecting_since = 0
+        self._connect_due = 0
+
+    def next(self) -> None:
+        """Send the next request now, or when it is due (open loop), connecting if needed."""
+        engine = self.engine
+        if self.task is not None or self.timer is not None or engine._hurry:
+            engine.finish_if_done()
+            return
+        now = _perf_ns()
+        if engine.interval_ns:
+            if self.due > now:
+                self.timer = engine.loop.call_later((self.due - now) / 1e9, self._on_timer)
+                return
+            due = self.due
+        else:
+            due = now
+        if not engine.take():
+            engine.finish_if_done()
+            return
+        if engine.interval_ns:
+            self.due += engine.interval_ns
+        conn = self.conn
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            conn.send(due)
+        else:
+            self.task = engine.loop.create_task(self._connect_and_send(due))
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.next()
+
+    async def _connect_and_send(self, due: int) -> None:
+        engine = self.engine
+        target = engine.target
+        self.connecting_since = _perf_ns()
+        # With --new-connection the latency includes connecting; otherwise it starts when
+        # the request is written, as wrk counts it.
+        count_from = due if engine.settings.new_connection or engine.interval_ns else None
+        kind = "connect"
+        sock = None
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET,
+                                 socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await engine.loop.sock_connect(sock, (target.host, target.port))
+            kind = "tls"
+            _, conn = await engine.loop.create_connection(
+                lambda: _Connection(engine),
+                sock=sock,
+                ssl=target.ssl_context,
+                server_hostname=target.server_hostname,
+                ssl_handshake_timeout=engine.settings.timeout if target.is_tls else None,
+            )
+            sock = None
+        except asyncio.CancelledError:
+            if sock is not None:
+                sock.close()
+            self.task = None
+            if engine._hurry:
+                engine.in_flight -= 1
+                engine.stats.unfinished += 1
+                return
+            engine.failed("timeout")
+            self._retry()
+            return
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            if sock is not None:
+                sock.close()
+            self.task = None
+            engine.failed("timeout" if isinstance(exc, TimeoutError) else kind)
+            self._retry()
+            return
+        finally:
+            self.connecting_since = 0
+        self.task = None
+        engine.stats.connects += 1
+        engine.connections.add(conn)
+        conn.slot = self
+        self.conn = conn
+        if engine._hurry:
+            engine.in_flight -= 1
+            engine.stats.unfinished += 1
+            conn.transport.close()  # type: ignore[union-attr]
+            return
+        conn.send(count_from if count_from is not None else _perf_ns())
+
+    def _retry(self) -> None:
+        """After a failed connect: try again, pausing a little so a dead server is not hammered."""
+        engine = self.engine
+        if engine._hurry or not engine.sending:
+            engine.finish_if_done()
+            if engine.in_flight == 0 and not engine.sending:
+                engine._idle.set()
+            return
+        self.timer = engine.loop.call_later(0.01, self._on_timer)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.task is not None:
+            self.task.cancel()

@@ -1,0 +1,250 @@
+"""Results of a load run: merging processes' stats, the human summary, JSON and the chart.
+
+A result is a plain JSON-ready dict (``build_result``): the settings, the machine and versions
+it ran on, the date, and the merged counts and histogram. Everything else here reads one.
+matplotlib is optional: ``write_plot`` says so when it is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import ssl
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+from .engine import ERROR_KINDS
+from .histogram import Histogram
+
+__all__ = [
+    "build_result",
+    "format_progress",
+    "format_summary",
+    "machine_info",
+    "merge_stats",
+    "write_json",
+    "write_plot",
+]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a result comes from: CPU, cores, OS, Python, OpenSSL and package versions."""
+    versions = {
+        name: _version(name)
+        for name in ("framework", "h11", "uvloop", "cryptography", "uvicorn", "httptools",
+                     "hypercorn", "aiohttp", "starlette", "locust")
+    }
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "openssl": ssl.OPENSSL_VERSION,
+        "versions": {k: v for k, v in versions.items() if v},
+    }
+
+
+def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Add up the ``Stats.to_json()`` of several processes (one histogram, summed counts).
+
+    Requests per second is the sum of each process's own rate, since each measured its own
+    window (they start together, to within the spawn time).
+    """
+    histogram = Histogram.from_json(parts[0]["histogram"]) if parts else Histogram()
+    for part in parts[1:]:
+        histogram.merge(Histogram.from_json(part["histogram"]))
+    errors = {k: sum(p["errors"].get(k, 0) for p in parts) for k in ERROR_KINDS}
+    statuses: dict[str, int] = {}
+    for p in parts:
+        for code, n in p["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+    elapsed = max((p["elapsed"] for p in parts), default=0.0)
+
+    def rate(key: str) -> float:
+        return sum(p[key] / p["elapsed"] for p in parts if p["elapsed"] > 0)
+
+    done = sum(p["ok"] for p in parts)
+    return {
+        "elapsed": elapsed,
+        "requests": done + sum(errors.values()),
+        "ok": done,
+        "errors": errors,
+        "error_total": sum(errors.values()),
+        "statuses": dict(sorted(statuses.items())),
+        "unfinished": sum(p["unfinished"] for p in parts),
+        "unsent": sum(p.get("unsent", 0) for p in parts),
+        "connects": sum(p["connects"] for p in parts),
+        # CPU the load processes used per second measured, in cores: near 1.0 per process
+        # means the generator, not the server, set the pace.
+        "load_cpu_cores": sum(p["cpu_seconds"] / p["elapsed"] for p in parts if p["elapsed"] > 0),
+        "load_cpu_us_per_request": (
+            sum(p["cpu_seconds"] for p in parts) * 1e6 / max(1, done + sum(errors.values()))
+        ),
+        "requests_per_second": sum(
+            (p["ok"] + sum(p["errors"].values())) / p["elapsed"] for p in parts if p["elapsed"] > 0
+        ),
+        "bytes_in_per_second": rate("bytes_in"),
+        "bytes_out_per_second": rate("bytes_out"),
+        "bytes_in": sum(p["bytes_in"] for p in parts),
+        "bytes_out": sum(p["bytes_out"] for p in parts),
+        "latency_us": histogram.to_json(),
+    }
+
+
+def build_result(settings: dict[str, Any], parts: Sequence[dict[str, Any]],
+                 interrupted: bool = False) -> dict[str, Any]:
+    """The whole report of a run: settings, machine, date and merged measurements."""
+    return {
+        "tool": "benchmarks.load",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "settings": settings,
+        "machine": machine_info(),
+        "interrupted": interrupted,
+        **merge_stats(parts),
+    }
+
+
+def _ms(us: float) -> str:
+    if us >= 1_000_000:
+        return f"{us / 1e6:.2f} s"
+    if us >= 1000:
+        return f"{us / 1000:.2f} ms"
+    return f"{us:.0f} µs"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """The human summary printed at the end of a run."""
+    s = result["settings"]
+    lines = []
+    if s["mode"] == "open-loop":
+        mode = (f"open-loop at {s['rate']:g} requests/s (latency from when each request was due; "
+                "coordinated omission corrected)")
+    else:
+        mode = ("closed-loop (each connection sends its next request when the previous answer "
+                "arrives; latency from when it was sent; a stalled server lowers the rate "
+                "instead of showing in the latency: use --rate for that)")
+    conn = "a new TLS connection per request" if s["new_connection"] else "keep-alive"
+    lines.append(f"{s['method']} {s['url']}")
+    lines.append(f"  {s['connections']} connections, {conn}, {s['processes']} process(es)")
+    lines.append(f"  {mode}")
+    if result.get("interrupted"):
+        lines.append("  interrupted: results so far")
+    lat = result["latency_us"]
+    lines.append(
+        f"  {result['requests']:,} requests in {result['elapsed']:.2f} s "
+        f"(after {s['warmup']:g} s warm-up): {result['requests_per_second']:,.0f} requests/s, "
+        f"{_bytes(result['bytes_in_per_second'])}/s in, "
+        f"{_bytes(result['bytes_out_per_second'])}/s out"
+    )
+    labels = "  ".join(f"{k:>9}" for k in [*lat["percentiles"], "max", "mean"])
+    values = "  ".join(f"{_ms(v):>9}" for v in [*lat["percentiles"].values(), lat["max"],
+                                               lat["mean"]])
+    lines.append(f"  latency  {labels}")
+    lines.append(f"           {values}")
+    statuses = ", ".join(f"{code}: {n:,}" for code, n in result["statuses"].items()) or "none"
+    lines.append(f"  statuses {statuses}")
+    errors = result["errors"]
+    if result["error_total"]:
+        detail = ", ".join(f"{k} {v:,}" for k, v in errors.items() if v)
+        lines.append(f"  errors   {result['error_total']:,} ({detail})")
+    else:
+        lines.append("  errors   0")
+    busy = result["load_cpu_cores"] / max(1, s["processes"])
+    lines.append(f"  load generator CPU {result['load_cpu_us_per_request']:.0f} µs per request, "
+                 f"{busy:.0%} of its {s['processes']} core(s)")
+    if busy > 0.9:
+        lines.append("  warning: the load generator was saturated, so these figures may measure "
+                     "it rather than the server: add --processes, or use fewer connections")
+    if result["unsent"]:
+        lines.append(
+            f"  {result['unsent']:,} requests fell due but were never sent: the server was "
+            "behind when the run ended"
+        )
+    if result["unfinished"]:
+        lines.append(
+            f"  {result['unfinished']:,} requests still in flight at the end (not counted)"
+        )
+    return "\n".join(lines)
+
+
+def format_progress(elapsed: float, rps: float, p99_us: int, errors: int, warming: bool) -> str:
+    """The live line: elapsed, rate, p99 so far, errors."""
+    phase = "warm-up " if warming else ""
+    return (f"{phase}{elapsed:6.1f} s  {rps:>9,.0f} req/s  p99 {_ms(p99_us):>9}  "
+            f"errors {errors:,}")
+
+
+def write_json(result: dict[str, Any], path: str) -> None:
+    """Write the full result (settings, machine, histogram) as JSON."""
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+
+
+def write_plot(results: Sequence[tuple[str, dict[str, Any]]], path: str) -> str | None:
+    """A latency-by-percentile chart (log scale of 1/(1-p)) of one or more results.
+
+    Returns:
+        None when written, or a note saying why not (matplotlib missing).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install matplotlib): no chart written"
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ticks = [0.0, 90.0, 99.0, 99.9, 99.99, 99.999]
+    for label, result in results:
+        h = Histogram.from_json(result["latency_us"])
+        curve = h.percentile_curve()
+        xs = [1.0 / max(1e-7, 1.0 - p / 100.0) for p, _ in curve]
+        ys = [v / 1000.0 for _, v in curve]
+        ax.plot(xs, ys, label=label)
+    ax.set_xscale("log")
+    ax.set_xticks([1.0 / (1.0 - t / 100.0) for t in ticks])
+    ax.set_xticklabels([f"{t:g}%" for t in ticks])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(True, which="major", alpha=0.4)
+    if results:
+        s = results[0][1]["settings"]
+        ax.set_title(f"{s['method']} {s['url']} ({s['mode']}, {s['connections']} connections)",
+                     fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+

@@ -1,0 +1,262 @@
+"""Starting, pinning, measuring and stopping the servers the comparison runs, on loopback.
+
+A ``Launched`` server is one process (no workers) started by ``apps/serve.py`` or nginx with
+``master_process off``, pinned to one core, so its CPU time (utime + stime from
+/proc/PID/stat) and resident memory (VmRSS from /proc/PID/status) are the server's alone.
+Peers are optional: ``available()`` says which can run here and why not the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "SERVERS",
+    "Launched",
+    "ServerSpec",
+    "available",
+    "free_port",
+    "idle_connection_memory",
+    "make_certificates",
+    "pin_prefix",
+]
+
+APPS = Path(__file__).parent / "apps"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One row of the comparison."""
+
+    name: str
+    kind: str  # apps/serve.py KIND, or "nginx"
+    needs: tuple[str, ...] = ()  # Python modules it needs
+    access_log: bool = False
+    reference: bool = False  # a floor or a ceiling, not a peer a user would pick
+    scenarios: tuple[str, ...] | None = None  # None: every scenario
+    note: str = ""
+
+
+SERVERS = (
+    ServerSpec("framework", "ours", note="this package (App + Server), access log off"),
+    ServerSpec("framework + access log", "ours", access_log=True, scenarios=("hello",),
+               note="access log on, written to a file"),
+    ServerSpec("uvicorn h11", "uvicorn-h11", ("uvicorn", "starlette"), note="Starlette app"),
+    ServerSpec("uvicorn httptools", "uvicorn-httptools", ("uvicorn", "starlette", "httptools"),
+               note="Starlette app"),
+    ServerSpec("hypercorn", "hypercorn", ("hypercorn", "starlette"), note="Starlette app"),
+    ServerSpec("aiohttp.web", "aiohttp", ("aiohttp",)),
+    ServerSpec("nginx", "nginx", reference=True, note="the ceiling: C, one worker"),
+    ServerSpec("bare uvloop TLS", "bare", reference=True, scenarios=("hello",),
+               note="floor: fixed bytes per read, no parsing"),
+    ServerSpec("bare h11", "bare-h11", reference=True, scenarios=("hello",),
+               note="floor: a Protocol + h11, no framework"),
+)
+
+
+def available(spec: ServerSpec) -> str | None:
+    """None when ``spec`` can run here, else why not (an optional extra is missing)."""
+    if spec.kind == "nginx":
+        return None if nginx_path() else "nginx is not installed (apt-get install nginx-light)"
+    missing = [m for m in spec.needs if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install -e '.[bench]')"
+    return None
+
+
+def nginx_path() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+def pin_prefix(core: int) -> list[str]:
+    """``taskset -c CORE`` when there are two cores and taskset; otherwise nothing."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", str(core)]
+    return []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Certificates:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A CA for the run and one localhost certificate every server presents."""
+    from framework import pki
+
+    ca = pki.CertificateAuthority.create(directory / "ca", name="benchmark CA", force=True)
+    ca.issue(["localhost", "127.0.0.1"]).write(directory / "server.pem", directory / "server.key",
+                                               force=True)
+    return Certificates(directory / "ca" / "ca.pem", directory / "server.pem",
+                        directory / "server.key")
+
+
+@dataclass
+class Launched:
+    """A running server process."""
+
+    spec: ServerSpec
+    port: int
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    log: Path
+    _cpu_mark: float = field(default=0.0)
+
+    @classmethod
+    def start(cls, spec: ServerSpec, certs: Certificates, workdir: Path, core: int = 0,
+              timeout: float = 30.0) -> Launched:
+        """Start ``spec`` on a free port, pinned to ``core``, and wait until it accepts.
+
+        Raises:
+            RuntimeError: it exited or did not listen within ``timeout`` (its log is quoted).
+        """
+        port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = workdir / f"{spec.kind}-{port}.log"
+        if spec.kind == "nginx":
+            argv = _nginx_argv(certs, workdir / "nginx", port)
+        else:
+            argv = [sys.executable, "-m", "benchmarks.apps.serve", spec.kind, "--port", str(port),
+                    "--cert", str(certs.cert), "--key", str(certs.key), "--no-tickets"]
+            if spec.access_log:
+                argv += ["--access-log", str(workdir / f"access-{port}.log")]
+        env = dict(os.environ, PYTHONPATH=str(APPS.parent.parent), PYTHONUNBUFFERED="1")
+        with open(log, "wb") as out:
+            process = subprocess.Popen(pin_prefix(core) + argv, stdout=out,
+                                       stderr=subprocess.STDOUT, env=env,
+                                       cwd=APPS.parent.parent)
+        server = cls(spec, port, process, workdir, log)
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{spec.name} exited ({process.returncode}): {server.tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    server.stop()
+                    raise RuntimeError(f"{spec.name} did not listen in {timeout:.0f} s: "
+                                       f"{server.tail()}") from None
+                time.sleep(0.05)  # polling a port the child is still binding
+        return server
+
+    def tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # After the command name: state is field 3, utime 14 and stime 15 (1-based).
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process."""
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0  # pragma: no cover
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _nginx_argv(certs: Certificates, prefix: Path, port: int) -> list[str]:
+    www = prefix / "www" / "bytes"
+    www.mkdir(parents=True, exist_ok=True)
+    for name, size in (("64k", 65536), ("1m", 1048576)):
+        path = www / name
+        if not path.exists() or path.stat().st_size != size:
+            path.write_bytes(b"x" * size)
+    (prefix / "body").mkdir(exist_ok=True)
+    conf = (APPS / "nginx.conf").read_text()
+    for key, value in {"PREFIX": prefix, "PORT": port, "CERT": certs.cert, "KEY": certs.key,
+                       "TICKETS": "off"}.items():
+        conf = conf.replace(f"@{key}@", str(value))
+    path = prefix / f"nginx-{port}.conf"
+    path.write_text(conf)
+    return [nginx_path() or "nginx", "-p", str(prefix), "-c", str(path)]
+
+
+async def _open_idle(port: int, ca: Path, count: int, concurrency: int = 100) -> list[object]:
+    """Open ``count`` TLS connections, make one request on each, and leave them open."""
+    import h11
+
+    from framework.http11 import NEED_DATA, Driver
+    from framework.tls import client_context
+
+    ctx = client_context(str(ca))
+    gate = asyncio.Semaphore(concurrency)
+    request = h11.Request(method="GET", target="/", headers=[("host", f"localhost:{port}")])
+
+    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                                          server_hostname="localhost")
+            driver = Driver("client")
+            writer.write(driver.send(request) + driver.send(h11.EndOfMessage()))
+            while True:
+                event = driver.next_event()
+                if event is NEED_DATA:
+                    driver.receive_data(await reader.read(65536))
+                elif type(event) is h11.EndOfMessage:
+                    return reader, writer
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def idle_connection_memory(server: Launched, ca: Path, count: int) -> float:
+    """Resident memory the server grows by per idle TLS connection (after one request each).
+
+    Connections are opened from a child thread's event loop in this process; measured before
+    any server's keep-alive timeout (5 s at the shortest) can close them.
+    """
+    import uvloop
+
+    before = server.rss_bytes()
+
+    async def main() -> int:
+        conns = await _open_idle(server.port, ca, count)
+        after = server.rss_bytes()
+        for _, writer in conns:  # type: ignore[misc]
+            writer.transport.abort()
+        return after
+
+    after = uvloop.run(main())
+    return (after - before) / count
