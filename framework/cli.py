@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .errors import FrameworkError
 
-__all__ = ["load_app", "main"]
+__all__ = ["build_parser", "limits_table", "load_app", "main"]
 
 PROG = "framework"
 
@@ -103,6 +103,42 @@ def _port(value: str) -> int:
     return port
 
 
+def limits_table() -> str:
+    """The Markdown table of every limit and default, made from ``framework/limits.py``.
+
+    Each row is a constant with its value and the ``#:`` comment above it (what it is, and
+    its precedent), so the README's table cannot drift from the code.
+    """
+    import ast
+    import inspect
+
+    from . import limits
+
+    source = inspect.getsource(limits)
+    lines = source.splitlines()
+    rows = ["| name | value | what, and its precedent |", "|---|---|---|"]
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        comment: list[str] = []
+        index = node.lineno - 2
+        while index >= 0 and lines[index].startswith("#:"):
+            comment.insert(0, lines[index][2:].strip())
+            index -= 1
+        value = getattr(limits, name)
+        shown = f"{value:,}" if isinstance(value, int) else repr(value)
+        if isinstance(value, str) and len(value) > 40:
+            shown = value.replace(":", " ")
+        rows.append(f"| `{name}` | {shown} | {' '.join(comment)} |")
+    return "\n".join(rows)
+
+
+def _limits(args: argparse.Namespace) -> int:
+    print(limits_table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = _Parser(prog=PROG, description="An asyncio HTTPS web framework.")
@@ -132,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     serve.set_defaults(func=_serve)
+
+    limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")
+    limits.set_defaults(func=_limits)
 
     from . import cli_certs
 

@@ -62,9 +62,10 @@ CLIENT_READ_TIMEOUT = 30.0
 CLIENT_WRITE_TIMEOUT = 30.0
 #: Longest wait for a free pooled connection. Precedent: httpx 5 s.
 CLIENT_POOL_TIMEOUT = 10.0
-#: Connections kept per pool in total and per origin. Precedent: httpx 100 total;
-#: aiohttp 100 total, unlimited per host; browsers 6 per host (we load-test, so more).
+#: Connections a client keeps open in total. Precedent: httpx and aiohttp 100.
 CLIENT_MAX_CONNECTIONS = 100
+#: Connections a client keeps open to one origin. Precedent: aiohttp unlimited per host,
+#: browsers 6; a client used for load tests wants them all on one host.
 CLIENT_MAX_CONNECTIONS_PER_HOST = 100
 #: Idle connections are dropped after this, before servers usually close them (uvicorn and
 #: Node.js close after 5 s). Precedent: httpx keepalive_expiry 5 s; aiohttp 15 s.
@@ -78,6 +79,10 @@ CLIENT_MAX_REDIRECTS = 20
 CLIENT_MAX_DECODED_BYTES = 64 * 1024 * 1024
 #: Largest response head the client accepts. Precedent: h11's 16 KiB default.
 CLIENT_MAX_HEADER_BYTES = 64 * 1024
+#: How long closing a connection waits for the server's TLS close_notify before dropping it,
+#: and so bounds ``Client.aclose()``. Precedent: asyncio's ssl_shutdown_timeout is 30 s, too
+#: long for a client's exit; Go's Transport.CloseIdleConnections does not wait at all.
+CLIENT_CLOSE_TIMEOUT = 1.0
 
 # --- TLS ------------------------------------------------------------------------------------
 
@@ -122,4 +127,5 @@ DEV_RENEW_DAYS = 30
 #: Names the development CA may ever sign (a name constraint in its certificate), so trusting
 #: it cannot be turned against any other site. Precedent: RFC 6761 special-use names.
 DEV_CA_PERMITTED_DNS = ("localhost", ".localhost", ".test")
+#: Addresses the development CA may ever sign: loopback only, as for the names above.
 DEV_CA_PERMITTED_IPS = ("127.0.0.0/8", "::1/128")
