@@ -30,6 +30,10 @@ WRITE_HIGH_WATER = 64 * 1024
 #: uses 64 KiB chunks.
 FILE_CHUNK_BYTES = 64 * 1024
 
+#: Size of the pieces a large in-memory response body is written in, waiting for the client
+#: between them. Precedent: a TLS record holds 16 KiB; asyncio's write high-water mark is 64 KiB.
+WRITE_CHUNK_BYTES = 64 * 1024
+
 # --- server: timeouts, in seconds ------------------------------------------------------------
 
 #: How long an idle kept-alive connection stays open. Precedent: uvicorn 5 s, nginx 75 s,

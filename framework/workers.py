@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from . import limits
+from . import accesslog, limits
 from .errors import FrameworkError
 from .server import Handler, Server
 from .tls import CertificateStore, ClientCertMode
@@ -229,6 +229,7 @@ def _configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
+    accesslog.install(sys.stderr)
     try:
         logger.setLevel(level.upper())
     except ValueError as exc:

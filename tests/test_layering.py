@@ -34,8 +34,9 @@ ALLOWED: dict[str, set[str] | None] = {
     "tls": {"pki", "messages", "errors", "limits"},
     # protocol
     "http11": {"errors", "limits"},
+    "accesslog": set(),
     # roles
-    "server": {"http11", "tls", "messages", "errors", "limits"},
+    "server": {"http11", "accesslog", "tls", "messages", "errors", "limits"},
     "client": {"pool", "http11", "tls", "pki", "messages", "errors", "limits"},
     "pool": {"http11", "tls", "pki", "messages", "errors", "limits"},  # the client's connections
     # app

@@ -56,6 +56,7 @@ async def _until_signal() -> None:
 
 
 async def _serve_ours(args: argparse.Namespace) -> None:
+    from framework import accesslog
     from framework.server import Server
     from framework.tls import CertificateStore
 
@@ -65,11 +66,9 @@ async def _serve_ours(args: argparse.Namespace) -> None:
     if args.no_tickets:
         _no_tickets(store.context)
     if args.access_log:
-        handler = logging.FileHandler(args.access_log)
-        access = logging.getLogger("framework.access")
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
+        # What `framework serve` sets up, with a file for stderr.
+        accesslog.install(open(args.access_log, "a"))  # noqa: ASYNC230 - before serving
+        logging.getLogger("framework.access").setLevel(logging.INFO)
     server = Server(app, host=args.host, port=args.port, ssl=store,
                     access_log=bool(args.access_log))
     await server.start()

@@ -861,3 +861,50 @@ def test_server_failing_body_iterator_cuts_the_connection(
             with https(server, tls_files) as other:
                 assert fetch(other, "GET", "/")[1] == b"fine"
     assert any("RuntimeError: the stream broke" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_server_large_in_memory_bodies_are_whole_in_every_form(
+    tls_files: TLSFiles, loop_name: str
+) -> None:
+    # Bodies above one write go out in pieces; the bytes on the wire must not show it.
+    big = bytes(range(256)) * 4097  # just over 1 MiB, not a multiple of the piece size
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/framed":
+            return Response(big, headers={"Content-Length": str(len(big))})
+        return Response(big, media_type="application/octet-stream")
+
+    with serve_in_thread(handler, tls_files, loop=loop_name) as server:
+        with https(server, tls_files) as conn:
+            for target in ("/", "/framed", "/"):
+                response, body = fetch(conn, "GET", target)
+                assert response.status == 200
+                assert response.headers["content-length"] == str(len(big))
+                assert response.headers.get("transfer-encoding") is None
+                assert hashlib.sha256(body).digest() == hashlib.sha256(big).digest()
+            response, body = fetch(conn, "HEAD", "/")
+            assert (response.headers["content-length"], body) == (str(len(big)), b"")
+            assert fetch(conn, "GET", "/")[1] == big  # the HEAD left the connection in step
+            assert only_connection(server).requests == 5
+
+
+def test_server_access_log_has_the_status_sent(
+    tls_files: TLSFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(request: Request) -> Response:
+        if request.path == "/inject":
+            return Response("x", headers={"X-Bad": "a\r\nb"})
+        return Response("fine", status=201)
+
+    with serve_in_thread(handler, tls_files, access_log=True) as server:
+        with (
+            caplog.at_level(logging.INFO, logger="framework.access"),
+            https(server, tls_files) as conn,
+        ):
+            assert fetch(conn, "GET", "/inject?q=1")[0].status == 500
+            assert fetch(conn, "GET", "/ok")[0].status == 201
+    lines = [r.getMessage() for r in caplog.records if r.name == "framework.access"]
+    assert lines == [
+        '127.0.0.1 - "GET /inject?q=1 HTTP/1.1" 500',
+        '127.0.0.1 - "GET /ok HTTP/1.1" 201',
+    ]
