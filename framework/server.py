@@ -598,18 +598,21 @@ class Server:
         return f"{scheme}://{host}:{self.port}"
 
     async def start(self) -> None:
-        """Run the startup hooks, then listen.
+        """Bind, run the startup hooks, then accept connections.
+
+        Binding comes first so that a busy port fails before any hook has run (and there is
+        no startup without its shutdown). No connection is accepted before the hooks are
+        done: they are refused, or queue when ``sock`` was already listening.
 
         Raises:
             OSError: the address could not be bound (port in use, address not available).
         """
         self.loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
-        for hook in self.startup_hooks:
-            await hook()
         kwargs: dict[str, Any] = {
             "ssl": self.ssl_context,
             "backlog": self.backlog,
+            "start_serving": False,
         }
         if self.ssl_context is not None:
             kwargs["ssl_handshake_timeout"] = limits.TLS_HANDSHAKE_TIMEOUT
@@ -619,7 +622,14 @@ class Server:
         else:
             kwargs.update(host=self.host, port=self._port, reuse_address=True)
         server = await self.loop.create_server(lambda: ServerProtocol(self), **kwargs)
+        try:
+            for hook in self.startup_hooks:
+                await hook()
+        except BaseException:
+            server.close()
+            raise
         self._servers.append(server)
+        await server.start_serving()
         self._schedule_tick()
 
     def _schedule_tick(self) -> None:

@@ -30,6 +30,7 @@ from cryptography import x509
 from framework import App, HTTPError, Request, Response, StreamingResponse
 from framework.errors import CertificateError
 from framework.server import Server, ServerProtocol
+from framework.tls import CertificateStore
 from tests.conftest import TLSFiles, serve_in_thread
 
 TIMEOUT = 10.0
@@ -811,6 +812,67 @@ def test_server_plain_http_when_asked(loop_name: str) -> None:
             conn.close()
     assert body == b"Hello, world!"
     assert server.url.startswith("http://localhost:")
+
+
+def test_server_busy_port_fails_before_the_startup_hooks(tls_files: TLSFiles) -> None:
+    ran: list[str] = []
+
+    async def hook() -> None:
+        ran.append("startup")
+
+    async def attempt(port: int) -> None:
+        store = CertificateStore(tls_files.server_cert, tls_files.server_key)
+        server = Server(make_app().app, port=port, ssl=store, startup=[hook])
+        await server.start()
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match="in use"):
+            asyncio.run(attempt(taken.getsockname()[1]))
+    assert ran == []
+
+
+def test_server_serves_a_connection_queued_during_the_startup_hooks(tls_files: TLSFiles) -> None:
+    async def scenario() -> list[str]:
+        events: list[str] = []
+        hook_running = asyncio.Event()
+        finish_hook = asyncio.Event()
+
+        async def hook() -> None:
+            hook_running.set()
+            await finish_hook.wait()
+            events.append("startup done")
+
+        async def handler(request: Request) -> Response:
+            events.append("request")
+            return Response("ok")
+
+        # A socket already listening, as a process manager hands over: connections queue.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        store = CertificateStore(tls_files.server_cert, tls_files.server_key)
+        server = Server(handler, sock=listener, ssl=store, startup=[hook])
+        starting = asyncio.create_task(server.start())
+        await hook_running.wait()
+        # A client connects during the hook (the kernel queues it: the TCP connect completes);
+        # its TLS handshake and request can only be answered once the server accepts.
+        raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        finish_hook.set()
+        await starting
+        reader, writer = await asyncio.open_connection(
+            sock=raw, ssl=tls_files.client_context(), server_hostname="localhost"
+        )
+        writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+        writer.close()
+        await server.aclose()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        return events
+
+    assert asyncio.run(scenario()) == ["startup done", "request"]
 
 
 def test_server_repr_and_url(tls_files: TLSFiles) -> None:
