@@ -381,3 +381,18 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
         if peer in peers:
             assert f"| {label} | " in table
     assert table in proc.stdout
+
+
+def test_micro_benchmarks_still_run() -> None:
+    # Timed only when run on their own; here each runs once, so the file keeps working.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-disable",
+         str(ROOT / "benchmarks" / "test_micro.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "6 passed" in result.stdout
