@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -311,7 +311,7 @@ def _dev_ca(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------------------------
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add the ``certs`` command and its subcommands to ``subparsers``.
 
     Each subcommand's handler is set as ``func``; it takes the parsed arguments and returns

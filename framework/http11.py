@@ -85,6 +85,7 @@ class Driver:
     __slots__ = ("_conn", "our_role", "_max_size", "_fresh", "_their_keep_alive", "_their_head")
 
     def __init__(self, our_role: Role, max_incomplete_event_size: int = 16 * 1024) -> None:
+        role: type[h11._util.Sentinel]
         if our_role == "server":
             role = h11.SERVER
         elif our_role == "client":
@@ -101,12 +102,12 @@ class Driver:
         self._their_head = False
 
     @property
-    def our_state(self) -> type[h11._state._SentinelBase]:
+    def our_state(self) -> type[h11._util.Sentinel]:
         """Our side's h11 state (``h11.IDLE``, ``h11.SEND_BODY``, ``h11.DONE``, ...)."""
         return self._conn.our_state
 
     @property
-    def their_state(self) -> type[h11._state._SentinelBase]:
+    def their_state(self) -> type[h11._util.Sentinel]:
         """The peer's h11 state."""
         return self._conn.their_state
 

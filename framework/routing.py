@@ -144,14 +144,14 @@ class Router:
         """
         allowed: set[str] = set()
         for route in self._static.get(path, ()):
-            if method in route.methods:  # type: ignore[operator]
+            if method in route.methods:
                 return route, {}
             allowed.update(route.methods)
         for route in self._dynamic:
             params = route.match(path)
             if params is None:
                 continue
-            if method in route.methods:  # type: ignore[operator]
+            if method in route.methods:
                 return route, params
             allowed.update(route.methods)
         if allowed:

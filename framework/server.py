@@ -17,6 +17,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.utils import formatdate
+from ssl import SSLContext  # the name, since Server() has a parameter called ssl
 from typing import Any
 
 import h11
@@ -241,7 +242,7 @@ class ServerProtocol(asyncio.Protocol):
             event.target,
             # h11 keeps (raw name, lowercase name, value); take the last two without copying
             # the values.
-            Headers.from_raw([(n, v) for _, n, v in event.headers._full_items]),  # type: ignore[attr-defined]
+            Headers.from_raw([(n, v) for _, n, v in event.headers._full_items]),
             body=body,
             client=self.client,
             tls=self._tls,
@@ -376,10 +377,10 @@ class ServerProtocol(asyncio.Protocol):
         flow = self.flow
         if iterator is None:
             if request.method != "HEAD":
-                body = memoryview(response.body)
+                body = response.body
                 for start in range(0, len(body), limits.WRITE_CHUNK_BYTES):
-                    chunk = body[start : start + limits.WRITE_CHUNK_BYTES]
-                    self._write(driver.send(h11.Data(data=chunk)))
+                    piece = body[start : start + limits.WRITE_CHUNK_BYTES]
+                    self._write(driver.send(h11.Data(data=piece)))
                     await flow.drain()
             self._write(driver.send(h11.EndOfMessage()))
             return response.status
@@ -552,7 +553,7 @@ class Server:
         self.sock = sock
         if isinstance(ssl, CertificateStore):
             self.certificates: CertificateStore | None = ssl
-            self.ssl_context: ssl.SSLContext | None = ssl.context
+            self.ssl_context: SSLContext | None = ssl.context
         else:
             self.certificates = None
             self.ssl_context = ssl
@@ -579,7 +580,7 @@ class Server:
     @property
     def sockets(self) -> list[socket.socket]:
         """The listening sockets."""
-        return [s for server in self._servers for s in server.sockets]  # type: ignore[misc]
+        return [s for server in self._servers for s in server.sockets]
 
     @property
     def port(self) -> int:
@@ -695,7 +696,7 @@ class Server:
                     log.warning(
                         "closing %s: request still running after %.0f s", conn.client, timeout
                     )
-                    conn._task.cancel()  # type: ignore[union-attr]
+                    conn._task.cancel()
                     conn._abort()
         for server in self._servers:
             await server.wait_closed()
