@@ -19,7 +19,7 @@ import asyncio
 import codecs
 import sys
 
-from framework.client import Client
+from framework import Client
 from framework.errors import ClientError
 
 

@@ -1,6 +1,7 @@
 """framework: an asyncio HTTPS server, client and certificate authority from one set of parts."""
 
 from .app import App
+from .client import Client, ClientResponse, Timeout
 from .errors import (
     CertificateError,
     CertificateVerifyError,
@@ -49,7 +50,9 @@ __all__ = [
     "CertificateError",
     "CertificateStore",
     "CertificateVerifyError",
+    "Client",
     "ClientError",
+    "ClientResponse",
     "ConnectError",
     "ConnectTimeout",
     "DecodingError",
@@ -78,6 +81,7 @@ __all__ = [
     "StreamingResponse",
     "TLSError",
     "TLSInfo",
+    "Timeout",
     "TimeoutException",
     "TooManyRedirects",
     "WriteError",
