@@ -40,6 +40,8 @@ OURS = "framework"
 
 #: wrk and benchmarks.load must agree this closely on a server that is the bottleneck.
 AGREEMENT_TOLERANCE = 0.15
+#: Above this share of its core, benchmarks.load is the bottleneck, not the server.
+GENERATOR_BOUND = 0.9
 
 
 def _log(message: str) -> None:
@@ -184,6 +186,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                     "p99_us": statistics.median(m["p99_us"] for m in ms),
                     "cpu_us": statistics.median(m["server_cpu_us_per_request"] or 0 for m in ms),
                     "errors": sum(m["errors"] for m in ms),
+                    "load_cpu": statistics.median(m.get("load_cpu_share") or 0 for m in ms),
                     "rps_all": [m["requests_per_second"] for m in ms],
                 }
             rows[server] = row
@@ -256,10 +259,18 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
     agreement = agreement_rows(summary)
     if agreement:
         lines += ["", "#### wrk vs benchmarks.load on the same server", "",
-                  "| scenario | server | req/s load ÷ wrk | p50 load ÷ wrk |",
-                  "|---|---|---:|---:|"]
-        for scenario, server, rps, p50 in agreement:
-            lines.append(f"| {scenario} | {server} | {rps:.2f} | {p50:.2f} |")
+                  f"*agree*: requests/s and p50 within ±{AGREEMENT_TOLERANCE:.0%}; "
+                  f"*generator-bound*: benchmarks.load kept its core over "
+                  f"{GENERATOR_BOUND:.0%} busy, so it measured itself, not the server.", "",
+                  "| scenario | server | req/s load ÷ wrk | p50 load ÷ wrk | load CPU | verdict |",
+                  "|---|---|---:|---:|---:|---|"]
+        for scenario, server, rps, p50, cpu, verdict in agreement:
+            lines.append(f"| {scenario} | {server} | {rps:.2f} | {p50:.2f} | {cpu:.0%} "
+                         f"| {verdict} |")
+        bounded = [row for row in agreement if row[5] != "generator-bound"]
+        agreeing = [row for row in bounded if row[5] == "agree"]
+        lines += ["", f"Where the generator had headroom, the two agree in {len(agreeing)} of "
+                      f"{len(bounded)} cases."]
     gens = results.get("generators") or {}
     if gens and "skipped" not in gens:
         lines += ["", "#### Load generators against nginx (hello, one core each)", "",
@@ -275,14 +286,24 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def agreement_rows(summary: dict[str, Any]) -> list[tuple[str, str, float, float]]:
-    """(scenario, server, load/wrk req/s, load/wrk p50) wherever both tools ran."""
+def agreement_rows(
+    summary: dict[str, Any],
+) -> list[tuple[str, str, float, float, float, str]]:
+    """(scenario, server, load/wrk req/s, load/wrk p50, load CPU share, verdict) per pair run."""
     out = []
     for scenario, rows in summary.items():
         for server, row in rows.items():
             if "wrk" in row and "load" in row and row["wrk"]["rps"][0] and row["wrk"]["p50_us"]:
-                out.append((scenario, server, row["load"]["rps"][0] / row["wrk"]["rps"][0],
-                            row["load"]["p50_us"] / row["wrk"]["p50_us"]))
+                rps = row["load"]["rps"][0] / row["wrk"]["rps"][0]
+                p50 = row["load"]["p50_us"] / row["wrk"]["p50_us"]
+                cpu = row["load"].get("load_cpu", 0.0)
+                if abs(rps - 1) <= AGREEMENT_TOLERANCE and abs(p50 - 1) <= AGREEMENT_TOLERANCE:
+                    verdict = "agree"
+                elif cpu >= GENERATOR_BOUND:
+                    verdict = "generator-bound"
+                else:
+                    verdict = "differ"
+                out.append((scenario, server, rps, p50, cpu, verdict))
     return out
 
 

@@ -58,6 +58,8 @@ class Measured:
     requests: int
     errors: int
     server_cpu_us_per_request: float | None = None
+    #: benchmarks.load only: the share of its cores it kept busy (near 1: it set the pace).
+    load_cpu_share: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,7 +138,8 @@ def run_ours(url: str, scenario: Scenario, seconds: float, ca: Path, connections
         result = json.loads(out.read_text())
     lat = result["latency_us"]
     return Measured("load", result["requests_per_second"], lat["percentiles"]["p50"],
-                    lat["percentiles"]["p99"], result["requests"], result["error_total"])
+                    lat["percentiles"]["p99"], result["requests"], result["error_total"],
+                    load_cpu_share=result["load_cpu_cores"] / processes)
 
 
 LOCUSTFILE = Path(__file__).parent / "locustfile.py"

@@ -21,15 +21,16 @@ from typing import Any
 import h11
 import pytest
 
+from benchmarks.compare import AGREEMENT_TOLERANCE
 from benchmarks.engine import Settings
 from benchmarks.histogram import Histogram
 from benchmarks.load import parse_duration, parse_size, run, settings_from_args
 from benchmarks.report import format_summary
-from benchmarks.tools import parse_wrk
+from benchmarks.tools import Scenario, parse_wrk, run_ours, run_wrk
 from framework import pki
 from framework.messages import Request, Response
 from framework.tls import server_context
-from tests.conftest import TLSFiles, serve_in_thread
+from tests.conftest import TLSFiles, require_tool, serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -396,3 +397,24 @@ def test_micro_benchmarks_still_run() -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "6 passed" in result.stdout
+
+
+async def _paced(request: Request) -> Response:
+    await asyncio.sleep(0.02)  # the server, not either load generator, sets the pace
+    return Response("ok")
+
+
+@pytest.mark.slow
+@pytest.mark.tool
+def test_wrk_and_load_agree_on_a_server_that_sets_the_pace(tls_files: TLSFiles) -> None:
+    require_tool("wrk")
+    scenario = Scenario("paced", "/", "20 ms per answer")
+    with serve_in_thread(_paced, tls_files) as server:
+        wrk = run_wrk(server.url, scenario, seconds=2, connections=16)
+        ours = run_ours(server.url, scenario, 2, tls_files.ca_cert, connections=16)
+    # 16 connections of ~20 ms each: about 780 answers a second, far below what either does.
+    assert 500 < wrk.requests_per_second < 800
+    assert wrk.errors == ours.errors == 0
+    tolerance = AGREEMENT_TOLERANCE
+    assert ours.requests_per_second == pytest.approx(wrk.requests_per_second, rel=tolerance)
+    assert ours.p50_us == pytest.approx(wrk.p50_us, rel=tolerance)
