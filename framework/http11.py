@@ -155,8 +155,10 @@ class Driver:
         if type(event) is h11.Request:
             self._fresh = False
             self._their_head = event.method == b"HEAD"
+            # Any mention of "close" counts: a false match only costs the direct write path.
             self._their_keep_alive = event.http_version == b"1.1" and not any(
-                name == b"connection" and b"close" in value.lower() for name, value in event.headers
+                name == b"connection" and b"close" in value.lower()
+                for _, name, value in event.headers._full_items
             )
         return event
 
