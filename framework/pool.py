@@ -393,6 +393,25 @@ class ClientConnection(asyncio.Protocol):
             data += driver.send(_END)
         transport.write(data)
 
+    def send_prepared(self, request: h11.Request, data: bytes) -> None:
+        """Write a whole bodiless request as ``data``, the bytes h11 made for it before.
+
+        The bytes go out first and h11 records the request after, while the server works on
+        it: one request at a time (sequentially), that hides h11's ~15 us of send bookkeeping
+        in the round trip (~250 us to nginx on the benchmark machine).
+
+        Raises:
+            ServerDisconnectedError: the connection closed while it was idle.
+        """
+        transport = self.transport
+        if self.state is CLOSED or self._eof or transport is None or transport.is_closing():
+            raise ServerDisconnectedError(f"{self.origin} closed the connection while it was idle")
+        self.requests += 1
+        transport.write(data)
+        driver = self.driver
+        driver.send(request)
+        driver.send(_END)
+
     def send_data(self, data: bytes, end: bool = False) -> None:
         """Write a piece of a streamed body (chunked), and the end of it when ``end``."""
         if self.state is CLOSED or self.transport is None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import h11
 import pytest
 
 from framework import App, Request, Response, StreamingResponse
@@ -304,6 +305,32 @@ def test_client_methods_and_bodies(tls_files: TLSFiles, loop_name: str) -> None:
             assert response.headers["content-length"] == "13"
             info = await (await client.request("get", "/echo?x=1", params={"y": "2"})).json()
             assert info["target"] == "/echo?x=1&y=2"
+
+    run(main, loop_name)
+
+
+def test_client_prepared_bodiless_requests_match_h11(tls_files: TLSFiles, loop_name: str) -> None:
+    """Bodiless requests are written from bytes made once per URL and method; h11 still
+    records each one, so HEAD, GET and a method switch on one connection frame correctly."""
+
+    async def main() -> None:
+        async with serving(tls_files) as server, client_for(tls_files, server) as client:
+            for _ in range(3):
+                head = await client.head("/hello")
+                assert (head.status, await head.read()) == (200, b"")
+                assert await (await client.get("/hello")).read() == b"Hello, world!"
+                info = await (await client.delete("/echo")).json()
+                assert (info["method"], info["length"]) == ("DELETE", 0)
+                assert "content-length" not in dict(info["headers"])
+            pool = client.pool
+            assert pool is not None
+            assert pool.num_connections == 1
+            target = client._targets["/hello"]
+            assert set(target.bodiless) == {"HEAD", "GET"}
+            for method, (request, data) in target.bodiless.items():
+                fresh = h11.Connection(h11.CLIENT)
+                assert data == fresh.send(request) + fresh.send(h11.EndOfMessage())
+                assert data.startswith(f"{method} /hello HTTP/1.1\r\n".encode())
 
     run(main, loop_name)
 
