@@ -115,7 +115,11 @@ def run_comparison(
                 server.stop()
     gens: dict[str, Any] = {}
     if generators:
-        gens = _compare_generators(certs, workdir, seconds * 2, connections)
+        try:
+            gens = _compare_generators(certs, workdir, seconds * 2, connections)
+        except Exception as exc:  # the server tables above must still be reported
+            _log(f"compare: load generators: {exc!r}")
+            gens = {"skipped": f"failed: {exc!r}"}
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": machine_info(),

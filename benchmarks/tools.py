@@ -155,13 +155,18 @@ def run_locust(url: str, seconds: float, users: int = 64, core: int = 1) -> Meas
         argv = [*pin_prefix(core), locust, "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
                 "-r", str(users), "-t", f"{max(2, round(seconds))}s", "--host", url,
                 "--csv", str(prefix), "--only-summary", "--loglevel", "ERROR"]
-        subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-        rows = (Path(f"{prefix}_stats.csv")).read_text().splitlines()
-    header = rows[0].split(",")
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        stats = Path(f"{prefix}_stats.csv")
+        rows = stats.read_text().splitlines() if stats.exists() else []
+    why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    header = rows[0].split(",") if rows else []
     for row in rows[1:]:
         cells = dict(zip(header, row.split(","), strict=False))
         if cells.get("Name") == "Aggregated":
-            return Measured("locust", float(cells["Requests/s"]),
-                            float(cells["50%"]) * 1000, float(cells["99%"]) * 1000,
-                            int(cells["Request Count"]), int(cells["Failure Count"]))
-    return "locust wrote no aggregated row"
+            try:
+                return Measured("locust", float(cells["Requests/s"]),
+                                float(cells["50%"]) * 1000, float(cells["99%"]) * 1000,
+                                int(cells["Request Count"]), int(cells["Failure Count"]))
+            except (KeyError, ValueError):  # "N/A" percentiles: no request succeeded
+                return f"locust measured nothing ({why})"
+    return f"locust wrote no statistics ({why})"
