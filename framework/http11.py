@@ -82,7 +82,9 @@ class Driver:
             ``RemoteProtocolError`` with status hint 431.
     """
 
-    __slots__ = ("_conn", "our_role", "_max_size", "_fresh", "_their_keep_alive", "_their_head")
+    __slots__ = (
+        "_conn", "our_role", "_max_size", "_fresh", "_their_11", "_their_keep_alive", "_their_head"
+    )
 
     def __init__(self, our_role: Role, max_incomplete_event_size: int = 16 * 1024) -> None:
         role: type[h11._util.Sentinel]
@@ -98,6 +100,7 @@ class Driver:
         # True after send_whole_response() began a new cycle by itself (see there).
         self._fresh = False
         # What the peer's request allows, noted when it arrives (server role).
+        self._their_11 = False
         self._their_keep_alive = False
         self._their_head = False
 
@@ -155,8 +158,9 @@ class Driver:
         if type(event) is h11.Request:
             self._fresh = False
             self._their_head = event.method == b"HEAD"
-            # Any mention of "close" counts: a false match only costs the direct write path.
-            self._their_keep_alive = event.http_version == b"1.1" and not any(
+            self._their_11 = event.http_version == b"1.1"
+            # Any mention of "close" counts: a false match only closes a connection early.
+            self._their_keep_alive = self._their_11 and not any(
                 name == b"connection" and b"close" in value.lower()
                 for _, name, value in event.headers._full_items
             )
@@ -179,8 +183,9 @@ class Driver:
     ) -> bytes:
         """Bytes for a complete response whose body is in memory (server role).
 
-        ``Content-Length`` is added; the body is left out for a HEAD request. ``headers`` must
-        not hold ``Content-Length`` or ``Transfer-Encoding``.
+        ``Content-Length`` is added, and ``Connection: close`` when the request asked for it
+        (the connection is then not reusable); the body is left out for a HEAD request.
+        ``headers`` must not hold ``Content-Length`` or ``Transfer-Encoding``.
 
         Raises:
             LocalProtocolError: a header is not valid HTTP (a name that is not a token, or a
@@ -188,34 +193,44 @@ class Driver:
         """
         conn = self._conn
         if (
-            self._their_keep_alive
-            # "Connection: close" from us ends the connection; h11 tracks that (MUST_CLOSE).
+            self._their_11
+            # A "Connection" header of our own is left to h11, which tracks what it means.
             and not any(name == b"connection" for name, _ in headers)
             and conn.our_state is h11.SEND_RESPONSE
-            and conn.their_state is h11.DONE
+            # The request is complete (MUST_CLOSE: complete, and it asked to close).
+            and (conn.their_state is h11.DONE or conn.their_state is h11.MUST_CLOSE)
             and 200 <= status
             and status not in (204, 304)
         ):
             # The common case, written directly: for a whole response to a complete HTTP/1.1
-            # keep-alive request there is one framing (Content-Length), and producing it
-            # through h11's three events costs ~40 us against ~3 us here, the largest single
-            # cost of a small response (benchmarks/README.md). h11 still parses every request
-            # and frames every other response (streams, HTTP/1.0, errors, 1xx/204/304).
+            # request there is one framing (Content-Length), and producing it through h11's
+            # three events costs ~40 us against ~3 us here, the largest single cost of a small
+            # response (benchmarks/README.md). h11 still parses every request and frames every
+            # other response (streams, HTTP/1.0, errors, 1xx/204/304).
+            keep_alive = self._their_keep_alive
             parts = [_status_line(status)]
             for name, value in headers:
                 parts.append(name + b": " + value + b"\r\n")
+            if not keep_alive:
+                parts.append(b"connection: close\r\n")
             parts.append(b"content-length: %d\r\n\r\n" % len(body))
             head = b"".join(parts)
-            # The status line, one per header, content-length and the blank line: any other
-            # CR or LF came from a header and would split it, so h11 must refuse it below.
-            lines = len(headers) + 3
+            # The status line, one per header, content-length and the blank line (and the
+            # connection header): any other CR or LF came from a header and would split it, so
+            # h11 must refuse it below.
+            lines = len(headers) + 3 + (not keep_alive)
             if (
                 head.count(b"\n") == lines
                 and head.count(b"\r") == lines
                 and b"\0" not in head
                 and _names_are_tokens(headers)
             ):
-                self._begin_fresh_cycle()
+                if keep_alive:
+                    self._begin_fresh_cycle()
+                else:
+                    # The client asked to close: this connection carries nothing more, and
+                    # h11, told nothing of the response, must never write on it again.
+                    conn.send_failed()
                 return head if self._their_head else head + body
         try:
             response = h11.Response(

@@ -140,6 +140,8 @@ class ServerProtocol(asyncio.Protocol):
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.is_closed:  # closing after a last response: what follows is not read
+            return
         try:
             self.driver.receive_data(data)
         except ProtocolError as exc:

@@ -462,9 +462,21 @@ def test_driver_send_whole_response_that_closes_is_not_reusable(
     request_bytes: bytes, headers: list[tuple[bytes, bytes]], status: int
 ) -> None:
     server = served(request_bytes)
-    server.send_whole_response(status, headers, b"bye")
+    wire = server.send_whole_response(status, headers, b"bye")
     assert not server.is_reusable
-    assert server.our_state is h11.MUST_CLOSE
+    # Whoever framed it (h11, or the direct path), the client reads one response that closes.
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("Host", "h")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(wire)
+    response = client.next_event()
+    assert type(response) is h11.Response
+    assert (b"connection", b"close") in list(response.headers)
+    assert client.next_event() == h11.Data(data=b"bye")
+    assert type(client.next_event()) is h11.EndOfMessage
+    assert client.their_state is h11.MUST_CLOSE
+    with pytest.raises(LocalProtocolError):  # and nothing more can be written on it
+        server.send_whole_response(200, [], b"more")
 
 
 def test_driver_send_whole_response_without_body_status() -> None:
