@@ -31,8 +31,9 @@ WRITE_HIGH_WATER = 64 * 1024
 FILE_CHUNK_BYTES = 64 * 1024
 
 #: Size of the pieces a large in-memory response body is written in, waiting for the client
-#: between them. Precedent: a TLS record holds 16 KiB; asyncio's write high-water mark is 64 KiB.
-WRITE_CHUNK_BYTES = 64 * 1024
+#: between them, so that its encrypted copy never waits in memory whole. Precedent: nginx's
+#: sendfile_max_chunk is 2 MiB. Pieces of 64 KiB cost 1.4x the CPU of one write for a 1 MiB body.
+WRITE_CHUNK_BYTES = 1024 * 1024
 
 # --- server: timeouts, in seconds ------------------------------------------------------------
 

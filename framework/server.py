@@ -37,8 +37,9 @@ Hook = Callable[[], Awaitable[None]]
 log = logging.getLogger("framework.server")
 
 SERVER_HEADER = (b"server", b"framework")
-# In-memory bodies up to this size go out in one write; larger ones in pieces (_send_stream).
-_WHOLE_WRITE_MAX = limits.WRITE_CHUNK_BYTES
+# In-memory bodies up to this size go out with their head in one write (copied once to join
+# them); larger ones are written as they are, in pieces of WRITE_CHUNK_BYTES (_send_stream).
+_WHOLE_WRITE_MAX = 64 * 1024
 
 
 class _Clock:
@@ -358,9 +359,8 @@ class ServerProtocol(asyncio.Protocol):
     async def _send_stream(self, request: Request, response: Response) -> int:
         """Write a response in pieces, waiting for the client between them; return the status.
 
-        The pieces come from the body iterator, or are slices of a large in-memory body:
-        encrypting 1 MiB in one write cost twice the CPU of 64 KiB pieces (benchmarks/README.md)
-        and buffered the whole body again, encrypted.
+        The pieces come from the body iterator, or are slices of a large in-memory body, so
+        that no more than a piece waits in the transport, encrypted, at a time.
         """
         driver = self.driver
         iterator = response.body_iterator
