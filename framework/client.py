@@ -33,7 +33,7 @@ from .errors import (
     WriteError,
 )
 from .http11 import Driver
-from .messages import Headers, HeadersLike, TLSInfo
+from .messages import Headers, HeadersLike, TLSInfo, content_charset
 from .pool import ClientConnection, ConnectionPool, Connector, Origin
 from .tls import client_context
 
@@ -416,7 +416,7 @@ class ClientResponse:
     async def text(self, encoding: str | None = None) -> str:
         """The body as text, decoded with ``encoding``, the response's charset, or UTF-8."""
         data = await self.read()
-        charset = encoding or _charset(self.headers.get("content-type")) or "utf-8"
+        charset = encoding or content_charset(self.headers.get("content-type")) or "utf-8"
         try:
             return data.decode(charset, errors="replace")
         except LookupError:
@@ -512,16 +512,6 @@ class ClientResponse:
 
     def __repr__(self) -> str:
         return f"<ClientResponse [{self.status} {self.reason}]>"
-
-
-def _charset(content_type: str | None) -> str | None:
-    if not content_type:
-        return None
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.strip().partition("=")
-        if name.lower() == "charset":
-            return value.strip('"') or None
-    return None
 
 
 class _StreamContext:

@@ -31,6 +31,7 @@ __all__ = [
     "Response",
     "StreamingResponse",
     "TLSInfo",
+    "content_charset",
 ]
 
 HeadersLike: TypeAlias = (
@@ -367,7 +368,7 @@ class Request:
 
     async def text(self) -> str:
         """The body decoded with the charset of its content type (UTF-8 by default)."""
-        charset = _charset(self.headers.get("content-type")) or "utf-8"
+        charset = content_charset(self.headers.get("content-type")) or "utf-8"
         try:
             return (await self.body()).decode(charset)
         except (UnicodeDecodeError, LookupError) as exc:
@@ -393,7 +394,8 @@ def _decode_path(raw_path: bytes) -> str:
     return unquote_to_bytes(raw_path).decode("utf-8", "replace")
 
 
-def _charset(content_type: str | None) -> str | None:
+def content_charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a ``Content-Type`` value, or ``None``."""
     if not content_type:
         return None
     for param in content_type.split(";")[1:]:

@@ -375,15 +375,19 @@ class ClientConnection(asyncio.Protocol):
 
     # --- sending ------------------------------------------------------------------------------
 
+    def _open_transport(self) -> asyncio.Transport:
+        transport = self.transport
+        if self.state is CLOSED or self._eof or transport is None or transport.is_closing():
+            raise ServerDisconnectedError(f"{self.origin} closed the connection while it was idle")
+        return transport
+
     def send(self, request: h11.Request, body: bytes | None, end: bool) -> None:
         """Write the request head, ``body`` and (when ``end``) the end of message in one write.
 
         Raises:
             ServerDisconnectedError: the connection closed while it was idle.
         """
-        transport = self.transport
-        if self.state is CLOSED or self._eof or transport is None or transport.is_closing():
-            raise ServerDisconnectedError(f"{self.origin} closed the connection while it was idle")
+        transport = self._open_transport()
         self.requests += 1
         driver = self.driver
         data = driver.send(request)
@@ -403,9 +407,7 @@ class ClientConnection(asyncio.Protocol):
         Raises:
             ServerDisconnectedError: the connection closed while it was idle.
         """
-        transport = self.transport
-        if self.state is CLOSED or self._eof or transport is None or transport.is_closing():
-            raise ServerDisconnectedError(f"{self.origin} closed the connection while it was idle")
+        transport = self._open_transport()
         self.requests += 1
         transport.write(data)
         driver = self.driver
