@@ -353,6 +353,8 @@ class ServerProtocol(asyncio.Protocol):
     def _send_error_instead(self, request: Request, exc: Exception) -> int:
         # The handler's status or headers are not valid HTTP (CR/LF in a value, a bad name),
         # found before anything was written: answer 500 rather than leave the client waiting.
+        if self.driver.our_state is not h11.SEND_RESPONSE:
+            raise exc  # no response can be sent any more: the connection is cut
         log.error("invalid response for %s %s: %s", request.method, request.path, exc)
         return self._send_whole(request, Response("Internal Server Error", status=500))
 
