@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +35,7 @@ from framework.tls import server_context
 from tests.conftest import TLSFiles, require_tool, serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 # --- the histogram -------------------------------------------------------------------------
 
@@ -418,3 +421,52 @@ def test_wrk_and_load_agree_on_a_server_that_sets_the_pace(tls_files: TLSFiles) 
     tolerance = AGREEMENT_TOLERANCE
     assert ours.requests_per_second == pytest.approx(wrk.requests_per_second, rel=tolerance)
     assert ours.p50_us == pytest.approx(wrk.p50_us, rel=tolerance)
+
+
+class _Counting:
+    """Answers ``ok`` and sets ``reached`` once ``target`` requests have been answered."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.reached = threading.Event()
+
+    async def __call__(self, request: Request) -> Response:
+        self.count += 1
+        if self.count >= self.target:
+            self.reached.set()
+        return Response("ok")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_stops_the_run_and_keeps_the_results(
+    tls_files: TLSFiles, tmp_path: Path, processes: int
+) -> None:
+    handler = _Counting(200)
+    out = tmp_path / "result.json"
+    plot = tmp_path / "latency.png"
+    with serve_in_thread(handler, tls_files) as server:
+        load = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.load", server.url + "/", "--ca",
+             str(tls_files.ca_cert), "-c", "4", "-d", "120s", "-w", "0s", "-p", str(processes),
+             "--json", str(out), *(["--plot", str(plot)] if HAVE_MATPLOTLIB else [])],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert handler.reached.wait(60), "the load generator never got going"
+            load.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            stdout, stderr = load.communicate(timeout=60)
+        finally:
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+    assert load.returncode == 0, stderr
+    assert "interrupted: results so far" in stdout
+    assert "Traceback" not in stderr
+    result = json.loads(out.read_text())
+    assert result["interrupted"] is True
+    assert result["ok"] > 0
+    assert result["error_total"] == 0
+    if HAVE_MATPLOTLIB:  # an optional extra (bench); the chart comes with it
+        assert plot.read_bytes().startswith(b"\x89PNG")
