@@ -184,6 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status: int = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, not as a warning at exit
+    except BrokenPipeError:
+        # The reader stopped early (`framework certs show c.pem | head -1`): stop quietly,
+        # as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except FrameworkError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -63,6 +63,8 @@ def _command(func: Handler) -> Handler:
                 raise
             except ValueError as exc:
                 raise PKIError(str(exc)) from exc
+            except BrokenPipeError:
+                raise  # our reader went away (`| head`), not a file problem: cli.main handles it
             except OSError as exc:
                 raise PKIError(f"{exc.filename or 'file'}: {exc.strerror}") from exc
 

@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from framework import cli_certs, pki
 from framework.errors import FrameworkError
+from tests.conftest import TLSFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -417,3 +418,23 @@ def test_certs_command_line_mistakes_are_one_line_and_exit_2(tmp_path: Path) -> 
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith("framework")
         assert all(word in lines[0] for word in words), lines[0]
+
+
+@pytest.mark.parametrize("command", [["certs", "show"], ["limits"]])
+def test_cli_output_to_a_reader_that_went_away_is_quiet(
+    tls_files: TLSFiles, command: list[str]
+) -> None:
+    if command[0] == "certs":
+        command = [*command, str(tls_files.server_cert)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "framework", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # as `| head` does once it has read enough: every write fails
+    _, err = process.communicate(timeout=60)
+    assert err == ""
+    assert process.returncode == 1
