@@ -222,6 +222,35 @@ def raw_handler(handler: RawHandler) -> RawHandler:
     return wrapped
 
 
+@asynccontextmanager
+async def raw_serving(tls_files: TLSFiles, handler: RawHandler) -> AsyncIterator[str]:
+    """A hand-written HTTPS server on loopback, for answers ours would never give; its URL.
+
+    Handlers still running when the block ends are cancelled.
+    """
+    running: set[asyncio.Task[Any]] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            await handler(reader, writer)
+        finally:
+            running.discard(task)
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0, ssl=context)
+    try:
+        yield f"https://localhost:{server.sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()
+        for task in running:
+            task.cancel()
+        await server.wait_closed()
+
+
 def client_for(tls_files: TLSFiles, server: Server, **options: Any) -> Client:
     return Client(f"https://localhost:{server.port}", ca=tls_files.ca_cert, **options)
 
@@ -750,13 +779,8 @@ def test_client_replays_idempotent_request_on_dead_reused_connection(
             await writer.drain()
             await reader.readuntil(b"\r\n\r\n")  # the next request: drop it, close
 
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with raw_serving(tls_files, handle) as url:
             async with Client(ca=tls_files.ca_cert) as client:
-                url = f"https://localhost:{port}/"
                 assert await (await client.get(url)).text() == "ok"
                 # The reused connection dies before any response byte: replayed once, quietly.
                 assert await (await client.get(url)).text() == "ok"
@@ -768,9 +792,6 @@ def test_client_replays_idempotent_request_on_dead_reused_connection(
                 # Nor a request whose body was a spent iterator (on its first use it goes
                 # through: the connection is new).
                 assert_pool_empty(client.pool)
-        finally:
-            server.close()
-            await server.wait_closed()
 
     run(main, loop_name)
 
@@ -1040,18 +1061,11 @@ def test_client_server_disconnect_mid_body(tls_files: TLSFiles) -> None:
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
             await writer.drain()
 
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with raw_serving(tls_files, handle) as url:
             async with Client(ca=tls_files.ca_cert) as client:
                 with pytest.raises(ServerDisconnectedError, match="before the response was"):
-                    await client.get(f"https://localhost:{port}/")
+                    await client.get(url)
                 assert_pool_empty(client.pool)
-        finally:
-            server.close()
-            await server.wait_closed()
 
     run(main)
 
@@ -1065,21 +1079,14 @@ def test_client_malformed_response_is_read_error(tls_files: TLSFiles) -> None:
             await writer.drain()
             await reader.read()
 
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with raw_serving(tls_files, handle) as url:
             async with Client(ca=tls_files.ca_cert) as client:
                 with pytest.raises(ReadError, match="malformed") as info:
-                    await client.get(f"https://localhost:{port}/")
+                    await client.get(url)
                 from framework.errors import RemoteProtocolError
 
                 assert isinstance(info.value.__cause__, RemoteProtocolError)
                 assert_pool_empty(client.pool)
-        finally:
-            server.close()
-            await server.wait_closed()
 
     run(main)
 
@@ -1111,21 +1118,12 @@ def test_client_write_timeout(tls_files: TLSFiles) -> None:
             await reader.readuntil(b"\r\n\r\n")
             await asyncio.Event().wait()  # never reads the body
 
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
-        server = await asyncio.start_server(stalled, "127.0.0.1", 0, ssl=context)
-        port = server.sockets[0].getsockname()[1]
-        try:
+        async with raw_serving(tls_files, stalled) as url:
             async with Client(ca=tls_files.ca_cert, timeout=Timeout(write=0.2, read=5)) as client:
                 with pytest.raises(WriteTimeout, match="accepted no request bytes") as info:
-                    await client.put(f"https://localhost:{port}/", content=bytes(32 * MiB))
+                    await client.put(url, content=bytes(32 * MiB))
                 assert isinstance(info.value, TimeoutError)
                 assert_pool_empty(client.pool)
-        finally:
-            server.close()
-            for task in asyncio.all_tasks() - {asyncio.current_task()}:
-                task.cancel()
-            await server.wait_closed()
 
     run(main)
 
