@@ -2,108 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import shlex
-import signal
 import socket
 import stat
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TLSFiles, require_tool
-
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 30.0
-SERVING = re.compile(r"framework: serving on https://localhost:(\d+)/")
-
-
-def environment(home: Path, *extra_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["FRAMEWORK_HOME"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *map(str, extra_path)])
-    env.pop("PYTHONWARNINGS", None)
-    return env
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[str]
-    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    seen: list[str] = field(default_factory=list)
-
-    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        for _ in range(10_000):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.seen.append(line)
-            if found := pattern.search(line):
-                return found
-        raise AssertionError(f"no line matching {pattern.pattern!r}; stderr: {self.seen!r}")
-
-    def rest(self) -> list[str]:
-        """Every stderr line after the process exited."""
-        for _ in range(100_000):
-            line = self.lines.get(timeout=STARTUP_TIMEOUT)
-            if line is None:
-                return self.seen
-            self.seen.append(line)
-        raise AssertionError("stderr never ended")
-
-
-@contextmanager
-def serve(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[Running]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "framework", "serve", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    running = Running(process)
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            running.lines.put(line.rstrip("\n"))
-        running.lines.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        yield running
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=STARTUP_TIMEOUT)
-        reader.join(timeout=STARTUP_TIMEOUT)
-        assert process.stderr is not None
-        process.stderr.close()
-
-
-def stop(running: Running) -> int:
-    running.process.send_signal(signal.SIGTERM)
-    return running.process.wait(timeout=STARTUP_TIMEOUT)
-
+from tests.e2e.serve_cli import REPO, SERVING, STARTUP_TIMEOUT, environment, serve_cli
 
 HOOKS_APP = '''
 """An app whose lifecycle hooks leave marks in a file beside it."""
@@ -140,10 +51,10 @@ def test_cli_serve_dev_ca_and_the_printed_curl_line(tmp_path: Path) -> None:
     curl = require_tool("curl")
     home = tmp_path / "home"
     env = environment(home)
-    with serve(["examples.hello:app", "--port", "0"], env, tmp_path) as running:
-        port = int(running.wait_for_line(SERVING, STARTUP_TIMEOUT).group(1))
+    with serve_cli(["examples.hello:app", "--port", "0"], env=env, cwd=tmp_path) as running:
+        port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
         assert port > 0
-        try_it = running.wait_for_line(re.compile(r"framework: try it: (curl .*)$"), 5)
+        try_it = running.wait_for(re.compile(r"framework: try it: (curl .*)$"), timeout=5)
         command = shlex.split(try_it.group(1))
         assert command[:2] == ["curl", "--cacert"]
         ca_cert = Path(command[2])
@@ -160,7 +71,7 @@ def test_cli_serve_dev_ca_and_the_printed_curl_line(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout == "Hello, world!"
-        assert stop(running) == 0
+        assert running.stop() == 0
         assert not any("Traceback" in line for line in running.rest())
 
 
@@ -179,12 +90,12 @@ def test_cli_serve_sigterm_runs_shutdown_hooks_and_exits_0(
         "--loop",
         "asyncio",
     ]
-    with serve(args, environment(tmp_path / "home"), tmp_path) as running:
-        port = int(running.wait_for_line(SERVING, STARTUP_TIMEOUT).group(1))
+    with serve_cli(args, env=environment(tmp_path / "home"), cwd=tmp_path) as running:
+        port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
         assert (tmp_path / "hooks.log").read_text() == "startup\n"
         with socket.create_connection(("127.0.0.1", port), timeout=10):
             pass  # it listens
-        assert stop(running) == 0
+        assert running.stop() == 0
         lines = running.rest()
     assert (tmp_path / "hooks.log").read_text() == "startup\nshutdown\n"
     assert not any("Traceback" in line for line in lines)

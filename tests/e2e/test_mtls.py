@@ -8,29 +8,20 @@ why in one log line. With ``--client-cert optional`` the app answers 401 itself.
 from __future__ import annotations
 
 import http.client
-import os
-import queue
 import re
-import signal
 import ssl
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from framework import pki
 from tests.conftest import TLSFiles, require_tool
+from tests.e2e.serve_cli import REPO, SERVING, STARTUP_TIMEOUT, Served, environment, serve_cli
 
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 30.0
-LOG_TIMEOUT = 10.0
-SERVING = re.compile(r"framework: serving on https://localhost:(\d+)/")
 NO_CERTIFICATE = re.compile(
     r"WARNING framework\.server: TLS handshake refused: client certificate required "
     r"\(the client sent none\)$"
@@ -41,99 +32,13 @@ UNTRUSTED = re.compile(
 )
 
 
-@dataclass
-class Served:
-    """A ``framework serve`` subprocess and the lines of its stderr, as they arrive."""
-
-    process: subprocess.Popen[str]
-    port: int = 0
-    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    seen: list[str] = field(default_factory=list)
-
-    def mark(self) -> int:
-        """Where the lines read so far end; ``wait_for(..., after=mark)`` looks past it."""
-        self.drain()
-        return len(self.seen)
-
-    def drain(self) -> None:
-        """Move the lines that arrived so far into ``seen``."""
-        for _ in range(100_000):
-            try:
-                line = self.lines.get_nowait()
-            except queue.Empty:
-                return
-            if line is None:
-                self.lines.put(None)  # stays at the end for the next reader
-                return
-            self.seen.append(line)
-
-    def wait_for(
-        self, pattern: re.Pattern[str], *, after: int = 0, timeout: float = LOG_TIMEOUT
-    ) -> re.Match[str]:
-        """The first line past ``after`` matching ``pattern``, waiting up to ``timeout``."""
-        deadline = time.monotonic() + timeout
-        for index in range(after, after + 100_000):
-            while index >= len(self.seen):
-                left = deadline - time.monotonic()
-                try:
-                    line = self.lines.get(timeout=max(left, 0.0))
-                except queue.Empty:
-                    line = None
-                if line is None:
-                    raise AssertionError(
-                        f"no line matching {pattern.pattern!r}; stderr: {self.seen[after:]!r}"
-                    )
-                self.seen.append(line)
-            if found := pattern.search(self.seen[index]):
-                return found
-        raise AssertionError("too many lines")
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["FRAMEWORK_HOME"] = str(home)
-    env["PYTHONPATH"] = str(REPO)
-    env.pop("PYTHONWARNINGS", None)
-    return env
-
-
 @contextmanager
 def serving(app: str, *args: str, home: Path, loop: str = "uvloop") -> Iterator[Served]:
     """Run ``python -m framework serve APP --port 0 ARGS`` until the block ends (then SIGTERM)."""
-    command = [sys.executable, "-m", "framework", "serve", app, "--port", "0", "--loop", loop]
-    process = subprocess.Popen(
-        [*command, *args],
-        cwd=REPO,
-        env=environment(home),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    served = Served(process)
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            served.lines.put(line.rstrip("\n"))
-        served.lines.put(None)
-
-    reader = threading.Thread(target=pump, name="serve-stderr", daemon=True)
-    reader.start()
-    try:
+    command = [app, "--port", "0", "--loop", loop, *args]
+    with serve_cli(command, env=environment(home), cwd=REPO) as served:
         served.port = int(served.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
         yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STARTUP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STARTUP_TIMEOUT)
-        reader.join(timeout=STARTUP_TIMEOUT)
-        assert process.stderr is not None
-        process.stderr.close()
     assert not any("Traceback" in line for line in served.seen), served.seen
 
 
