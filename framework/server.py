@@ -509,8 +509,13 @@ def _log_refused_handshake(exc: ssl.SSLError) -> None:
 def _report_refused_handshakes(context: ssl.SSLContext) -> None:
     """Log one line for each handshake ``context`` refuses for want of a good client certificate.
 
-    Leaves a context whose ``sslobject_class`` was already replaced as it is.
+    Only where there is something to say: client certificates are asked for, or debug logging
+    is on (other failures are logged at debug level). The subclass costs ~14 us of a new
+    connection's ~670 (benchmarks/README.md, new-connection). Leaves a context whose
+    ``sslobject_class`` was already replaced as it is.
     """
+    if context.verify_mode == ssl.CERT_NONE and not log.isEnabledFor(logging.DEBUG):
+        return
     if context.sslobject_class is ssl.SSLObject:
         context.sslobject_class = _ReportingSSLObject
 

@@ -683,6 +683,38 @@ def test_server_refuses_tls_1_1(tls_files: TLSFiles) -> None:
             conn.connect()
 
 
+def test_server_logs_a_failed_handshake_when_debug_logging_is_on(
+    tls_files: TLSFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = tls_files.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("AES128-GCM-SHA256")  # no forward secrecy: refused
+    with caplog.at_level(logging.DEBUG, logger="framework.server"):
+        with (
+            serve_in_thread(make_app().app, tls_files) as server,
+            https(server, tls_files, context) as conn,
+        ):
+            with pytest.raises(ssl.SSLError):
+                conn.connect()
+    # The loop's handshake reports nothing itself; the line comes before the alert is sent.
+    assert any("TLS handshake failed" in r.getMessage() for r in caplog.records)
+
+
+def test_server_without_client_certificates_or_debug_keeps_the_plain_ssl_object(
+    tls_files: TLSFiles,
+) -> None:
+    # The reporting subclass costs ~14 us a connection and would have nothing to report.
+    logging.getLogger("framework.server").setLevel(logging.INFO)
+    try:
+        with serve_in_thread(make_app().app, tls_files) as server:
+            assert server.ssl_context is not None
+            assert server.ssl_context.sslobject_class is ssl.SSLObject
+            with https(server, tls_files) as conn:
+                assert fetch(conn, "GET", "/")[0].status == 200
+    finally:
+        logging.getLogger("framework.server").setLevel(logging.NOTSET)
+
+
 def test_server_refuses_a_cipher_without_forward_secrecy(tls_files: TLSFiles) -> None:
     def tls12_context(cipher: str) -> ssl.SSLContext:
         context = tls_files.client_context()
