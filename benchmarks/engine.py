@@ -21,10 +21,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import h11
-
 from framework.errors import ProtocolError
-from framework.http11 import NEED_DATA, Driver
+from framework.http11 import (
+    NEED_DATA,
+    ConnectionClosed,
+    Driver,
+    EndOfMessage,
+    Prepared,
+    Request,
+    Response,
+    prepare,
+)
 from framework.tls import client_context
 
 from .histogram import Histogram
@@ -101,7 +108,7 @@ class Target:
     is_tls: bool
     server_hostname: str | None
     request_bytes: bytes
-    request_events: tuple[h11.Event, ...]
+    request: Prepared
     ssl_context: ssl.SSLContext | None
 
     @classmethod
@@ -129,16 +136,13 @@ class Target:
                 headers.append(("content-length", str(len(settings.body))))
         if settings.new_connection and "connection" not in given:
             headers.append(("connection", "close"))
-        events: list[h11.Event] = [
-            h11.Request(method=settings.method, target=target, headers=headers)
-        ]
-        if settings.body:
-            events.append(h11.Data(data=settings.body))
-        events.append(h11.EndOfMessage())
-        # Encode with a real client connection once: h11 checks the framing, and every
-        # request of the run is these bytes.
-        scratch = Driver("client")
-        request_bytes = b"".join(scratch.send(e) for e in events)
+        head = Request(
+            settings.method.encode("ascii"),
+            target.encode("ascii"),
+            [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
+        )
+        # Encoded once: h11 checks the framing, and every request of the run is these bytes.
+        request = prepare(head, settings.body)
         ctx = None
         if is_tls:
             ctx = client_context(settings.ca, cert=settings.cert, key=settings.key)
@@ -147,38 +151,30 @@ class Target:
             port=port,
             is_tls=is_tls,
             server_hostname=parts.hostname if is_tls else None,
-            request_bytes=request_bytes,
-            request_events=tuple(events),
+            request_bytes=request.data,
+            request=request,
             ssl_context=ctx,
         )
-
-
-class _LoadDriver(Driver):
-    """A client ``Driver`` that can be told a pre-encoded request went out.
-
-    ``Driver.send`` encodes every event; the request is the same for the whole run, so only
-    h11's state machine needs to hear about it. That saves a third of the client's CPU per
-    request (measured: see benchmarks/README.md). Falls back to ``send`` if h11 changes.
-    """
-
-    __slots__ = ()
-
-    def mark_sent(self, events: tuple[h11.Event, ...]) -> None:
-        conn = self._conn
-        process = getattr(conn, "_process_event", None)
-        if process is None:  # pragma: no cover - h11 without the private method
-            for event in events:
-                self.send(event)
-            return
-        for event in events:
-            process(h11.CLIENT, event)
 
 
 class Stats:
     """What one process measured: latencies, counts, errors by kind, status codes, bytes."""
 
-    __slots__ = ("histogram", "ok", "errors", "statuses", "bytes_in", "bytes_out", "unfinished",
-                 "connects", "started", "ended", "cpu_started", "cpu_ended", "unsent")
+    __slots__ = (
+        "histogram",
+        "ok",
+        "errors",
+        "statuses",
+        "bytes_in",
+        "bytes_out",
+        "unfinished",
+        "connects",
+        "started",
+        "ended",
+        "cpu_started",
+        "cpu_ended",
+        "unsent",
+    )
 
     def __init__(self) -> None:
         self.histogram = Histogram()
@@ -203,8 +199,9 @@ class Stats:
     @property
     def cpu_seconds(self) -> float:
         """CPU time this process used while measuring (its own load-generating cost)."""
-        return (self.cpu_ended if self.cpu_ended is not None else time.process_time()) \
-            - self.cpu_started
+        return (
+            self.cpu_ended if self.cpu_ended is not None else time.process_time()
+        ) - self.cpu_started
 
     def end(self) -> None:
         self.ended = time.perf_counter()
@@ -235,13 +232,23 @@ class Stats:
 class _Connection(asyncio.Protocol):
     """One connection of the load: sends the run's request, parses answers with the driver."""
 
-    __slots__ = ("engine", "transport", "driver", "due", "sent", "status", "busy", "failed",
-                 "lost", "slot")
+    __slots__ = (
+        "engine",
+        "transport",
+        "driver",
+        "due",
+        "sent",
+        "status",
+        "busy",
+        "failed",
+        "lost",
+        "slot",
+    )
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.transport: asyncio.Transport | None = None
-        self.driver = _LoadDriver("client")
+        self.driver = Driver("client")
         self.due = 0  # ns: when the request in flight was due (latency counts from here)
         self.sent = 0  # ns: when it was written (timeouts count from here)
         self.status = 0
@@ -259,7 +266,8 @@ class _Connection(asyncio.Protocol):
         self.sent = _perf_ns()
         self.busy = True
         self.failed = False
-        self.driver.mark_sent(engine.target.request_events)
+        # Only the state machine hears of the request: its bytes were encoded once.
+        self.driver.record_sent(engine.target.request)
         self.transport.write(engine.request_bytes)  # type: ignore[union-attr]
         engine.stats.bytes_out += engine.request_size
 
@@ -273,13 +281,13 @@ class _Connection(asyncio.Protocol):
                 if event is NEED_DATA:
                     return
                 kind = type(event)
-                if kind is h11.Response:
-                    self.status = event.status_code  # type: ignore[union-attr]
-                elif kind is h11.EndOfMessage:
+                if kind is Response:
+                    self.status = event.status_code
+                elif kind is EndOfMessage:
                     self.busy = False
                     self.engine.answered(self, _perf_ns())
                     return
-                elif kind is h11.ConnectionClosed:
+                elif kind is ConnectionClosed:
                     break
         except ProtocolError:
             self.fail("protocol")
@@ -327,9 +335,7 @@ class Engine:
         self.measuring = settings.warmup <= 0
         self.sending = True
         self.remaining = settings.requests if settings.requests is not None else -1
-        self.interval_ns = (
-            int(settings.connections / settings.rate * 1e9) if settings.rate else 0
-        )
+        self.interval_ns = int(settings.connections / settings.rate * 1e9) if settings.rate else 0
         self.connections: set[_Connection] = set()
         self.in_flight = 0
         self._idle: asyncio.Event = asyncio.Event()
@@ -478,8 +484,7 @@ class Engine:
         return True
 
     def finish_if_done(self) -> None:
-        if (self.measuring and self.remaining == 0 and self.in_flight == 0
-                and not self._stop.done()):
+        if self.measuring and self.remaining == 0 and self.in_flight == 0 and not self._stop.done():
             self._stop.set_result(None)
 
     # --- timeouts -----------------------------------------------------------------------------
@@ -551,8 +556,9 @@ class _Slot:
         kind = "connect"
         sock = None
         try:
-            sock = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET,
-                                 socket.SOCK_STREAM)
+            sock = socket.socket(
+                socket.AF_INET6 if ":" in target.host else socket.AF_INET, socket.SOCK_STREAM
+            )
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await engine.loop.sock_connect(sock, (target.host, target.port))

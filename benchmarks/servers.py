@@ -216,26 +216,25 @@ def _nginx_argv(certs: Certificates, prefix: Path, port: int) -> list[str]:
 
 async def _open_idle(port: int, ca: Path, count: int, concurrency: int = 100) -> list[object]:
     """Open ``count`` TLS connections, make one request on each, and leave them open."""
-    import h11
-
-    from framework.http11 import NEED_DATA, Driver
+    from framework.http11 import NEED_DATA, Driver, EndOfMessage, Request, prepare
     from framework.tls import client_context
 
     ctx = client_context(str(ca))
     gate = asyncio.Semaphore(concurrency)
-    request = h11.Request(method="GET", target="/", headers=[("host", f"localhost:{port}")])
+    request = prepare(Request(b"GET", b"/", [(b"host", f"localhost:{port}".encode())]))
 
     async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         async with gate:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
                                                           server_hostname="localhost")
             driver = Driver("client")
-            writer.write(driver.send(request) + driver.send(h11.EndOfMessage()))
+            writer.write(request.data)
+            driver.record_sent(request)
             while True:
                 event = driver.next_event()
                 if event is NEED_DATA:
                     driver.receive_data(await reader.read(65536))
-                elif type(event) is h11.EndOfMessage:
+                elif type(event) is EndOfMessage:
                     return reader, writer
 
     return list(await asyncio.gather(*(one() for _ in range(count))))

@@ -20,8 +20,6 @@ from types import TracebackType
 from typing import Any, TypeAlias
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-import h11
-
 from . import limits
 from .connection import ClientConnection, Origin
 from .errors import (
@@ -31,7 +29,7 @@ from .errors import (
     TooManyRedirects,
     WriteError,
 )
-from .http11 import Driver
+from .http11 import Prepared, Request, check, prepare
 from .messages import Headers, HeadersLike
 from .pool import ConnectionPool, Connector
 from .response import ClientResponse
@@ -55,9 +53,7 @@ _DEFAULT_HEADERS = (
     (b"accept", b"*/*"),
     (b"accept-encoding", b"gzip, deflate"),
 )
-_H11Headers: Any = type(h11.Request(method="GET", target="/", headers=[("host", "x")]).headers)
 _USE_CLIENT_DEFAULT: Any = object()
-_END = h11.EndOfMessage()
 # Bodies larger than this are written in slices of it, waiting for the transport in between.
 _SLICE = limits.WRITE_HIGH_WATER
 
@@ -130,9 +126,10 @@ class _Target:
         self.target = target
         self.url = url
         self.host_header = host_header
-        self.headers: Any = None  # the h11 headers for a request without extra headers
-        # method -> the request without a body or extra headers and its bytes (Client._bodiless)
-        self.bodiless: dict[str, tuple[h11.Request, bytes]] = {}
+        #: The host and client headers, for a request without headers of its own.
+        self.headers: list[tuple[bytes, bytes]] = []
+        # method -> the request without a body or extra headers, encoded (Client._bodiless)
+        self.bodiless: dict[str, Prepared] = {}
 
 
 def _split_url(url: str) -> _Target:
@@ -333,8 +330,8 @@ class Client:
         self._headers = [h for h in _DEFAULT_HEADERS if h[0] not in names] + own
         # Validate the client's headers once, here, so requests can reuse them unchecked.
         try:
-            h11.Request(method="GET", target="/", headers=[(b"host", b"x"), *self._headers])
-        except h11.LocalProtocolError as exc:
+            prepare(Request(b"GET", b"/", [(b"host", b"x"), *self._headers]))
+        except LocalProtocolError as exc:
             raise ValueError(f"invalid client header: {exc}") from None
         self._targets: dict[str, _Target] = {}
         self._pool: ConnectionPool | None = None
@@ -415,9 +412,7 @@ class Client:
             if query:
                 full += ("&" if "?" in full else "?") + query
         target = _split_url(full.partition("#")[0])
-        target.headers = _H11Headers(
-            [(b"host", b"host", target.host_header)] + [(n, n, v) for n, v in self._headers]
-        )
+        target.headers = [(b"host", target.host_header), *self._headers]
         if params is None:
             if len(self._targets) >= 512:
                 self._targets.clear()
@@ -425,22 +420,19 @@ class Client:
         return target
 
     @staticmethod
-    def _bodiless(method: str, target: _Target) -> tuple[h11.Request, bytes]:
-        """The request without a body or extra headers (most GETs) and its bytes, made once.
+    def _bodiless(method: str, target: _Target) -> Prepared:
+        """The request without a body or extra headers (most GETs), encoded once per URL.
 
-        Made anew, a request costs ~9 us of the ~95 us a small GET takes in Python on the
-        benchmark machine (h11 checks every header with a regex); reused, nothing.
+        Made anew, h11 checks every header with a regex; reused, nothing is checked again
+        (benchmarks/client_compare.py).
         """
         prepared = target.bodiless.get(method)
         if prepared is None:
-            request = h11.Request(method=method, target=target.target, headers=target.headers)
-            driver = Driver("client")
-            prepared = target.bodiless[method] = (
-                request, driver.send(request) + driver.send(_END)
-            )
+            head = Request(method.encode("ascii"), target.target, target.headers)
+            prepared = target.bodiless[method] = prepare(head)
         return prepared
 
-    def _h11_request(
+    def _request_head(
         self,
         method: str,
         target: _Target,
@@ -449,15 +441,15 @@ class Client:
         chunked: bool,
         content_type: bytes | None,
         strip_credentials: bool = False,
-    ) -> h11.Request:
+    ) -> Request:
         if headers is None and content_type is None and not strip_credentials:
-            # The usual case: the host and client headers, checked once when cached.
-            items = target.headers._full_items
+            # The usual case: the host and client headers.
+            items = target.headers
             if length is not None:
-                items = [*items, (b"content-length", b"content-length", b"%d" % length)]
+                items = [*items, (b"content-length", b"%d" % length)]
             elif chunked:
-                items = [*items, (b"transfer-encoding", b"transfer-encoding", b"chunked")]
-            return h11.Request(method=method, target=target.target, headers=_H11Headers(items))
+                items = [*items, (b"transfer-encoding", b"chunked")]
+            return Request(method.encode("ascii"), target.target, items)
         own = headers or []
         names = {name for name, _ in own}
         merged = [(b"host", target.host_header)] if b"host" not in names else []
@@ -475,10 +467,12 @@ class Client:
             merged.append((b"content-length", b"%d" % length))
         elif chunked:
             merged.append((b"transfer-encoding", b"chunked"))
+        head = Request(method.encode("ascii"), target.target, merged)
         try:
-            return h11.Request(method=method, target=target.target, headers=merged)
-        except h11.LocalProtocolError as exc:
+            check(head)
+        except LocalProtocolError as exc:
             raise ValueError(f"invalid request header: {exc}") from None
+        return head
 
     async def request(
         self,
@@ -625,7 +619,7 @@ class Client:
         deadline: float | None,
         strip_credentials: bool = False,
     ) -> ClientResponse:
-        prepared: bytes | None = None
+        prepared: Prepared | None = None
         if (
             body is None
             and streamed is None
@@ -634,14 +628,14 @@ class Client:
             and not strip_credentials
             and method not in _EXPECTS_BODY
         ):
-            request, prepared = self._bodiless(method, target)
+            prepared = self._bodiless(method, target)
         else:
             length = None
             if body is not None:
                 length = len(body)
             elif streamed is None and method in _EXPECTS_BODY:
                 length = 0
-            request = self._h11_request(
+            request = self._request_head(
                 method, target, headers, length, streamed is not None, content_type,
                 strip_credentials,
             )
@@ -665,7 +659,7 @@ class Client:
             reused = conn.requests > 0
             try:
                 if prepared is not None:
-                    conn.send_prepared(request, prepared)
+                    conn.send_prepared(prepared)
                 elif body is not None and len(body) > _SLICE:
                     conn.send(request, body[:_SLICE], False)
                     await _send_slices(conn, body, phases.write, deadline)

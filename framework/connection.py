@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from typing import TYPE_CHECKING, NamedTuple
-
-import h11
 
 from . import limits
 from .errors import (
@@ -27,9 +24,20 @@ from .errors import (
     WriteError,
     WriteTimeout,
 )
-from .http11 import NEED_DATA, PAUSED, Driver, FlowControl
+from .http11 import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    Driver,
+    EndOfMessage,
+    Prepared,
+    Request,
+    Response,
+)
 from .messages import TLSInfo
 from .tls import tls_info
+from .transport import BodyQueue, FlowControl
 
 if TYPE_CHECKING:
     # A connection reports to the pool that owns it; the pool module imports this one.
@@ -38,10 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "Origin"]
 
 _INF = float("inf")
-_Data = h11.Data
-_Response = h11.Response
-_EndOfMessage = h11.EndOfMessage
-_END = h11.EndOfMessage()
+_END = EndOfMessage()
 
 
 class Origin(NamedTuple):
@@ -82,9 +87,7 @@ class ClientConnection(asyncio.Protocol):
         "_pool",
         "_loop",
         "_head",
-        "_chunks",
-        "_buffered",
-        "_complete",
+        "_body",
         "_got_bytes",
         "_eof",
         "_failure",
@@ -110,10 +113,8 @@ class ClientConnection(asyncio.Protocol):
         self.keep_alive_expiry = pool.keep_alive_expiry
         self._pool = pool
         self._loop = pool.loop
-        self._head: h11.Response | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._complete = False
+        self._head: Response | None = None
+        self._body: BodyQueue = None  # type: ignore[assignment]  # set in connection_made
         self._got_bytes = False
         self._eof = False
         self._failure: ClientError | None = None
@@ -131,6 +132,7 @@ class ClientConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = transport  # type: ignore[assignment]
         self.flow = FlowControl(transport)
+        self._body = BodyQueue(self.flow)
 
     def data_received(self, data: bytes) -> None:
         if self.state is not ACTIVE:
@@ -166,7 +168,7 @@ class ClientConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._complete and self._failure is None:
+        if not self.is_complete and self._failure is None:
             if isinstance(exc, ssl.SSLError):
                 self._failure = _tls_error(exc, self.origin)
             elif exc is not None:
@@ -197,28 +199,23 @@ class ClientConnection(asyncio.Protocol):
             except RemoteProtocolError as exc:
                 self._protocol_error(exc)
                 return
-            kind = type(event)
-            if kind is _Data:
-                data = event.data  # type: ignore[union-attr]
-                self._chunks.append(data)
-                self._buffered += len(data)
-                if self._buffered > limits.READ_HIGH_WATER:
-                    self.flow.pause_reading()  # type: ignore[union-attr]
-            elif kind is _Response:
-                self._head = event  # type: ignore[assignment]
-                self._read_keep_alive(event)  # type: ignore[arg-type]
-            elif kind is _EndOfMessage:
-                self._complete = True
+            if type(event) is Data:
+                self._body.feed(event.data)
+            elif type(event) is Response:
+                self._head = event
+                self._read_keep_alive(event)
+            elif type(event) is EndOfMessage:
+                self._body.finish()
                 break
             elif event is NEED_DATA or event is PAUSED:
                 break
-            elif kind is h11.ConnectionClosed:
+            elif type(event) is ConnectionClosed:
                 break
             # InformationalResponse (100 Continue, 103 Early Hints): nothing to do.
         self._wake()
 
-    def _read_keep_alive(self, head: h11.Response) -> None:
-        for _, name, value in head.headers._full_items:
+    def _read_keep_alive(self, head: Response) -> None:
+        for name, value in head.headers:
             if name == b"keep-alive":
                 for param in value.split(b","):
                     key, _, number = param.strip().partition(b"=")
@@ -307,7 +304,7 @@ class ClientConnection(asyncio.Protocol):
             self._timer = self._loop.call_at(self._deadline, self._on_timer)
             self._timer_when = self._deadline
 
-    async def receive_head(self, silence: float | None, deadline: float | None) -> h11.Response:
+    async def receive_head(self, silence: float | None, deadline: float | None) -> Response:
         """Wait for the response's status line and headers.
 
         Raises:
@@ -322,12 +319,7 @@ class ClientConnection(asyncio.Protocol):
 
     def take_chunks(self) -> list[bytes]:
         """Every body chunk received so far (possibly none); resumes reading if paused."""
-        chunks = list(self._chunks)
-        self._chunks.clear()
-        if self._buffered > limits.READ_HIGH_WATER:
-            self.flow.resume_reading()  # type: ignore[union-attr]
-        self._buffered = 0
-        return chunks
+        return self._body.take_all()
 
     async def receive_chunk(self, silence: float | None, deadline: float | None) -> bytes:
         """The next piece of the body, ``b""`` once it is complete.
@@ -336,15 +328,11 @@ class ClientConnection(asyncio.Protocol):
             ReadTimeout: nothing arrived for ``silence`` seconds.
             ServerDisconnectedError, ReadError, TLSError: the connection failed mid-body.
         """
+        body = self._body
         while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._buffered <= limits.READ_HIGH_WATER:
-                    self.flow.resume_reading()  # type: ignore[union-attr]
+            chunk = body.pop()
+            if chunk is not None:
                 return chunk
-            if self._complete:
-                return b""
             if self._failure is not None:
                 raise self._failure
             await self._wait(silence, deadline)
@@ -352,7 +340,7 @@ class ClientConnection(asyncio.Protocol):
     @property
     def is_complete(self) -> bool:
         """True once the whole response has been received (it may not be consumed yet)."""
-        return self._complete
+        return self._body is not None and self._body.is_complete
 
     @property
     def has_response_bytes(self) -> bool:
@@ -362,7 +350,7 @@ class ClientConnection(asyncio.Protocol):
     @property
     def buffered_bytes(self) -> int:
         """Body bytes received and waiting for the caller."""
-        return self._buffered
+        return self._body.buffered
 
     @property
     def tls(self) -> TLSInfo | None:
@@ -379,7 +367,7 @@ class ClientConnection(asyncio.Protocol):
             raise ServerDisconnectedError(f"{self.origin} closed the connection while it was idle")
         return transport
 
-    def send(self, request: h11.Request, body: bytes | None, end: bool) -> None:
+    def send(self, request: Request, body: bytes | None, end: bool) -> None:
         """Write the request head, ``body`` and (when ``end``) the end of message in one write.
 
         Raises:
@@ -390,13 +378,13 @@ class ClientConnection(asyncio.Protocol):
         driver = self.driver
         data = driver.send(request)
         if body:
-            data += driver.send(_Data(data=body))
+            data += driver.send(Data(body))
         if end:
             data += driver.send(_END)
         transport.write(data)
 
-    def send_prepared(self, request: h11.Request, data: bytes) -> None:
-        """Write a whole bodiless request as ``data``, the bytes h11 made for it before.
+    def send_prepared(self, prepared: Prepared) -> None:
+        """Write a whole request encoded before (``http11.prepare``).
 
         The bytes go out first and h11 records the request after, while the server works on
         it: one request at a time (sequentially), that hides h11's ~15 us of send bookkeeping
@@ -407,16 +395,14 @@ class ClientConnection(asyncio.Protocol):
         """
         transport = self._open_transport()
         self.requests += 1
-        transport.write(data)
-        driver = self.driver
-        driver.send(request)
-        driver.send(_END)
+        transport.write(prepared.data)
+        self.driver.record_sent(prepared)
 
     def send_data(self, data: bytes, end: bool = False) -> None:
         """Write a piece of a streamed body (chunked), and the end of it when ``end``."""
         if self.state is CLOSED or self.transport is None:
             raise self._failure or WriteError(f"connection to {self.origin} is closed")
-        out = self.driver.send(_Data(data=data)) if data else b""
+        out = self.driver.send(Data(data)) if data else b""
         if end:
             out += self.driver.send(_END)
         self.transport.write(out)
@@ -457,19 +443,18 @@ class ClientConnection(asyncio.Protocol):
         driver = self.driver
         reusable = (
             self.state is ACTIVE
-            and self._complete
+            and self.is_complete
             and not self._eof
             and self._failure is None
             and driver.is_reusable
-            and not self._chunks
+            and not self._body.buffered
             and not driver.trailing_data[0]
         )
         if reusable:
             driver.start_next_cycle()
             self._head = None
-            self._complete = False
+            self._body.clear()
             self._got_bytes = False
-            self._buffered = 0
             self.flow.resume_reading()  # type: ignore[union-attr]
         return reusable
 
@@ -480,7 +465,7 @@ class ClientConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Close at once, dropping anything unsent or unread."""
-        if self._failure is None and not self._complete:
+        if self._failure is None and not self.is_complete:
             self._failure = ReadError(f"connection to {self.origin} was aborted")
         if self.transport is not None:
             self.transport.abort()

@@ -12,10 +12,9 @@ import zlib
 from collections.abc import AsyncIterable
 from typing import Any
 
-import h11
-
 from .connection import ClientConnection
 from .errors import DecodingError, HTTPStatusError
+from .http11 import Response
 from .messages import Headers, TLSInfo, content_charset
 from .pool import ConnectionPool
 
@@ -124,7 +123,7 @@ class ClientResponse:
 
     def __init__(
         self,
-        head: h11.Response,
+        head: Response,
         conn: ClientConnection,
         pool: ConnectionPool,
         url: str,
@@ -139,7 +138,7 @@ class ClientResponse:
         self.url = url
         self.method = method
         self.history: list[ClientResponse] = []
-        self._raw: list[tuple[bytes, bytes, bytes]] = head.headers._full_items
+        self._raw: list[tuple[bytes, bytes]] = head.headers
         self._headers: Headers | None = None
         self._conn: ClientConnection | None = conn
         self._pool = pool
@@ -149,7 +148,7 @@ class ClientResponse:
         self._read_timeout = read_timeout
         self._deadline = deadline
         self._streamed = False
-        for _, name, value in self._raw:
+        for name, value in self._raw:
             if name == b"content-encoding":
                 codings = [c.strip().lower() for c in value.decode("latin-1").split(",")]
                 codings = [c for c in codings if c and c != "identity"]
@@ -160,7 +159,7 @@ class ClientResponse:
     def headers(self) -> Headers:
         """The response headers (case-insensitive, multi-valued)."""
         if self._headers is None:
-            self._headers = Headers.from_raw([(n, v) for _, n, v in self._raw])
+            self._headers = Headers.from_raw(self._raw)
         return self._headers
 
     @property

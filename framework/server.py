@@ -14,20 +14,31 @@ import logging
 import os
 import socket
 import ssl
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.utils import formatdate
 from ssl import SSLContext  # the name, since Server() has a parameter called ssl
 from typing import Any
 
-import h11
-
 from . import limits
 from .accesslog import log_request
 from .errors import LocalProtocolError, ProtocolError
-from .http11 import NEED_DATA, PAUSED, Driver, FlowControl
+from .http11 import (
+    IDLE,
+    NEED_DATA,
+    PAUSED,
+    SEND_RESPONSE,
+    ConnectionClosed,
+    Data,
+    Driver,
+    EndOfMessage,
+    InformationalResponse,
+    reason_phrase,
+)
+from .http11 import Request as RequestHead
+from .http11 import Response as ResponseHead
 from .messages import Headers, Request, Response, TLSInfo
 from .tls import CertificateStore, tls_info
+from .transport import BodyQueue, FlowControl
 
 __all__ = ["Handler", "Server", "ServerProtocol"]
 
@@ -40,6 +51,7 @@ SERVER_HEADER = (b"server", b"framework")
 # In-memory bodies up to this size go out with their head in one write (copied once to join
 # them); larger ones are written as they are, in pieces of WRITE_CHUNK_BYTES (_send_stream).
 _WHOLE_WRITE_MAX = 64 * 1024
+_END = EndOfMessage()
 
 
 class _Clock:
@@ -50,61 +62,6 @@ class _Clock:
     @classmethod
     def tick(cls) -> None:
         cls.value = formatdate(usegmt=True).encode("ascii")
-
-
-class _RequestBody:
-    """The body of the request being handled, as it arrives; read by ``Request.stream()``."""
-
-    __slots__ = ("_protocol", "_chunks", "_buffered", "_complete", "_waiter")
-
-    def __init__(self, protocol: ServerProtocol) -> None:
-        self._protocol = protocol
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._complete = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered > limits.READ_HIGH_WATER:
-            # Read back pressure: the handler is slower than the client, so stop reading
-            # until it catches up instead of buffering without bound.
-            self._protocol.flow.pause_reading()
-        self._wake()
-
-    def finish(self) -> None:
-        self._complete = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    @property
-    def is_complete(self) -> bool:
-        return self._complete
-
-    async def read_chunk(self) -> bytes:
-        while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._buffered <= limits.READ_HIGH_WATER:
-                    self._protocol.flow.resume_reading()
-                return chunk
-            if self._complete:
-                return b""
-            protocol = self._protocol
-            if protocol.is_closed:
-                raise ConnectionResetError("client disconnected before sending the whole body")
-            # 100-continue: the client waits for our go-ahead, and it is given only now that
-            # the handler actually wants the body.
-            protocol.send_continue()
-            protocol.flow.resume_reading()
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
 
 
 class ServerProtocol(asyncio.Protocol):
@@ -120,7 +77,7 @@ class ServerProtocol(asyncio.Protocol):
         self._tls: TLSInfo | None = None
         self._tls_done = False
         self._task: asyncio.Task[None] | None = None
-        self._body: _RequestBody | None = None
+        self._body: BodyQueue | None = None
         self._continue_sent = False
         self._closing = False  # finish the current response, then close
         #: loop time since when the connection has waited for a request (None while busy).
@@ -172,7 +129,7 @@ class ServerProtocol(asyncio.Protocol):
         self.is_closed = True
         self.flow.connection_lost(exc)
         if self._body is not None:
-            self._body._wake()
+            self._body.lose("client disconnected before sending the whole body")
         self.server.connections.discard(self)
 
     def pause_writing(self) -> None:
@@ -199,9 +156,9 @@ class ServerProtocol(asyncio.Protocol):
             return
         if event is PAUSED:  # pragma: no cover - only reached between cycles, never here
             return
-        if type(event) is h11.Request:
+        if type(event) is RequestHead:
             self._start_request(event)
-        elif type(event) is h11.ConnectionClosed:
+        elif type(event) is ConnectionClosed:
             self._close()
         else:
             # Nothing else can start a cycle; h11 raises for anything else.
@@ -217,10 +174,9 @@ class ServerProtocol(asyncio.Protocol):
             except ProtocolError as exc:
                 self._protocol_error(exc)
                 return
-            event_type = type(event)
-            if event_type is h11.Data:
-                body.feed(event.data)  # type: ignore[union-attr]
-            elif event_type is h11.EndOfMessage:
+            if type(event) is Data:
+                body.feed(event.data)
+            elif type(event) is EndOfMessage:
                 body.finish()
             elif event is NEED_DATA or event is PAUSED:
                 return
@@ -229,7 +185,7 @@ class ServerProtocol(asyncio.Protocol):
                 self._closing = True
                 return
 
-    def _start_request(self, event: h11.Request) -> None:
+    def _start_request(self, event: RequestHead) -> None:
         server = self.server
         self.idle_since = None
         server.head_started.pop(self, None)
@@ -238,14 +194,12 @@ class ServerProtocol(asyncio.Protocol):
             self._tls_done = True
             if server.is_tls:
                 self._tls = tls_info(self.transport.get_extra_info("ssl_object"))  # type: ignore[union-attr]
-        body = self._body = _RequestBody(self)
+        body = self._body = BodyQueue(self.flow, self.send_continue)
         self._continue_sent = False
         request = Request(
             event.method.decode("ascii"),
             event.target,
-            # h11 keeps (raw name, lowercase name, value); take the last two without copying
-            # the values.
-            Headers.from_raw([(n, v) for _, n, v in event.headers._full_items]),
+            Headers.from_raw(event.headers),
             body=body,
             client=self.client,
             tls=self._tls,
@@ -258,7 +212,7 @@ class ServerProtocol(asyncio.Protocol):
         """Send ``100 Continue`` once, if the client is waiting for it."""
         if not self._continue_sent and self.driver.they_are_waiting_for_100_continue:
             self._continue_sent = True
-            self._write(self.driver.send(h11.InformationalResponse(status_code=100, headers=[])))
+            self._write(self.driver.send(InformationalResponse(100, [])))
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -328,7 +282,8 @@ class ServerProtocol(asyncio.Protocol):
             # The handler set Content-Length or Transfer-Encoding itself: h11 checks it.
             return self._send_head_and_body(request, response, headers)
         try:
-            data = self.driver.send_whole_response(response.status, headers, response.body)
+            head = ResponseHead(response.status, headers)
+            data = self.driver.send_whole(head, response.body)
         except LocalProtocolError as exc:
             return self._send_error_instead(request, exc)
         self._write(data)
@@ -338,22 +293,20 @@ class ServerProtocol(asyncio.Protocol):
         self, request: Request, response: Response, headers: list[tuple[bytes, bytes]]
     ) -> int:
         driver = self.driver
+        head = ResponseHead(response.status, headers, response.reason.encode("latin-1"))
         try:
-            head = h11.Response(
-                status_code=response.status, headers=headers, reason=response.reason
-            )
-        except h11.LocalProtocolError as exc:
+            data = driver.send(head)
+        except LocalProtocolError as exc:
             return self._send_error_instead(request, exc)
-        data = driver.send(head)
         if response.body and request.method != "HEAD":
-            data += driver.send(h11.Data(data=response.body))
-        self._write(data + driver.send(h11.EndOfMessage()))
+            data += driver.send(Data(response.body))
+        self._write(data + driver.send(_END))
         return response.status
 
     def _send_error_instead(self, request: Request, exc: Exception) -> int:
         # The handler's status or headers are not valid HTTP (CR/LF in a value, a bad name),
         # found before anything was written: answer 500 rather than leave the client waiting.
-        if self.driver.our_state is not h11.SEND_RESPONSE:
+        if self.driver.our_state is not SEND_RESPONSE:
             raise exc  # no response can be sent any more: the connection is cut
         log.error("invalid response for %s %s: %s", request.method, request.path, exc)
         return self._send_whole(request, Response("Internal Server Error", status=500))
@@ -369,33 +322,31 @@ class ServerProtocol(asyncio.Protocol):
         headers, framed = self._response_headers(response)
         if iterator is None and not framed:
             headers = [*headers, (b"content-length", b"%d" % len(response.body))]
+        head = ResponseHead(response.status, headers, response.reason.encode("latin-1"))
         try:
-            head = h11.Response(
-                status_code=response.status, headers=headers, reason=response.reason
-            )
-        except h11.LocalProtocolError as exc:
+            self._write(driver.send(head))
+        except LocalProtocolError as exc:
             if iterator is not None and hasattr(iterator, "aclose"):
                 await iterator.aclose()
             return self._send_error_instead(request, exc)
-        self._write(driver.send(head))
         flow = self.flow
         if iterator is None:
             if request.method != "HEAD":
                 body = response.body
                 for start in range(0, len(body), limits.WRITE_CHUNK_BYTES):
                     piece = body[start : start + limits.WRITE_CHUNK_BYTES]
-                    self._write(driver.send(h11.Data(data=piece)))
+                    self._write(driver.send(Data(piece)))
                     await flow.drain()
-            self._write(driver.send(h11.EndOfMessage()))
+            self._write(driver.send(_END))
             return response.status
         try:
             if request.method != "HEAD":
                 async for chunk in iterator:
                     if chunk:
-                        self._write(driver.send(h11.Data(data=chunk)))
+                        self._write(driver.send(Data(chunk)))
                         # Write back pressure: wait while the client is slower than us.
                         await flow.drain()
-            self._write(driver.send(h11.EndOfMessage()))
+            self._write(driver.send(_END))
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
@@ -429,9 +380,9 @@ class ServerProtocol(asyncio.Protocol):
             self._abort()
             return
         driver = self.driver
-        if driver.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        if driver.our_state is IDLE or driver.our_state is SEND_RESPONSE:
             status = exc.status_hint
-            body = f"{status} {_reason(status)}\n".encode("ascii")
+            body = f"{status} {reason_phrase(status)}\n".encode("ascii")
             headers = [
                 (b"date", _Clock.value),
                 SERVER_HEADER,
@@ -440,8 +391,8 @@ class ServerProtocol(asyncio.Protocol):
                 (b"connection", b"close"),
             ]
             try:
-                data = driver.send(h11.Response(status_code=status, headers=headers))
-                data += driver.send(h11.Data(data=body)) + driver.send(h11.EndOfMessage())
+                data = driver.send(ResponseHead(status, headers))
+                data += driver.send(Data(body)) + driver.send(_END)
                 self._write(data)
             except ProtocolError:  # pragma: no cover - h11 refused; nothing more to say
                 pass
@@ -467,15 +418,6 @@ class ServerProtocol(asyncio.Protocol):
     def __repr__(self) -> str:
         state = "busy" if self._task is not None else "idle"
         return f"<ServerProtocol {self.client} {state} requests={self.requests}>"
-
-
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 # The loop does the TLS handshake before a ServerProtocol exists, and neither asyncio's nor
