@@ -39,7 +39,7 @@ from .messages import (
     TLSInfo,
 )
 from .routing import Route, Router
-from .server import Server
+from .server import Server, ServerConfig
 from .tls import CertificateStore
 from .workers import serve
 
@@ -76,6 +76,7 @@ __all__ = [
     "Route",
     "Router",
     "Server",
+    "ServerConfig",
     "ServerDisconnectedError",
     "SigningRequestError",
     "StreamingResponse",

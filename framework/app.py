@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from .errors import HTTPError
-from .messages import JSONResponse, Request, Response
+from .messages import Hook, JSONResponse, Request, Response
 from .routing import Route, Router
 
 __all__ = ["App", "CallNext", "Middleware", "to_response"]
@@ -24,7 +24,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 CallNext = Callable[[Request], Awaitable[Response]]
 Middleware = Callable[[Request, CallNext], Awaitable[Response]]
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Any]]
-Hook = Callable[[], Awaitable[None]]
 
 _OCTET_STREAM = "application/octet-stream"
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json as jsonlib
 import mimetypes
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -23,7 +31,9 @@ from .errors import HTTPError
 __all__ = [
     "BodySource",
     "FileResponse",
+    "Handler",
     "Headers",
+    "Hook",
     "JSONResponse",
     "QueryParams",
     "RedirectResponse",
@@ -552,3 +562,9 @@ class FileResponse(Response):
         with open(self.path, "rb") as file:  # noqa: ASYNC230 (reads below go to a thread)
             while chunk := await asyncio.to_thread(file.read, limits.FILE_CHUNK_BYTES):
                 yield chunk
+
+
+#: What a server serves: ``async (Request) -> Response``. An ``App`` is one.
+Handler: TypeAlias = Callable[[Request], Awaitable[Response]]
+#: A startup or shutdown hook: ``async () -> None``.
+Hook: TypeAlias = Callable[[], Awaitable[None]]

@@ -990,11 +990,13 @@ def test_server_access_log_has_the_status_sent(
             return Response("x", headers={"X-Bad": "a\r\nb"})
         return Response("fine", status=201)
 
-    with serve_in_thread(handler, tls_files, access_log=True) as server:
-        with (
-            caplog.at_level(logging.INFO, logger="framework.access"),
-            https(server, tls_files) as conn,
-        ):
+    # The line is logged once the response is written, so after the client has it: the level
+    # must hold until the server stopped (which waits for every request to finish).
+    with (
+        caplog.at_level(logging.INFO, logger="framework.access"),
+        serve_in_thread(handler, tls_files, access_log=True) as server,
+    ):
+        with https(server, tls_files) as conn:
             assert fetch(conn, "GET", "/inject?q=1")[0].status == 500
             assert fetch(conn, "GET", "/ok")[0].status == 201
     lines = [r.getMessage() for r in caplog.records if r.name == "framework.access"]
@@ -1002,3 +1004,39 @@ def test_server_access_log_has_the_status_sent(
         '127.0.0.1 - "GET /inject?q=1 HTTP/1.1" 500',
         '127.0.0.1 - "GET /ok HTTP/1.1" 201',
     ]
+
+
+class _Upper(asyncio.Protocol):
+    """What a protocol after ``101 Switching Protocols`` might be: answers in upper case."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data.upper())
+
+
+def test_server_connection_hands_its_transport_over(tls_files: TLSFiles, loop_name: str) -> None:
+    async def handler(request: Request) -> Response:
+        return Response("ok")
+
+    async def hand_over(server: Server) -> int:
+        conn = only_connection(server)
+        conn.hand_over(_Upper())
+        return len(server.connections)
+
+    with serve_in_thread(handler, tls_files, loop=loop_name) as server:
+        with raw_tls(server, tls_files) as sock:
+            # The bytes after the request arrive with it: they are the new protocol's first.
+            sock.sendall(request_bytes("GET", "/") + b"early ")
+            response, body = Responses(sock).next()
+            assert (response.status_code, body) == (200, b"ok")
+            # The response is written in the same step that ends the cycle, so the hand-over
+            # below runs on a connection waiting for its next request.
+            left = asyncio.run_coroutine_threadsafe(hand_over(server), server.loop).result(10)
+            assert left == 0  # it left the server's connections: no timeout, no drain
+            sock.sendall(b"late")
+            received = b""
+            while len(received) < len(b"EARLY LATE"):
+                received += sock.recv(CHUNK)
+            assert received == b"EARLY LATE"

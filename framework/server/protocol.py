@@ -1,0 +1,355 @@
+"""``ServerProtocol``: one client connection, from received bytes to the handler and back.
+
+It feeds received bytes to a server-role ``Driver``, turns the request events into a
+``Request``, runs the handler in a task, and writes the ``Response`` (``respond.py``); it owns
+keep-alive, pipelining, 100-continue, the phase of its timeout (``timeouts.py``) and the
+answers to malformed input. It can hand its transport to another protocol (after ``101
+Switching Protocols``). What it needs of the server comes in a ``ServerContext``: the handler,
+the config, the loop and the set of open connections; it never sees the ``Server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..accesslog import log_request
+from ..errors import ProtocolError
+from ..http11 import (
+    IDLE,
+    NEED_DATA,
+    PAUSED,
+    SEND_RESPONSE,
+    ConnectionClosed,
+    Data,
+    Driver,
+    EndOfMessage,
+    InformationalResponse,
+)
+from ..http11 import Request as RequestHead
+from ..limits import WRITE_HIGH_WATER
+from ..messages import Handler, Headers, Request, Response, TLSInfo
+from ..tls import tls_info
+from ..transport import BodyQueue, FlowControl
+from . import respond, timeouts
+from .config import ServerConfig
+
+__all__ = ["ServerContext", "ServerProtocol"]
+
+log = logging.getLogger("framework.server")
+
+_CONTINUE = InformationalResponse(100, [])
+
+
+class ServerContext:
+    """What every connection of one server shares: handler, config, loop, and its siblings.
+
+    Attributes:
+        connections: the open connections (each adds and removes itself).
+        is_draining: set when the server shuts down: responses then close their connection.
+    """
+
+    __slots__ = ("handler", "config", "loop", "is_tls", "deadlines", "connections", "is_draining")
+
+    def __init__(
+        self,
+        handler: Handler,
+        config: ServerConfig,
+        loop: asyncio.AbstractEventLoop,
+        is_tls: bool,
+    ) -> None:
+        self.handler = handler
+        self.config = config
+        self.loop = loop
+        self.is_tls = is_tls
+        self.deadlines = timeouts.Deadlines(
+            loop, {timeouts.IDLE: config.keep_alive_timeout, timeouts.HEAD: config.head_timeout}
+        )
+        self.connections: set[ServerProtocol] = set()
+        self.is_draining = False
+
+
+class ServerProtocol(asyncio.Protocol):
+    """One client connection: HTTP/1.1 over the transport, one request at a time."""
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        self.driver = Driver("server", context.config.max_header_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.flow: FlowControl = None  # type: ignore[assignment]  # set in connection_made
+        self.client: tuple[str, int] | None = None
+        self.is_closed = False
+        #: The timeout phase (``timeouts.IDLE``, ``HEAD`` or ``BUSY``) and when it ends.
+        self.phase = timeouts.IDLE
+        self.deadline: float | None = None
+        self.requests = 0
+        self._tls: TLSInfo | None = None
+        self._tls_done = False
+        self._task: asyncio.Task[None] | None = None
+        self._body: BodyQueue | None = None
+        self._continue_sent = False
+        self._closing = False  # finish the current response, then close
+
+    # --- asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)  # type: ignore[attr-defined]
+        self.flow = FlowControl(transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client = (peer[0], peer[1])
+        self.context.deadlines.enter(self, timeouts.IDLE)
+        self.context.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.is_closed:  # closing after a last response: what follows is not read
+            return
+        try:
+            self.driver.receive_data(data)
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if self._task is None:
+            self._process()
+        elif self._body is not None and not self._body.is_complete:
+            self._process_body()
+        else:
+            # A pipelined request arrived while the previous one is being answered (RFC 9112
+            # 9.3.2): the driver holds it; stop reading so a client cannot queue requests
+            # without bound.
+            self.flow.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        try:
+            self.driver.receive_data(b"")
+        except ProtocolError:
+            pass
+        if self._task is None:
+            self._close()
+        else:
+            self._process_body()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.is_closed = True
+        self.flow.connection_lost(exc)
+        if self._body is not None:
+            self._body.lose("client disconnected before sending the whole body")
+        self.context.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Handle received events until a request starts or more data is needed."""
+        driver = self.driver
+        try:
+            event = driver.next_event()
+        except ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if event is NEED_DATA:
+            if driver.trailing_data[0] and self.phase is timeouts.IDLE:
+                # Part of a request head has arrived: the head timeout applies from now.
+                self.context.deadlines.enter(self, timeouts.HEAD)
+            return
+        if event is PAUSED:  # pragma: no cover - only reached between cycles, never here
+            return
+        if type(event) is RequestHead:
+            self._start_request(event)
+        else:
+            # ConnectionClosed: the client closed between requests. Nothing else can start
+            # a cycle; the driver raises for anything else.
+            self._close()
+
+    def _process_body(self) -> None:
+        """Pass received body events to the request being handled."""
+        body = self._body
+        driver = self.driver
+        while body is not None and not body.is_complete:
+            try:
+                event = driver.next_event()
+            except ProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            if type(event) is Data:
+                body.feed(event.data)
+            elif type(event) is EndOfMessage:
+                body.finish()
+            elif event is NEED_DATA or event is PAUSED:
+                return
+            elif type(event) is ConnectionClosed:  # the client closed mid-body
+                body.finish()
+                self._closing = True
+                return
+
+    def _start_request(self, event: RequestHead) -> None:
+        context = self.context
+        self.phase, self.deadline = timeouts.BUSY, None
+        self.requests += 1
+        if not self._tls_done:
+            self._tls_done = True
+            if context.is_tls:
+                self._tls = tls_info(self.transport.get_extra_info("ssl_object"))  # type: ignore[union-attr]
+        body = self._body = BodyQueue(self.flow, self.send_continue)
+        self._continue_sent = False
+        request = Request(
+            event.method.decode("ascii"),
+            event.target,
+            Headers.from_raw(event.headers),
+            body=body,
+            client=self.client,
+            tls=self._tls,
+            http_version=event.http_version.decode("ascii"),
+        )
+        self._process_body()
+        self._task = context.loop.create_task(self._respond(request))
+
+    def send_continue(self) -> None:
+        """Send ``100 Continue`` once, if the client is waiting for it (RFC 9110 10.1.1).
+
+        Called when the handler first waits for the body: a client that asked is told to go
+        on only once the body is really wanted.
+        """
+        if not self._continue_sent and self.driver.they_are_waiting_for_100_continue:
+            self._continue_sent = True
+            self.write(self.driver.send(_CONTINUE))
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` to the transport; nothing once the connection is closed."""
+        if not self.is_closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    async def _respond(self, request: Request) -> None:
+        status = 500
+        context = self.context
+        try:
+            try:
+                response = await context.handler(request)
+                if not isinstance(response, Response):
+                    raise TypeError(
+                        f"handler returned {type(response).__name__}, expected a Response"
+                    )
+            except Exception:
+                response = respond.internal_error(request)
+            if self.is_closed:
+                return
+            body = self._body
+            if self._closing or body is None or not body.is_complete or context.is_draining:
+                # The request body was not all read (so the connection cannot be reused), or
+                # the server is shutting down: say so, and close after this response.
+                self._closing = True
+            status = await respond.send_response(self, request, response, self._closing)
+        except (ConnectionError, ProtocolError) as exc:
+            log.debug("connection ended while responding: %r", exc)
+            self.abort()
+        except Exception:
+            # The body iterator failed after the head was sent: the response cannot be
+            # finished, so cut the connection (a truncated body) rather than leave it hanging.
+            log.exception("error while sending the response to %s %s", request.method, request.path)
+            self.abort()
+        finally:
+            self._task = None
+        if context.config.access_log:
+            log_request(self.client, request.method, request.url, request.http_version, status)
+        self._end_cycle()
+
+    def _end_cycle(self) -> None:
+        if self.is_closed:
+            return
+        driver = self.driver
+        if self._closing or not driver.is_reusable:
+            self._close()
+            return
+        driver.start_next_cycle()
+        self._body = None
+        self.context.deadlines.enter(self, timeouts.IDLE)
+        self.flow.resume_reading()
+        # Pipelined requests already received are waiting in the driver.
+        self._process()
+
+    # --- errors, timeouts and closing -------------------------------------------------------
+
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        """Answer malformed input with the driver's status hint, then close cleanly."""
+        log.debug("bad request from %s: %s", self.client, exc)
+        if self._task is not None:
+            # A handler is running for a request whose body turned out malformed: it cannot
+            # be answered sensibly any more.
+            if self._body is not None:
+                self._body.finish()
+            self.abort()
+            return
+        driver = self.driver
+        if driver.our_state is IDLE or driver.our_state is SEND_RESPONSE:
+            try:
+                self.write(respond.error_answer(driver, exc.status_hint))
+            except ProtocolError:  # pragma: no cover - the driver refused; nothing more to say
+                pass
+        self._close()
+
+    def expire(self) -> None:
+        """The deadline of the current phase passed: close the connection."""
+        if self.phase is timeouts.HEAD:
+            limit = self.context.config.head_timeout
+            log.info("closing %s: request head not received in %.0f s", self.client, limit)
+        self._close()
+
+    def _close(self) -> None:
+        if not self.is_closed and self.transport is not None:
+            self.is_closed = True
+            self.deadline = None
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection at once, dropping anything unsent."""
+        if self.transport is not None:
+            self.is_closed = True
+            self.transport.abort()
+
+    def shutdown(self) -> None:
+        """Close now if idle; otherwise close after the response in progress."""
+        self._closing = True
+        if self._task is None:
+            self._close()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task answering the current request, if one is running."""
+        return self._task
+
+    def hand_over(self, protocol: asyncio.Protocol) -> None:
+        """Give the transport to ``protocol`` (after ``101 Switching Protocols``).
+
+        ``protocol`` gets ``connection_made`` with the transport, then the bytes the client
+        sent after the request (and ``eof_received`` when it had closed). This connection
+        stops reading, leaves the server's set and its timeouts; the server's drain no longer
+        covers it.
+        """
+        transport = self.transport
+        if transport is None or self.is_closed:
+            raise RuntimeError("the connection is closed: there is no transport to hand over")
+        trailing, closed = self.driver.trailing_data
+        self.is_closed = True
+        self.deadline = None
+        self.context.connections.discard(self)
+        self.flow.resume_reading()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if trailing:
+            protocol.data_received(trailing)
+        if closed:
+            protocol.eof_received()
+
+    def __repr__(self) -> str:
+        state = "busy" if self._task is not None else "idle"
+        return f"<ServerProtocol {self.client} {state} requests={self.requests}>"
