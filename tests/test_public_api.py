@@ -12,8 +12,22 @@ import framework
 
 PACKAGE_NAME = "framework"
 SOURCE = Path(framework.__file__).resolve().parent
+
+
+def _dotted(path: Path) -> str:
+    parts = path.relative_to(SOURCE).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts) or "__init__"
+
+
+# Every module and subpackage, walked recursively; private ones (``_name``) are left out.
 PUBLIC_MODULES = sorted(
-    p.stem for p in SOURCE.glob("*.py") if not p.stem.startswith("_") or p.stem == "__init__"
+    _dotted(p)
+    for p in SOURCE.rglob("*.py")
+    if not any(
+        part.startswith("_") and part != "__init__.py" for part in p.relative_to(SOURCE).parts
+    )
 )
 
 
