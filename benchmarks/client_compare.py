@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import socket
 import ssl
 import statistics
@@ -30,6 +29,8 @@ import h11
 
 from framework import pki
 from framework.client import Client
+
+from .servers import free_port, nginx_path
 
 PATH = "/hello"
 BODY = b"Hello, world!"
@@ -62,27 +63,15 @@ http {{
 """
 
 
-def _nginx() -> str | None:
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     """nginx on 127.0.0.1 with a certificate from our CA; returns (process, port, CA file)."""
-    nginx = _nginx()
+    nginx = nginx_path()
     if nginx is None:
         sys.exit("nginx is not installed (apt-get install nginx-light)")
     ca = pki.CertificateAuthority.create(workdir / "ca", name="client benchmark CA")
     ca.issue(["localhost", "127.0.0.1"]).write(workdir / "cert.pem", workdir / "key.pem")
     for _attempt in range(5):
-        port = _free_port()
+        port = free_port()
         conf = workdir / "nginx.conf"
         conf.write_text(
             NGINX_CONF.format(
