@@ -31,6 +31,7 @@ from framework import pki
 from framework.client import Client
 
 from .servers import free_port, nginx_path
+from .tools import LOOPS, new_loop
 
 PATH = "/hello"
 BODY = b"Hello, world!"
@@ -231,13 +232,7 @@ CLIENTS: dict[str, Runner] = {
 
 def _measure(runner: Runner, url: str, ca: Path, requests: int, concurrency: int,
              loop_name: str) -> float:
-    if loop_name == "uvloop":
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    else:
-        factory = asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner_ctx:
+    with asyncio.Runner(loop_factory=lambda: new_loop(loop_name)) as runner_ctx:
         # A short warm-up (connections, TLS, caches) outside the timing.
         runner_ctx.run(runner(url, ca, min(200, requests), concurrency))
         start = time.perf_counter()
@@ -250,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     parser.add_argument("--clients", default=",".join(CLIENTS),
                         help="comma-separated subset of: " + ", ".join(CLIENTS))
     parser.add_argument("--json", type=Path, help="also write the results here")
