@@ -30,26 +30,14 @@ import h11
 from framework import pki
 from framework.client import Client
 
-from .servers import free_port, nginx_path
+from .servers import free_port, nginx_config, nginx_path
 from .tools import LOOPS, new_loop
 
 PATH = "/hello"
 BODY = b"Hello, world!"
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+#: The inside of nginx's http block (``nginx_config`` adds the rest): one route, PATH.
+NGINX_HTTP = """
     keepalive_timeout 60s;
     keepalive_requests 1000000;
     ssl_session_tickets off;
@@ -60,7 +48,6 @@ http {{
         ssl_protocols TLSv1.2 TLSv1.3;
         location = {path} {{ default_type text/plain; return 200 "{body}"; }}
     }}
-}}
 """
 
 
@@ -74,12 +61,10 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     for _attempt in range(5):
         port = free_port()
         conf = workdir / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(
-                prefix=workdir, port=port, cert=workdir / "cert.pem", key=workdir / "key.pem",
-                path=PATH, body=BODY.decode(),
-            )
-        )
+        conf.write_text(nginx_config(workdir, NGINX_HTTP.format(
+            port=port, cert=workdir / "cert.pem", key=workdir / "key.pem", path=PATH,
+            body=BODY.decode(),
+        )))
         proc = subprocess.Popen(
             [nginx, "-c", str(conf), "-p", str(workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

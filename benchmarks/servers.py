@@ -27,6 +27,8 @@ __all__ = [
     "free_port",
     "idle_connection_memory",
     "make_certificates",
+    "nginx_config",
+    "nginx_path",
     "pin_prefix",
 ]
 
@@ -78,6 +80,31 @@ def nginx_path() -> str | None:
     return shutil.which("nginx") or next(
         (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
     )
+
+
+def nginx_config(prefix: Path | str, http: str, *, worker_connections: int = 4096) -> str:
+    """The configuration of one nginx process in the foreground (no master, no access log).
+
+    Its pid, error log and temporary files go under ``prefix``; ``http`` is the rest of its
+    ``http`` block: the ``server`` blocks and any settings of their own.
+    """
+    http = http.strip("\n")
+    return f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections {worker_connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+{http}
+}}
+"""
 
 
 def pin_prefix(core: int) -> list[str]:
@@ -205,12 +232,12 @@ def _nginx_argv(certs: Certificates, prefix: Path, port: int) -> list[str]:
         if not path.exists() or path.stat().st_size != size:
             path.write_bytes(b"x" * size)
     (prefix / "body").mkdir(exist_ok=True)
-    conf = (APPS / "nginx.conf").read_text()
+    http = (APPS / "nginx.conf").read_text()
     for key, value in {"PREFIX": prefix, "PORT": port, "CERT": certs.cert, "KEY": certs.key,
                        "TICKETS": "off"}.items():
-        conf = conf.replace(f"@{key}@", str(value))
+        http = http.replace(f"@{key}@", str(value))
     path = prefix / f"nginx-{port}.conf"
-    path.write_text(conf)
+    path.write_text(nginx_config(prefix, http))
     return [nginx_path() or "nginx", "-p", str(prefix), "-c", str(path)]
 
 
