@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import nginx_config
+from benchmarks.servers import free_port, nginx_config
 from framework.client import Client, Timeout
 from framework.workers import new_event_loop
 from tests.conftest import TLSFiles, require_tool
@@ -84,12 +84,6 @@ class Nginx:
     @property
     def url(self) -> str:
         return f"https://localhost:{self.port}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

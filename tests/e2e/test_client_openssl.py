@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.servers import free_port
 from framework.client import Client
 from framework.errors import CertificateVerifyError
 from tests.conftest import require_tool
@@ -176,12 +177,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
         self_signed=served(d, "selfsigned", "self"),
         untrusted=served(d, "untrusted", "strange", "stranger"),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
