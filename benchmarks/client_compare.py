@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import ssl
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ import h11
 from framework import pki
 from framework.client import Client
 
-from .servers import free_port, nginx_config, nginx_path
+from .servers import free_port, nginx_config, nginx_path, wait_listening
 from .tools import LOOPS, new_loop
 
 PATH = "/hello"
@@ -69,15 +68,10 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
             [nginx, "-c", str(conf), "-p", str(workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
-                    os.sched_setaffinity(proc.pid, {0})
-                return proc, port, workdir / "ca" / "ca.pem"
-            except OSError:
-                time.sleep(0.02)
+        if wait_listening(proc, [port]):
+            if (os.cpu_count() or 1) > 1:
+                os.sched_setaffinity(proc.pid, {0})
+            return proc, port, workdir / "ca" / "ca.pem"
         proc.kill()
         proc.wait()
     sys.exit(f"nginx did not start; see {workdir / 'error.log'}")

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ __all__ = [
     "nginx_config",
     "nginx_path",
     "pin_prefix",
+    "wait_listening",
 ]
 
 APPS = Path(__file__).parent / "apps"
@@ -120,6 +122,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_listening(process: subprocess.Popen[bytes], ports: Iterable[int],
+                   timeout: float = 10.0) -> bool:
+    """Wait until ``process`` accepts TCP connections on 127.0.0.1 at every one of ``ports``.
+
+    Returns:
+        True once it does; False when it exits first or ``timeout`` seconds pass.
+    """
+    ports = list(ports)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.02)  # polling a port the child is still binding
+            continue
+        return True
+    return False
+
+
 @dataclass
 class Certificates:
     ca: Path
@@ -173,19 +195,11 @@ class Launched:
                                        stderr=subprocess.STDOUT, env=env,
                                        cwd=APPS.parent.parent)
         server = cls(spec, port, process, workdir, log)
-        deadline = time.monotonic() + timeout
-        while True:
+        if not wait_listening(process, [port], timeout):
             if process.poll() is not None:
                 raise RuntimeError(f"{spec.name} exited ({process.returncode}): {server.tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    server.stop()
-                    raise RuntimeError(f"{spec.name} did not listen in {timeout:.0f} s: "
-                                       f"{server.tail()}") from None
-                time.sleep(0.05)  # polling a port the child is still binding
+            server.stop()
+            raise RuntimeError(f"{spec.name} did not listen in {timeout:.0f} s: {server.tail()}")
         return server
 
     def tail(self, lines: int = 5) -> str:

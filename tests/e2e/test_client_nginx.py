@@ -13,16 +13,14 @@ import gzip
 import hashlib
 import os
 import random
-import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import free_port, nginx_config
+from benchmarks.servers import free_port, nginx_config, wait_listening
 from framework.client import Client, Timeout
 from framework.workers import new_event_loop
 from tests.conftest import TLSFiles, require_tool
@@ -108,14 +106,7 @@ def nginx(tls_files: TLSFiles, tmp_path_factory: pytest.TempPathFactory) -> Iter
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    for port in ports.values():
-                        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                except OSError:
-                    time.sleep(0.02)
-                    continue
+            if wait_listening(proc, ports.values()):
                 yield Nginx(ports["port"], ports["short_port"], www)
                 return
         finally:

@@ -10,10 +10,8 @@ not trust, and a chain missing its intermediate are each refused with ``Certific
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import free_port
+from benchmarks.servers import free_port, wait_listening
 from framework.client import Client
 from framework.errors import CertificateVerifyError
 from tests.conftest import require_tool
@@ -193,13 +191,7 @@ def s_server(files: Files, cert: Path) -> Iterator[int]:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                except OSError:
-                    time.sleep(0.02)
-                    continue
+            if wait_listening(proc, [port]):
                 yield port
                 return
         finally:
