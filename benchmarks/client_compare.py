@@ -14,8 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -31,23 +29,14 @@ import h11
 from framework import pki
 from framework.client import Client
 
+from .servers import free_port, nginx_config, nginx_path, wait_listening
+from .tools import LOOPS, new_loop
+
 PATH = "/hello"
 BODY = b"Hello, world!"
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+#: The inside of nginx's http block (``nginx_config`` adds the rest): one route, PATH.
+NGINX_HTTP = """
     keepalive_timeout 60s;
     keepalive_requests 1000000;
     ssl_session_tickets off;
@@ -58,51 +47,31 @@ http {{
         ssl_protocols TLSv1.2 TLSv1.3;
         location = {path} {{ default_type text/plain; return 200 "{body}"; }}
     }}
-}}
 """
-
-
-def _nginx() -> str | None:
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     """nginx on 127.0.0.1 with a certificate from our CA; returns (process, port, CA file)."""
-    nginx = _nginx()
+    nginx = nginx_path()
     if nginx is None:
         sys.exit("nginx is not installed (apt-get install nginx-light)")
     ca = pki.CertificateAuthority.create(workdir / "ca", name="client benchmark CA")
     ca.issue(["localhost", "127.0.0.1"]).write(workdir / "cert.pem", workdir / "key.pem")
     for _attempt in range(5):
-        port = _free_port()
+        port = free_port()
         conf = workdir / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(
-                prefix=workdir, port=port, cert=workdir / "cert.pem", key=workdir / "key.pem",
-                path=PATH, body=BODY.decode(),
-            )
-        )
+        conf.write_text(nginx_config(workdir, NGINX_HTTP.format(
+            port=port, cert=workdir / "cert.pem", key=workdir / "key.pem", path=PATH,
+            body=BODY.decode(),
+        )))
         proc = subprocess.Popen(
             [nginx, "-c", str(conf), "-p", str(workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
-                    os.sched_setaffinity(proc.pid, {0})
-                return proc, port, workdir / "ca" / "ca.pem"
-            except OSError:
-                time.sleep(0.02)
+        if wait_listening(proc, [port]):
+            if (os.cpu_count() or 1) > 1:
+                os.sched_setaffinity(proc.pid, {0})
+            return proc, port, workdir / "ca" / "ca.pem"
         proc.kill()
         proc.wait()
     sys.exit(f"nginx did not start; see {workdir / 'error.log'}")
@@ -242,13 +211,7 @@ CLIENTS: dict[str, Runner] = {
 
 def _measure(runner: Runner, url: str, ca: Path, requests: int, concurrency: int,
              loop_name: str) -> float:
-    if loop_name == "uvloop":
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    else:
-        factory = asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner_ctx:
+    with asyncio.Runner(loop_factory=lambda: new_loop(loop_name)) as runner_ctx:
         # A short warm-up (connections, TLS, caches) outside the timing.
         runner_ctx.run(runner(url, ca, min(200, requests), concurrency))
         start = time.perf_counter()
@@ -261,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     parser.add_argument("--clients", default=",".join(CLIENTS),
                         help="comma-separated subset of: " + ", ".join(CLIENTS))
     parser.add_argument("--json", type=Path, help="also write the results here")

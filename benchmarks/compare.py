@@ -19,11 +19,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .load import parse_duration
-from .report import machine_info
+from .report import format_us, machine_info
 from .servers import (
     SERVERS,
     Launched,
@@ -172,8 +173,8 @@ def _rate(values: list[float]) -> str:
     return f"{med:,.0f} ({lo:,.0f}–{hi:,.0f})" if len(values) > 1 else f"{med:,.0f}"
 
 
-def _ms(us: float) -> str:
-    return f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} µs"
+#: The tables' latency and CPU cells: one decimal, and milliseconds however long.
+_ms = partial(format_us, places=1, seconds=False)
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:

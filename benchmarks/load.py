@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from .engine import Engine, Settings, Target
 from .histogram import Histogram
 from .report import build_result, format_progress, format_summary, write_json, write_plot
+from .tools import LOOPS, new_loop
 
 __all__ = ["main", "parse_duration", "parse_size", "run"]
 
@@ -61,16 +62,6 @@ def parse_duration(text: str) -> float:
     if not m or m.group(2) not in _TIME_UNITS:
         raise ValueError(f"not a duration: {text!r} (try 30s, 500ms or 2m)")
     return float(m.group(1)) * _TIME_UNITS[m.group(2)]
-
-
-def _new_loop(name: str) -> asyncio.AbstractEventLoop:
-    if name == "uvloop":
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-            return asyncio.new_event_loop()
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
 
 
 # --- one process ---------------------------------------------------------------------------
@@ -137,7 +128,7 @@ def _run_single(settings: Settings, progress: Progress | None) -> tuple[dict[str
         progress(time.perf_counter() - started, rate.update(count),
                  stats.histogram.percentile(99), stats.error_count, not engine.measuring)
 
-    with asyncio.Runner(loop_factory=lambda: _new_loop(settings.loop)) as runner:
+    with asyncio.Runner(loop_factory=lambda: new_loop(settings.loop)) as runner:
         return runner.run(_run_engine(settings, target, tick if progress else None, True))
 
 
@@ -182,7 +173,7 @@ def _worker(settings: Settings, pipe: Connection, barrier: Any) -> None:
             if engines:
                 loop.remove_reader(pipe.fileno())
 
-    with asyncio.Runner(loop_factory=lambda: _new_loop(settings.loop)) as runner:
+    with asyncio.Runner(loop_factory=lambda: new_loop(settings.loop)) as runner:
         stats, interrupted = runner.run(main())
     pipe.send(("result", stats))
     pipe.close()
@@ -328,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="count answers with status >= 500 as errors")
     p.add_argument("-p", "--processes", type=int, default=1,
                    help="load processes, one per core to use (default 1)")
-    p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    p.add_argument("--loop", choices=LOOPS, default="uvloop")
     p.add_argument("--json", metavar="FILE", help="write the full result, histogram included")
     p.add_argument("--plot", metavar="FILE.png", help="write a latency percentile chart "
                    "(needs matplotlib)")

@@ -24,6 +24,7 @@ __all__ = [
     "build_result",
     "format_progress",
     "format_summary",
+    "format_us",
     "machine_info",
     "merge_stats",
     "write_json",
@@ -126,11 +127,12 @@ def build_result(settings: dict[str, Any], parts: Sequence[dict[str, Any]],
     }
 
 
-def _ms(us: float) -> str:
-    if us >= 1_000_000:
-        return f"{us / 1e6:.2f} s"
+def format_us(us: float, places: int = 2, *, seconds: bool = True) -> str:
+    """A time given in µs, read in µs, ms or (with ``seconds``) s, ms and s to ``places``."""
+    if seconds and us >= 1_000_000:
+        return f"{us / 1e6:.{places}f} s"
     if us >= 1000:
-        return f"{us / 1000:.2f} ms"
+        return f"{us / 1000:.{places}f} ms"
     return f"{us:.0f} µs"
 
 
@@ -167,7 +169,7 @@ def format_summary(result: dict[str, Any]) -> str:
         f"{_bytes(result['bytes_out_per_second'])}/s out"
     )
     labels = "  ".join(f"{k:>9}" for k in [*lat["percentiles"], "max", "mean"])
-    values = "  ".join(f"{_ms(v):>9}" for v in [*lat["percentiles"].values(), lat["max"],
+    values = "  ".join(f"{format_us(v):>9}" for v in [*lat["percentiles"].values(), lat["max"],
                                                lat["mean"]])
     lines.append(f"  latency  {labels}")
     lines.append(f"           {values}")
@@ -200,7 +202,7 @@ def format_summary(result: dict[str, Any]) -> str:
 def format_progress(elapsed: float, rps: float, p99_us: int, errors: int, warming: bool) -> str:
     """The live line: elapsed, rate, p99 so far, errors."""
     phase = "warm-up " if warming else ""
-    return (f"{phase}{elapsed:6.1f} s  {rps:>9,.0f} req/s  p99 {_ms(p99_us):>9}  "
+    return (f"{phase}{elapsed:6.1f} s  {rps:>9,.0f} req/s  p99 {format_us(p99_us):>9}  "
             f"errors {errors:,}")
 
 

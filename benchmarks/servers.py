@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,10 @@ __all__ = [
     "free_port",
     "idle_connection_memory",
     "make_certificates",
+    "nginx_config",
+    "nginx_path",
     "pin_prefix",
+    "wait_listening",
 ]
 
 APPS = Path(__file__).parent / "apps"
@@ -80,6 +84,31 @@ def nginx_path() -> str | None:
     )
 
 
+def nginx_config(prefix: Path | str, http: str, *, worker_connections: int = 4096) -> str:
+    """The configuration of one nginx process in the foreground (no master, no access log).
+
+    Its pid, error log and temporary files go under ``prefix``; ``http`` is the rest of its
+    ``http`` block: the ``server`` blocks and any settings of their own.
+    """
+    http = http.strip("\n")
+    return f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections {worker_connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+{http}
+}}
+"""
+
+
 def pin_prefix(core: int) -> list[str]:
     """``taskset -c CORE`` when there are two cores and taskset; otherwise nothing."""
     if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
@@ -91,6 +120,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_listening(process: subprocess.Popen[bytes], ports: Iterable[int],
+                   timeout: float = 10.0) -> bool:
+    """Wait until ``process`` accepts TCP connections on 127.0.0.1 at every one of ``ports``.
+
+    Returns:
+        True once it does; False when it exits first or ``timeout`` seconds pass.
+    """
+    ports = list(ports)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.02)  # polling a port the child is still binding
+            continue
+        return True
+    return False
 
 
 @dataclass
@@ -146,19 +195,11 @@ class Launched:
                                        stderr=subprocess.STDOUT, env=env,
                                        cwd=APPS.parent.parent)
         server = cls(spec, port, process, workdir, log)
-        deadline = time.monotonic() + timeout
-        while True:
+        if not wait_listening(process, [port], timeout):
             if process.poll() is not None:
                 raise RuntimeError(f"{spec.name} exited ({process.returncode}): {server.tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    server.stop()
-                    raise RuntimeError(f"{spec.name} did not listen in {timeout:.0f} s: "
-                                       f"{server.tail()}") from None
-                time.sleep(0.05)  # polling a port the child is still binding
+            server.stop()
+            raise RuntimeError(f"{spec.name} did not listen in {timeout:.0f} s: {server.tail()}")
         return server
 
     def tail(self, lines: int = 5) -> str:
@@ -205,12 +246,12 @@ def _nginx_argv(certs: Certificates, prefix: Path, port: int) -> list[str]:
         if not path.exists() or path.stat().st_size != size:
             path.write_bytes(b"x" * size)
     (prefix / "body").mkdir(exist_ok=True)
-    conf = (APPS / "nginx.conf").read_text()
+    http = (APPS / "nginx.conf").read_text()
     for key, value in {"PREFIX": prefix, "PORT": port, "CERT": certs.cert, "KEY": certs.key,
                        "TICKETS": "off"}.items():
-        conf = conf.replace(f"@{key}@", str(value))
+        http = http.replace(f"@{key}@", str(value))
     path = prefix / f"nginx-{port}.conf"
-    path.write_text(conf)
+    path.write_text(nginx_config(prefix, http))
     return [nginx_path() or "nginx", "-p", str(prefix), "-c", str(path)]
 
 

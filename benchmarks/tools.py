@@ -1,4 +1,5 @@
-"""The load tools the comparison drives, each pinned to its own core: wrk, ours, and locust.
+"""The load tools the comparison drives, each pinned to its own core: wrk, ours, and locust;
+and the event loop the benchmarks' own clients run on (``new_loop``).
 
 Each ``run_*`` returns a ``Measured``: requests/s, p50, p99, errors. wrk and locust are
 optional (``shutil.which``); ours is ``python -m benchmarks.load`` in a child process, so it is
@@ -8,6 +9,7 @@ here: every server runs with tickets and session caches off (``apps/serve.py --n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -20,8 +22,27 @@ from typing import Any
 
 from .servers import pin_prefix
 
-__all__ = ["Measured", "Scenario", "SCENARIOS", "run_locust", "run_ours", "run_wrk",
+__all__ = ["Measured", "Scenario", "SCENARIOS", "new_loop", "run_locust", "run_ours", "run_wrk",
            "wrk_path"]
+
+LOOPS = ("uvloop", "asyncio")
+
+
+def new_loop(name: str) -> asyncio.AbstractEventLoop:
+    """A new event loop: ``"uvloop"``'s (asyncio's where uvloop is not installed) or asyncio's.
+
+    Raises:
+        ValueError: ``name`` is not one of ``LOOPS``.
+    """
+    if name not in LOOPS:
+        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {name!r}")
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+            return asyncio.new_event_loop()
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 @dataclass(frozen=True)

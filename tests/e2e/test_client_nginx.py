@@ -13,15 +13,14 @@ import gzip
 import hashlib
 import os
 import random
-import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from benchmarks.servers import free_port, nginx_config, wait_listening
 from framework.client import Client, Timeout
 from framework.workers import new_event_loop
 from tests.conftest import TLSFiles, require_tool
@@ -30,20 +29,8 @@ pytestmark = pytest.mark.tool
 
 MiB = 1024 * 1024
 
-CONFIG = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+#: The inside of nginx's http block (``nginx_config`` adds the rest).
+HTTP = """
     types {{ text/plain txt; application/octet-stream bin; }}
     default_type application/octet-stream;
     client_max_body_size 64m;
@@ -81,7 +68,6 @@ http {{
             return 200 "length=$http_content_length te=$http_transfer_encoding";
         }}
     }}
-}}
 """
 
 
@@ -98,12 +84,6 @@ class Nginx:
         return f"https://localhost:{self.port}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def nginx(tls_files: TLSFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     binary = require_tool("nginx")
@@ -117,24 +97,16 @@ def nginx(tls_files: TLSFiles, tmp_path_factory: pytest.TempPathFactory) -> Iter
     for _ in range(5):
         ports = {"port": free_port(), "short_port": free_port(), "upstream_port": free_port()}
         conf = prefix / "nginx.conf"
-        conf.write_text(
-            CONFIG.format(
-                prefix=prefix, cert=tls_files.server_cert, key=tls_files.server_key, **ports
-            )
+        http = HTTP.format(
+            prefix=prefix, cert=tls_files.server_cert, key=tls_files.server_key, **ports
         )
+        conf.write_text(nginx_config(prefix, http, worker_connections=256))
         proc = subprocess.Popen(
             [binary, "-c", str(conf), "-p", str(prefix)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    for port in ports.values():
-                        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                except OSError:
-                    time.sleep(0.02)
-                    continue
+            if wait_listening(proc, ports.values()):
                 yield Nginx(ports["port"], ports["short_port"], www)
                 return
         finally:

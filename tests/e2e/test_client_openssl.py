@@ -10,10 +10,8 @@ not trust, and a chain missing its intermediate are each refused with ``Certific
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.servers import free_port, wait_listening
 from framework.client import Client
 from framework.errors import CertificateVerifyError
 from tests.conftest import require_tool
@@ -178,12 +177,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def s_server(files: Files, cert: Path) -> Iterator[int]:
     """``openssl s_server -www`` with ``cert`` (its chain in the same file) on a free port."""
@@ -198,13 +191,7 @@ def s_server(files: Files, cert: Path) -> Iterator[int]:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                except OSError:
-                    time.sleep(0.02)
-                    continue
+            if wait_listening(proc, [port]):
                 yield port
                 return
         finally:
