@@ -1,4 +1,4 @@
-"""The code stays clean: ruff over the repository, mypy --strict over the package."""
+"""The code stays clean: ruff (lint and format) over the repository, mypy --strict over the package."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_lint_ruff_is_clean() -> None:
     result = run("ruff", "check", "--no-cache", ".")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_lint_ruff_format_is_clean() -> None:
+    result = run("ruff", "format", "--check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
