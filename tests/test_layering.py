@@ -24,13 +24,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "limits": set(),
     "messages": {"errors", "limits"},
-    # security (pki is the namespace over hostnames, keys, verify and ca, in that order)
-    "hostnames": {"errors", "limits"},
-    "keys": {"hostnames", "errors", "limits"},
-    "verify": {"keys", "hostnames", "errors", "limits"},
-    "ca": {"verify", "keys", "hostnames", "errors", "limits"},
-    "pki": {"ca", "verify", "keys", "hostnames", "errors", "limits"},
-    "devca": {"pki", "errors", "limits"},
+    # security
     "tls": {"pki", "messages", "errors", "limits"},
     # protocol
     "http11": {"errors", "limits"},
@@ -57,10 +51,6 @@ ALLOWED: dict[str, set[str] | None] = {
 FUNCTION_EXCEPTIONS: dict[tuple[str, str], set[str]] = {
     # App.run: a convenience entry point for scripts (``app.run(port=8443)``).
     ("app", "run"): {"workers"},
-    # pki re-exports the development CA, which builds on pki, on first attribute access
-    # (and names its types for the type checker only).
-    ("pki", "__getattr__"): {"devca"},
-    ("pki", TYPE_CHECKING_BLOCK): {"devca"},
     # A connection reports to the pool that owns it, and names the pool's type for the checker.
     ("connection", TYPE_CHECKING_BLOCK): {"pool"},
 }
@@ -150,7 +140,8 @@ def _from(module: str, node: ast.ImportFrom, function: str | None) -> list[Impor
 
 
 def _name_in_package(module: str, name: str, function: str | None, line: int) -> Import:
-    target = name if (SOURCE / f"{name}.py").exists() else "__init__"
+    is_module = (SOURCE / f"{name}.py").exists() or (SOURCE / name / "__init__.py").exists()
+    target = name if is_module else "__init__"
     return Import(module, target, True, function, line)
 
 

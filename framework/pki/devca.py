@@ -18,17 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.errors import CertificateError
-from framework.limits import DEV_CA_PERMITTED_DNS, DEV_CA_PERMITTED_IPS, DEV_RENEW_DAYS, LEAF_DAYS
-from framework.pki import (
-    CertificateAuthority,
+from ..errors import CertificateError
+from ..limits import DEV_CA_PERMITTED_DNS, DEV_CA_PERMITTED_IPS, DEV_RENEW_DAYS, LEAF_DAYS
+from .ca import CertificateAuthority
+from .keys import (
     framework_home,
     load_certificates,
     load_private_key,
-    verify_certificate,
     write_file,
     write_private_key,
 )
+from .verify import verify_certificate
 
 try:
     import fcntl
