@@ -41,7 +41,6 @@ ALLOWED: dict[str, set[str] | None] = {
     # entry points
     "cli": None,
     "cli_certs": None,
-    "workers": None,
     "testing": None,
     "__main__": None,
     "__init__": None,
@@ -50,7 +49,7 @@ ALLOWED: dict[str, set[str] | None] = {
 # (module, function name) -> framework modules that one function may import, beyond the table.
 FUNCTION_EXCEPTIONS: dict[tuple[str, str], set[str]] = {
     # App.run: a convenience entry point for scripts (``app.run(port=8443)``).
-    ("app", "run"): {"workers"},
+    ("app", "run"): {"deploy"},
     # A connection reports to the pool that owns it, and names the pool's type for the checker.
     ("connection", TYPE_CHECKING_BLOCK): {"pool"},
 }

@@ -3,7 +3,7 @@
 Owns the ``dev-ca`` directory under ``framework_home()`` and the localhost certificate in it,
 renewed before it runs out. The CA's certificate carries a critical name constraint, so
 trusting it cannot be turned against any other site. Knows nothing of servers or TLS
-contexts; ``workers`` and ``testing`` ask it for file paths.
+contexts; ``deploy`` and ``testing`` ask it for file paths.
 """
 
 from __future__ import annotations

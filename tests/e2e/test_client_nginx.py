@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from framework.client import Client, Timeout
-from framework.workers import new_event_loop
+from framework.deploy import new_event_loop
 from tests.conftest import TLSFiles, require_tool
 
 pytestmark = pytest.mark.tool
