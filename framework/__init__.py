@@ -2,6 +2,7 @@
 
 from .app import App
 from .client import Client, ClientResponse, Timeout
+from .deploy import serve
 from .errors import (
     CertificateError,
     CertificateVerifyError,
@@ -41,7 +42,6 @@ from .messages import (
 from .routing import Route, Router
 from .server import Server, ServerConfig
 from .tls import CertificateStore
-from .workers import serve
 
 __version__ = "0.1.0"
 

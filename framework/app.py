@@ -250,7 +250,7 @@ class App:
         Takes the same options as ``framework.serve``.
         """
         # The one upward import of this layer: a convenience entry point for scripts.
-        from .workers import serve
+        from .deploy import serve
 
         serve(self, host=host, port=port, certfile=certfile, keyfile=keyfile, tls=tls, **options)
 

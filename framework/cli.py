@@ -70,7 +70,7 @@ def load_app(spec: str) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .workers import serve
+    from .deploy import serve
 
     if (args.client_cert != "required") and not args.client_ca:
         raise FrameworkError(

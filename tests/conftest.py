@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from framework import pki
+from framework.deploy import new_event_loop
 from framework.server import Handler, Server
 from framework.tls import CertificateStore, ClientCertMode
-from framework.workers import new_event_loop
 
 
 def require_tool(name: str) -> str:

@@ -22,6 +22,7 @@ import pytest
 
 from framework import App, Request, Response, StreamingResponse
 from framework.client import Client, ClientResponse, Timeout
+from framework.deploy import new_event_loop
 from framework.errors import (
     CertificateVerifyError,
     ClientError,
@@ -42,7 +43,6 @@ from framework.messages import RedirectResponse
 from framework.pool import ConnectionPool
 from framework.server import Server
 from framework.tls import CertificateStore
-from framework.workers import new_event_loop
 from tests.conftest import TLSFiles
 
 T = TypeVar("T")

@@ -25,8 +25,8 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from framework import limits, pki
-from framework.devca import DEV_HOSTS
 from framework.errors import CertificateError, PKIError, PolicyError, SigningRequestError
+from framework.pki.devca import DEV_HOSTS
 
 NOW = dt.datetime.now(dt.UTC)
 E = TypeVar("E", bound=x509.ExtensionType)

@@ -22,7 +22,7 @@ import pytest
 
 from benchmarks.servers import free_port, nginx_config, wait_listening
 from framework.client import Client, Timeout
-from framework.workers import new_event_loop
+from framework.deploy import new_event_loop
 from tests.conftest import TLSFiles, require_tool
 
 pytestmark = pytest.mark.tool

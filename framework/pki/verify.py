@@ -17,9 +17,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from framework.errors import CertificateError
-from framework.hostnames import Host, common_name, host_matches, parse_host, subject_names
-from framework.keys import PrivateKey, as_utc, load_certificates, load_private_key
+from ..errors import CertificateError
+from .hostnames import Host, common_name, host_matches, parse_host, subject_names
+from .keys import PrivateKey, as_utc, load_certificates, load_private_key
 
 __all__ = ["check_key_matches", "check_server_files", "verify_certificate"]
 

@@ -3,7 +3,7 @@
 Owns the ``dev-ca`` directory under ``framework_home()`` and the localhost certificate in it,
 renewed before it runs out. The CA's certificate carries a critical name constraint, so
 trusting it cannot be turned against any other site. Knows nothing of servers or TLS
-contexts; ``workers`` and ``testing`` ask it for file paths.
+contexts; ``deploy`` and ``testing`` ask it for file paths.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.errors import CertificateError
-from framework.limits import DEV_CA_PERMITTED_DNS, DEV_CA_PERMITTED_IPS, DEV_RENEW_DAYS, LEAF_DAYS
-from framework.pki import (
-    CertificateAuthority,
+from ..errors import CertificateError
+from ..limits import DEV_CA_PERMITTED_DNS, DEV_CA_PERMITTED_IPS, DEV_RENEW_DAYS, LEAF_DAYS
+from .ca import CertificateAuthority
+from .keys import (
     framework_home,
     load_certificates,
     load_private_key,
-    verify_certificate,
     write_file,
     write_private_key,
 )
+from .verify import verify_certificate
 
 try:
     import fcntl

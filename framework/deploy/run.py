@@ -1,8 +1,9 @@
-"""The process model: run a server in this process until a signal says stop.
+"""One server process: run a server in this process until a signal says stop.
 
 ``serve()`` picks the event loop (uvloop when installed), the certificate (the development CA
 when none is given), installs SIGINT/SIGTERM handlers that drain gracefully, and prints how to
-reach the server. Worker processes, systemd readiness and socket activation will live here.
+reach the server. Worker processes, systemd readiness and socket activation will live beside it
+in ``deploy/``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from . import accesslog, limits
-from .errors import FrameworkError
-from .server import Handler, Server
-from .tls import CertificateStore, ClientCertMode
+from .. import accesslog, limits
+from ..errors import FrameworkError
+from ..server import Handler, Server
+from ..tls import CertificateStore, ClientCertMode
 
 __all__ = ["new_event_loop", "serve", "start_server"]
 
@@ -44,7 +45,7 @@ def _certificates(
     if certfile is None:
         if keyfile is not None:
             raise FrameworkError("--keyfile was given without --certfile; pass both, or neither")
-        from .pki import dev_certificate
+        from ..pki import dev_certificate
 
         dev = dev_certificate()
         store = CertificateStore(

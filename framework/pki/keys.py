@@ -20,8 +20,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from framework.errors import CertificateError, PKIError, SigningRequestError
-from framework.hostnames import parse_hosts, subject_for
+from ..errors import CertificateError, PKIError, SigningRequestError
+from .hostnames import parse_hosts, subject_for
 
 __all__ = [
     "KEY_TYPES",

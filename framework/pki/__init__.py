@@ -8,11 +8,10 @@ development CA). All of it is ``cryptography`` alone: no HTTP, sockets, ``ssl`` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from framework.ca import CertificateAuthority, IssuedCertificate, to_pkcs12
-from framework.hostnames import parse_hosts
-from framework.keys import (
+from .ca import CertificateAuthority, IssuedCertificate, to_pkcs12
+from .devca import DevCertificate, dev_certificate
+from .hostnames import parse_hosts
+from .keys import (
     KEY_TYPES,
     KeyType,
     PrivateKey,
@@ -28,10 +27,7 @@ from framework.keys import (
     write_file,
     write_private_key,
 )
-from framework.verify import check_key_matches, check_server_files, verify_certificate
-
-if TYPE_CHECKING:
-    from framework.devca import DevCertificate, dev_certificate
+from .verify import check_key_matches, check_server_files, verify_certificate
 
 __all__ = [
     "KEY_TYPES",
@@ -58,14 +54,3 @@ __all__ = [
     "write_file",
     "write_private_key",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # The development CA lives in ``devca``, which builds on this module; it is re-exported
-    # here, where the rest of the package looks for it, and imported on first use so that
-    # either module can be imported first.
-    if name in ("DevCertificate", "dev_certificate"):
-        from framework import devca
-
-        return getattr(devca, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,8 +23,16 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from framework.errors import CertificateError, PKIError, PolicyError, SigningRequestError
-from framework.hostnames import (
+from ..errors import CertificateError, PKIError, PolicyError, SigningRequestError
+from ..limits import (
+    BACKDATE_SECONDS,
+    INTERMEDIATE_CA_DAYS,
+    LEAF_DAYS,
+    LEAF_DAYS_MAX,
+    LEAF_DAYS_WARN,
+    ROOT_CA_DAYS,
+)
+from .hostnames import (
     IPNetwork,
     common_name,
     dns_permitted,
@@ -34,7 +42,7 @@ from framework.hostnames import (
     subject_for,
     subject_names,
 )
-from framework.keys import (
+from .keys import (
     KeyType,
     PrivateKey,
     as_utc,
@@ -48,15 +56,7 @@ from framework.keys import (
     write_file,
     write_private_key,
 )
-from framework.limits import (
-    BACKDATE_SECONDS,
-    INTERMEDIATE_CA_DAYS,
-    LEAF_DAYS,
-    LEAF_DAYS_MAX,
-    LEAF_DAYS_WARN,
-    ROOT_CA_DAYS,
-)
-from framework.verify import check_key_matches
+from .verify import check_key_matches
 
 __all__ = ["CertificateAuthority", "IssuedCertificate", "to_pkcs12"]
 
