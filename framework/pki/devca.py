@@ -22,6 +22,7 @@ from ..errors import CertificateError
 from ..limits import DEV_CA_PERMITTED_DNS, DEV_CA_PERMITTED_IPS, DEV_RENEW_DAYS, LEAF_DAYS
 from .ca import CertificateAuthority
 from .keys import (
+    as_utc,
     framework_home,
     load_certificates,
     load_private_key,
@@ -140,10 +141,7 @@ def dev_certificate(home: Path | None = None, *, now: dt.datetime | None = None)
             remove it).
     """
     home = Path(home) if home is not None else framework_home()
-    if now is None:
-        now = dt.datetime.now(dt.UTC)
-    elif now.tzinfo is None:
-        now = now.replace(tzinfo=dt.UTC)  # naive times are taken as UTC, as in pki
+    now = as_utc(now)
     directory = home / "dev-ca"
     cert_path, key_path = directory / "localhost.pem", directory / "localhost.key"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -92,13 +92,9 @@ def verify_certificate(
     if oid not in eku:
         usages = ", ".join(getattr(u, "_name", u.dotted_string) for u in eku)
         raise CertificateError(f"not for {role} authentication (extendedKeyUsage is {usages})")
-    for index in range(len(chain) - 1):
-        if not _issued_by(chain[index], chain[index + 1]):
-            raise CertificateError(
-                f"chain broken: certificate {index + 2} ({common_name(chain[index + 1])!r}) "
-                f"did not issue certificate {index + 1} ({common_name(chain[index])!r}); put "
-                "each issuer right after the certificate it signed"
-            )
+    _check_chain_order(
+        chain, "chain broken: ", "put each issuer right after the certificate it signed"
+    )
     top = chain[-1]
     if top not in trusted and not any(_issued_by(top, ca) for ca in trusted):
         raise CertificateError(
@@ -115,6 +111,20 @@ def verify_certificate(
             builder.build_server_verifier(subject).verify(leaf, intermediates)
     except verification.VerificationError as exc:
         raise CertificateError(f"certificate rejected: {exc}") from exc
+
+
+def _check_chain_order(chain: Sequence[x509.Certificate], where: str, fix: str) -> None:
+    """Each certificate of ``chain`` must be issued by the next one.
+
+    Raises:
+        CertificateError: "``where``certificate N+1 did not issue certificate N; ``fix``".
+    """
+    for index in range(len(chain) - 1):
+        if not _issued_by(chain[index], chain[index + 1]):
+            raise CertificateError(
+                f"{where}certificate {index + 2} ({common_name(chain[index + 1])!r}) did not "
+                f"issue certificate {index + 1} ({common_name(chain[index])!r}); {fix}"
+            )
 
 
 def check_key_matches(cert: x509.Certificate, key: PrivateKey) -> None:
@@ -153,13 +163,7 @@ def check_server_files(
             f"{key_path} does not match the first certificate in {cert_path} "
             f"({common_name(leaf)!r}); the server's own certificate goes first, made from this key"
         )
-    for index in range(len(chain) - 1):
-        if not _issued_by(chain[index], chain[index + 1]):
-            raise CertificateError(
-                f"{cert_path}: certificate {index + 2} ({common_name(chain[index + 1])!r}) did "
-                f"not issue certificate {index + 1} ({common_name(chain[index])!r}); order the "
-                "file leaf first, then each issuer"
-            )
+    _check_chain_order(chain, f"{cert_path}: ", "order the file leaf first, then each issuer")
     now = as_utc(None)
     if now > leaf.not_valid_after_utc:
         raise CertificateError(
