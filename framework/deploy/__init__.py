@@ -6,6 +6,6 @@ Worker supervision and systemd readiness and socket activation will live beside 
 
 from __future__ import annotations
 
-from .run import new_event_loop, serve, start_server
+from .run import ListenOptions, new_event_loop, serve, start_server
 
-__all__ = ["new_event_loop", "serve", "start_server"]
+__all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]

@@ -14,14 +14,14 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
 from ..server import Handler, Server
 from ..tls import CertificateStore, ClientCertMode
 
-__all__ = ["new_event_loop", "serve", "start_server"]
+__all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
 
 log = logging.getLogger("framework")
 
@@ -33,6 +33,29 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:  # pragma: no cover - uvloop is a dependency where the platform has it
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+class ListenOptions(TypedDict, total=False):
+    """Where and how ``serve()`` and ``start_server()`` listen; every key may be left out.
+
+    Keys:
+        host, port: where to listen (``127.0.0.1``, 8443).
+        certfile, keyfile: the certificate chain and key to serve with (the development CA's
+            ``localhost`` certificate when there is no ``certfile``).
+        tls: ``False`` serves plain HTTP, for use behind a TLS-terminating proxy.
+        client_ca, client_cert: ask clients for certificates (mutual TLS); ``client_cert`` is
+            ``"required"`` (the default) or ``"optional"``.
+        access_log: log one line per request (on by default).
+    """
+
+    host: str
+    port: int
+    certfile: str | None
+    keyfile: str | None
+    tls: bool
+    client_ca: str | None
+    client_cert: ClientCertMode
+    access_log: bool
 
 
 def _certificates(
@@ -58,28 +81,32 @@ def _certificates(
 async def start_server(
     handler: Handler,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8443,
-    certfile: str | None = None,
-    keyfile: str | None = None,
-    tls: bool = True,
-    client_ca: str | None = None,
-    client_cert: ClientCertMode = "required",
-    access_log: bool = True,
     out: TextIO | None = None,
-    **server_options: Any,
+    server_options: dict[str, Any] | None = None,
+    **options: Unpack[ListenOptions],
 ) -> Server:
     """Start a ``Server`` for ``handler`` on the running loop and print how to reach it.
 
     The app's startup hooks run first (when ``handler`` has ``startup``/``shutdown``
     coroutine methods, as ``App`` does); its shutdown hooks run when the server closes.
 
+    Args:
+        handler: an ``App`` or any ``async (Request) -> Response`` callable.
+        out: where to print the start-up lines (nowhere when ``None``).
+        server_options: more keywords for ``Server`` (``ServerConfig`` fields).
+        options: see ``ListenOptions``.
+
     Raises:
         FrameworkError: with a one-line message, when the certificate or the address is unusable.
     """
+    host = options.get("host", "127.0.0.1")
+    port = options.get("port", 8443)
+    certfile, keyfile = options.get("certfile"), options.get("keyfile")
+    client_ca = options.get("client_ca")
+    client_cert: ClientCertMode = options.get("client_cert", "required")
     dev_ca: str | None = None
     store: CertificateStore | None = None
-    if tls:
+    if options.get("tls", True):
         store, dev_ca = _certificates(certfile, keyfile, client_ca, client_cert)
     elif certfile or keyfile or client_ca:
         raise FrameworkError("--no-tls serves plain HTTP; drop --certfile/--keyfile/--client-ca")
@@ -92,8 +119,8 @@ async def start_server(
         ssl=store,
         startup=startup,
         shutdown=shutdown,
-        access_log=access_log,
-        **server_options,
+        access_log=options.get("access_log", True),
+        **(server_options or {}),
     )
     try:
         await server.start()
@@ -130,18 +157,11 @@ def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:
 def serve(
     handler: Handler,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8443,
-    certfile: str | None = None,
-    keyfile: str | None = None,
-    tls: bool = True,
-    client_ca: str | None = None,
-    client_cert: ClientCertMode = "required",
-    access_log: bool = True,
     log_level: str = "info",
     use_uvloop: bool = True,
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     ready: Callable[[Server], None] | None = None,
+    **options: Unpack[ListenOptions],
 ) -> None:
     """Serve ``handler`` until SIGINT or SIGTERM, then drain and return.
 
@@ -150,11 +170,8 @@ def serve(
 
     Args:
         handler: an ``App`` or any ``async (Request) -> Response`` callable.
-        host, port: where to listen.
-        certfile, keyfile: the certificate chain and key to serve with.
-        tls: ``False`` serves plain HTTP, for use behind a TLS-terminating proxy.
-        client_ca, client_cert: ask clients for certificates (mutual TLS).
-        access_log: log one line per request.
+        options: where and how to listen (``ListenOptions``: host, port, certfile, keyfile,
+            tls, client_ca, client_cert, access_log).
         log_level: the ``framework`` loggers' level.
         graceful_timeout: how long in-flight requests may run after a stop signal.
         ready: called with the server once it listens.
@@ -165,29 +182,14 @@ def serve(
     _configure_logging(log_level)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        runner.run(
-            _serve(
-                handler,
-                host=host,
-                port=port,
-                certfile=certfile,
-                keyfile=keyfile,
-                tls=tls,
-                client_ca=client_ca,
-                client_cert=client_cert,
-                access_log=access_log,
-                graceful_timeout=graceful_timeout,
-                ready=ready,
-            )
-        )
+        runner.run(_serve(handler, graceful_timeout, ready, options))
 
 
 async def _serve(
     handler: Handler,
-    *,
     graceful_timeout: float,
     ready: Callable[[Server], None] | None,
-    **options: Any,
+    options: ListenOptions,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
