@@ -71,6 +71,7 @@ def load_app(spec: str) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from .deploy import serve
+    from .server import ServerConfig
 
     if (args.client_cert != "required") and not args.client_ca:
         raise FrameworkError(
@@ -89,6 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         log_level=args.log_level,
         use_uvloop=args.loop != "asyncio",
+        config=ServerConfig(h11_only=args.h11_only),
     )
     return 0
 
@@ -165,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --client-ca: refuse clients without one (required) or let handlers decide",
     )
     serve.add_argument("--no-access-log", action="store_true", help="no line per request")
+    serve.add_argument(
+        "--h11-only",
+        action="store_true",
+        help="read every request with h11, none on the plain-message fast path",
+    )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     serve.set_defaults(func=_serve)

@@ -26,9 +26,21 @@ from framework.http11 import (
     prepare,
 )
 
+# Every test runs on both paths: plain messages read and written by the driver, and h11 alone.
+PLAIN = [True]
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["plain", "h11"])
+def _path(request: pytest.FixtureRequest) -> None:
+    PLAIN[0] = request.param
+
+
+def make(role: Any, max_incomplete_event_size: int = 16 * 1024) -> Driver:
+    return Driver(role, max_incomplete_event_size, plain=PLAIN[0])
+
 
 def pair() -> tuple[Driver, Driver]:
-    return Driver("client"), Driver("server")
+    return make("client"), make("server")
 
 
 def events(driver: Driver) -> list[Any]:
@@ -210,7 +222,7 @@ def test_driver_pipelined_request_pauses_until_next_cycle() -> None:
 
 
 def test_driver_oversized_head_is_431() -> None:
-    server = Driver("server", max_incomplete_event_size=1024)
+    server = make("server", 1024)
     server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 2000)
     with pytest.raises(RemoteProtocolError) as info:
         server.next_event()
@@ -219,7 +231,7 @@ def test_driver_oversized_head_is_431() -> None:
 
 
 def test_driver_bad_request_line_is_400() -> None:
-    server = Driver("server")
+    server = make("server")
     server.receive_data(b"THIS IS NOT HTTP\r\n\r\n")
     with pytest.raises(RemoteProtocolError) as info:
         server.next_event()
@@ -227,7 +239,7 @@ def test_driver_bad_request_line_is_400() -> None:
 
 
 def test_driver_stays_broken_after_a_remote_error() -> None:
-    server = Driver("server")
+    server = make("server")
     server.receive_data(b"BAD\r\n\r\n")
     with pytest.raises(RemoteProtocolError):
         server.next_event()
@@ -239,7 +251,7 @@ def test_driver_stays_broken_after_a_remote_error() -> None:
 
 def test_driver_local_protocol_error_is_translated() -> None:
     with pytest.raises(LocalProtocolError) as info:
-        Driver("server").send(Data(b"too early"))
+        make("server").send(Data(b"too early"))
     assert isinstance(info.value.__cause__, h11.LocalProtocolError)
     client, server = pair()
     send_all(client, server, get(), EndOfMessage())
@@ -270,12 +282,13 @@ def test_driver_rejects_unknown_role() -> None:
 
 
 def test_driver_repr_shows_states() -> None:
-    assert repr(Driver("server")) == "<Driver server our_state=IDLE their_state=IDLE>"
+    assert repr(Driver("server")) == "<Driver server plain our_state=IDLE their_state=IDLE>"
+    assert repr(Driver("client", plain=False)) == "<Driver client our_state=IDLE their_state=IDLE>"
 
 
 def test_driver_oversized_head_arriving_whole_is_431() -> None:
     # h11 checks only heads still incomplete in its buffer; one read can hold a whole head.
-    server = Driver("server", max_incomplete_event_size=1024)
+    server = make("server", 1024)
     server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
     with pytest.raises(RemoteProtocolError) as info:
         server.next_event()
@@ -284,13 +297,13 @@ def test_driver_oversized_head_arriving_whole_is_431() -> None:
 
 def test_driver_head_at_the_limit_is_accepted() -> None:
     head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
-    server = Driver("server", max_incomplete_event_size=len(head))
+    server = make("server", len(head))
     server.receive_data(head)
     assert type(server.next_event()) is Request
 
 
 def test_driver_oversized_response_head_is_refused_by_the_client() -> None:
-    client = Driver("client", max_incomplete_event_size=512)
+    client = make("client", 512)
     client.send(get())
     client.send(EndOfMessage())
     client.receive_data(b"HTTP/1.1 200 OK\r\nX: " + b"b" * 1000 + b"\r\nContent-Length: 0\r\n\r\n")
@@ -299,7 +312,7 @@ def test_driver_oversized_response_head_is_refused_by_the_client() -> None:
 
 
 def served(request: bytes = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n") -> Driver:
-    server = Driver("server")
+    server = make("server")
     server.receive_data(request)
     events(server)
     return server
@@ -308,7 +321,7 @@ def served(request: bytes = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n") -> Driver:
 def test_driver_send_whole_frames_like_h11() -> None:
     server = served()
     wire = server.send_whole(Response(200, [(b"content-type", b"text/plain")]), b"hello")
-    client = Driver("client")
+    client = make("client")
     client.send(get())
     client.send(EndOfMessage())
     client.receive_data(wire)
@@ -329,7 +342,7 @@ def test_driver_send_whole_leaves_the_body_out_for_head() -> None:
 
 
 def test_driver_send_whole_keeps_pipelined_requests() -> None:
-    server = Driver("server")
+    server = make("server")
     server.receive_data(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
     assert events(server)[-1] is PAUSED
     server.send_whole(Response(200, []), b"one")
@@ -352,7 +365,7 @@ def test_driver_send_whole_that_closes_is_not_reusable(
     wire = server.send_whole(Response(status, headers), b"bye")
     assert not server.is_reusable
     # Whoever framed it (h11, or the direct path), the client reads one response that closes.
-    client = Driver("client")
+    client = make("client")
     client.record_sent(prepare(req("GET", "/", ("Host", "h"))))
     client.receive_data(wire)
     response = client.next_event()
@@ -417,7 +430,7 @@ def test_driver_events_carry_no_h11_objects() -> None:
 def test_driver_prepared_request_matches_send_and_is_recorded() -> None:
     head = req("PUT", "/p", ("Host", "h"), ("Content-Length", "2"))
     prepared = prepare(head, b"ok")
-    client = Driver("client")
+    client = make("client")
     assert prepared.data == client.send(head) + client.send(Data(b"ok")) + client.send(
         EndOfMessage()
     )
@@ -442,6 +455,6 @@ def test_check_refuses_bad_headers_before_sending() -> None:
 
     head = req("GET", "/", ("Host", "h"), ("X-Ok", "1"))
     check(head)
-    assert Driver("client").send(head).startswith(b"GET / HTTP/1.1\r\n")
+    assert make("client").send(head).startswith(b"GET / HTTP/1.1\r\n")
     with pytest.raises(LocalProtocolError):
         check(req("GET", "/", ("Host", "h"), ("X-Bad", "a\r\nInjected: 1")))

@@ -1,4 +1,4 @@
-"""The code stays clean: ruff (lint and format) over the repository, mypy --strict over the package."""
+"""The code stays clean: ruff (lint, format) over the repository, mypy --strict over the package."""
 
 from __future__ import annotations
 

@@ -14,11 +14,11 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO, TypedDict, Unpack
+from typing import TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
-from ..server import Handler, Server
+from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode
 
 __all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
@@ -82,7 +82,7 @@ async def start_server(
     handler: Handler,
     *,
     out: TextIO | None = None,
-    server_options: dict[str, Any] | None = None,
+    config: ServerConfig | None = None,
     **options: Unpack[ListenOptions],
 ) -> Server:
     """Start a ``Server`` for ``handler`` on the running loop and print how to reach it.
@@ -93,7 +93,7 @@ async def start_server(
     Args:
         handler: an ``App`` or any ``async (Request) -> Response`` callable.
         out: where to print the start-up lines (nowhere when ``None``).
-        server_options: more keywords for ``Server`` (``ServerConfig`` fields).
+        config: the server's limits and timeouts (``ServerConfig``).
         options: see ``ListenOptions``.
 
     Raises:
@@ -119,8 +119,8 @@ async def start_server(
         ssl=store,
         startup=startup,
         shutdown=shutdown,
+        config=config,
         access_log=options.get("access_log", True),
-        **(server_options or {}),
     )
     try:
         await server.start()
@@ -161,6 +161,7 @@ def serve(
     use_uvloop: bool = True,
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     ready: Callable[[Server], None] | None = None,
+    config: ServerConfig | None = None,
     **options: Unpack[ListenOptions],
 ) -> None:
     """Serve ``handler`` until SIGINT or SIGTERM, then drain and return.
@@ -175,6 +176,7 @@ def serve(
         log_level: the ``framework`` loggers' level.
         graceful_timeout: how long in-flight requests may run after a stop signal.
         ready: called with the server once it listens.
+        config: the server's limits and timeouts (``ServerConfig``).
 
     Raises:
         FrameworkError: a one-line message when the server cannot start.
@@ -182,13 +184,14 @@ def serve(
     _configure_logging(log_level)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        runner.run(_serve(handler, graceful_timeout, ready, options))
+        runner.run(_serve(handler, graceful_timeout, ready, config, options))
 
 
 async def _serve(
     handler: Handler,
     graceful_timeout: float,
     ready: Callable[[Server], None] | None,
+    config: ServerConfig | None,
     options: ListenOptions,
 ) -> None:
     loop = asyncio.get_running_loop()
@@ -198,7 +201,7 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        server = await start_server(handler, out=sys.stderr, **options)
+        server = await start_server(handler, out=sys.stderr, config=config, **options)
     except BaseException:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

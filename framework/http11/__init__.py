@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import h11
 
-from .driver import NEED_DATA, PAUSED, Driver, Prepared, Role, State, check, prepare
+from .convert import Prepared, check, prepare
+from .driver import NEED_DATA, PAUSED, Driver, Role, State
 from .events import (
     ConnectionClosed,
     Data,

@@ -1,10 +1,14 @@
 """The HTTP/1.1 driver both roles share: bytes in, our events out, and no I/O.
 
-``Driver`` wraps one ``h11.Connection``. The owner feeds it received bytes and gets our events
-(``events.py``) back; it hands it events and gets the bytes to write. h11 parses and frames;
-the driver translates, applies the head checks h11 leaves out (``checks.py``), and writes the
-plain messages ``plain.py`` frames itself. Nothing here knows about sockets, routes or TLS,
-and nothing above this package sees an h11 object.
+``Driver`` runs one connection's message cycles in either role. h11 defines HTTP/1.1 here:
+every message is read and written by an ``h11.Connection``, except the plain ones, which the
+driver reads and writes itself on the plain path (``plain.py``): a bodiless HTTP/1.1 request
+and the whole in-memory response to it, on the server; the ``Content-Length`` response to a
+bodiless request, on the client. The moment anything is not plain (or the caller does
+anything else: streams a body, sends an event, the peer closes), the driver makes an
+``h11.Connection``, replays into it every byte of the cycle so far and lets h11 carry on, so
+the owner sees the same events, states and errors on either path (``tests/test_http11_plain.py``
+compares them). ``plain=False`` sends everything through h11.
 """
 
 from __future__ import annotations
@@ -14,20 +18,20 @@ from typing import Any, Literal, TypeAlias
 import h11
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from . import plain
-from .checks import check_head_size
+from . import plain as codec
+from .checks import check_head_size, head_size
+from .convert import Prepared, pairs, to_h11
 from .events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
     Event,
-    HeaderList,
     InformationalResponse,
     Request,
     Response,
 )
 
-__all__ = ["NEED_DATA", "PAUSED", "Driver", "Prepared", "Role", "State", "check", "prepare"]
+__all__ = ["NEED_DATA", "PAUSED", "Driver", "Role", "State"]
 
 Role = Literal["client", "server"]
 #: One side's state in the message cycle: compare with ``IDLE``, ``SEND_BODY``, ``DONE``...
@@ -41,99 +45,38 @@ PAUSED: Any = h11.PAUSED
 
 _END = EndOfMessage()
 _CLOSED = ConnectionClosed()
-_H11_END = h11.EndOfMessage()
 _H11Request, _H11Response, _H11Info = h11.Request, h11.Response, h11.InformationalResponse
 _H11Data, _H11End, _H11Closed = h11.Data, h11.EndOfMessage, h11.ConnectionClosed
+_IDLE, _DONE, _SEND_RESPONSE, _SEND_BODY = h11.IDLE, h11.DONE, h11.SEND_RESPONSE, h11.SEND_BODY
+_MUST_CLOSE, _ERROR = h11.MUST_CLOSE, h11.ERROR
+
+# Where a cycle on the plain path stands. Server: _WAIT (for a request head), _EOM (the
+# request was given, its end is next), _ANSWER (the request is complete, the response is due),
+# _DONE, or _SHUT (the last response, which closes, was written). Client: _WAIT (nothing
+# sent), _SENT (a request went out, its response head is awaited), _BODY (the body is being
+# read), _DONE.
+_WAIT, _EOM, _ANSWER, _SENT, _BODY, _DONE_STEP, _SHUT = range(7)
+
+# (our state, their state) on the plain path, per role and step: what h11 would report.
+_SERVER_STATES: dict[int, tuple[State, State]] = {
+    _WAIT: (_IDLE, _IDLE),
+    _EOM: (_SEND_RESPONSE, _SEND_BODY),
+    _ANSWER: (_SEND_RESPONSE, _DONE),
+    _DONE_STEP: (_DONE, _DONE),
+    _SHUT: (_ERROR, _MUST_CLOSE),
+}
+_CLIENT_STATES: dict[int, tuple[State, State]] = {
+    _WAIT: (_IDLE, _IDLE),
+    _SENT: (_DONE, _SEND_RESPONSE),
+    _BODY: (_DONE, _SEND_BODY),
+    _DONE_STEP: (_DONE, _DONE),
+}
 
 
-def _pairs(headers: Any) -> HeaderList:
-    # h11 keeps (raw name, lowercase name, value) triples; take the last two without copying
-    # the values. Its Headers is a Sequence whose iteration goes through __getitem__.
-    return [(name, value) for _, name, value in headers._full_items]
-
-
-def _to_h11(event: Event) -> h11.Event:
-    """Our event as h11's, validated by h11 as it is made (once: see ``check``)."""
-    kind = type(event)
-    wire = getattr(event, "_wire", None)
-    if wire is not None:
-        return wire  # type: ignore[no-any-return]
-    try:
-        if kind is Data:
-            return _H11Data(data=event.data)  # type: ignore[union-attr]
-        if kind is EndOfMessage:
-            trailers = event.headers  # type: ignore[union-attr]
-            return _H11End(headers=trailers) if trailers else _H11_END
-        if kind is Response:
-            return _H11Response(
-                status_code=event.status_code,  # type: ignore[union-attr]
-                headers=event.headers,  # type: ignore[union-attr]
-                reason=event.reason,  # type: ignore[union-attr]
-            )
-        if kind is Request:
-            return _H11Request(
-                method=event.method,  # type: ignore[union-attr]
-                target=event.target,  # type: ignore[union-attr]
-                headers=event.headers,  # type: ignore[union-attr]
-            )
-        if kind is InformationalResponse:
-            return _H11Info(
-                status_code=event.status_code,  # type: ignore[union-attr]
-                headers=event.headers,  # type: ignore[union-attr]
-                reason=event.reason,  # type: ignore[union-attr]
-            )
-    except h11.LocalProtocolError as exc:  # h11 validates headers as the event is made
-        raise LocalProtocolError(str(exc), exc.error_status_hint) from exc
-    raise TypeError(f"cannot send {event!r}: not an HTTP/1.1 event")
-
-
-def check(head: Request | Response) -> None:
-    """Check that ``head`` is valid HTTP/1.1, before it is sent; it is not checked again.
-
-    Raises:
-        LocalProtocolError: a header name is not a token, or a value holds CR, LF or NUL.
-    """
-    head._wire = _to_h11(head)
-
-
-class Prepared:
-    """A whole message encoded once, to be written many times (see ``prepare``).
-
-    Attributes:
-        data: the bytes to write.
-    """
-
-    __slots__ = ("data", "_events")
-
-    def __init__(self, data: bytes, events: tuple[h11.Event, ...]) -> None:
-        self.data = data
-        self._events = events
-
-    def __repr__(self) -> str:
-        return f"<Prepared {len(self.data)} bytes>"
-
-
-def prepare(head: Request, body: bytes = b"") -> Prepared:
-    """A whole request (head, then ``body``) encoded and checked by h11 once.
-
-    The head's own headers must frame the body (``Content-Length``). The client writes
-    ``data`` and tells its driver with ``record_sent()``, so a request sent many times is
-    checked and encoded once instead of every time.
-
-    Raises:
-        LocalProtocolError: the request is not valid HTTP/1.1 (a bad header, a body that
-            does not match its framing).
-    """
-    events: list[h11.Event] = [_to_h11(head)]
-    if body:
-        events.append(_H11Data(data=body))
-    events.append(_H11_END)
-    conn = h11.Connection(h11.CLIENT)
-    try:
-        data = b"".join(conn.send(event) or b"" for event in events)
-    except h11.LocalProtocolError as exc:
-        raise LocalProtocolError(str(exc), exc.error_status_hint) from exc
-    return Prepared(data, tuple(events))
+def _remote(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+    error = RemoteProtocolError(str(exc), exc.error_status_hint)
+    error.__cause__ = exc
+    return error
 
 
 class Driver:
@@ -143,20 +86,31 @@ class Driver:
         our_role: ``"client"`` or ``"server"``.
         max_incomplete_event_size: the most bytes a message head may take; more is a
             ``RemoteProtocolError`` with status hint 431.
+        plain: read and write plain messages without h11 (``False``: h11 for everything).
     """
 
     __slots__ = (
-        "_conn",
-        "_h11_role",
         "our_role",
+        "_server",
+        "_h11_role",
         "_max_size",
+        "_plain",
+        "_conn",
         "_fresh",
+        "_step",
+        "_buf",
+        "_eof",
+        "_cycle",
+        "_sent",
+        "_left",
         "_their_11",
         "_their_keep_alive",
         "_their_head",
     )
 
-    def __init__(self, our_role: Role, max_incomplete_event_size: int = 16 * 1024) -> None:
+    def __init__(
+        self, our_role: Role, max_incomplete_event_size: int = 16 * 1024, *, plain: bool = True
+    ) -> None:
         self._h11_role: State
         if our_role == "server":
             self._h11_role = h11.SERVER
@@ -165,40 +119,73 @@ class Driver:
         else:
             raise ValueError(f"our_role must be 'client' or 'server', not {our_role!r}")
         self.our_role = our_role
+        self._server = our_role == "server"
         self._max_size = max_incomplete_event_size
-        self._conn = h11.Connection(
-            self._h11_role, max_incomplete_event_size=max_incomplete_event_size
-        )
-        # True after a message framed here began a new cycle by itself (_begin_fresh_cycle).
+        self._plain = plain
+        # The h11 connection, or None while the cycle is on the plain path.
+        self._conn: h11.Connection | None = None if plain else self._new_h11()
+        # True while an h11 connection made after both messages of a cycle were complete
+        # (see _h11) stands for one in DONE: start_next_cycle() is then a no-op.
         self._fresh = False
+        # The plain path: its step, the bytes received and not yet read, the end of file, the
+        # bytes of this cycle read so far (to replay into h11), the request sent (client), and
+        # the body bytes still due (client).
+        self._step = _WAIT
+        self._buf = b""
+        self._eof = False
+        self._cycle: list[bytes] = []
+        self._sent: Prepared | None = None
+        self._left = 0
         # What the peer's request allows, noted when it arrives (server role).
         self._their_11 = False
         self._their_keep_alive = False
         self._their_head = False
 
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(self._h11_role, max_incomplete_event_size=self._max_size)
+
     # --- state --------------------------------------------------------------------------------
+
+    @property
+    def is_plain(self) -> bool:
+        """True while the current cycle is on the plain path (h11 has not been needed)."""
+        return self._conn is None
 
     @property
     def our_state(self) -> State:
         """Our side's state (``IDLE``, ``SEND_BODY``, ``DONE``, ...)."""
-        return self._conn.our_state
+        conn = self._conn
+        if conn is not None:
+            state = conn.our_state
+            return _DONE if self._fresh and state is _IDLE else state
+        return (_SERVER_STATES if self._server else _CLIENT_STATES)[self._step][0]
 
     @property
     def their_state(self) -> State:
         """The peer's state."""
-        return self._conn.their_state
+        conn = self._conn
+        if conn is not None:
+            state = conn.their_state
+            return _DONE if self._fresh and state is _IDLE else state
+        if self._step == _ANSWER and not self._their_keep_alive:
+            return _MUST_CLOSE
+        return (_SERVER_STATES if self._server else _CLIENT_STATES)[self._step][1]
 
     @property
     def they_are_waiting_for_100_continue(self) -> bool:
         """True when the client sent ``Expect: 100-continue`` and waits for our go-ahead."""
-        return self._conn.they_are_waiting_for_100_continue
+        conn = self._conn
+        return conn is not None and conn.they_are_waiting_for_100_continue
 
     @property
     def is_reusable(self) -> bool:
         """True when both sides finished a message and the connection may carry another."""
+        conn = self._conn
+        if conn is None:
+            return self._step == _DONE_STEP
         if self._fresh:
             return True
-        return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
+        return conn.our_state is _DONE and conn.their_state is _DONE
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
@@ -206,16 +193,71 @@ class Driver:
 
         After ``101 Switching Protocols`` these are the first bytes of the new protocol.
         """
-        return self._conn.trailing_data
+        conn = self._conn
+        if conn is None:
+            return self._buf, self._eof
+        return conn.trailing_data
+
+    # --- leaving the plain path ---------------------------------------------------------------
+
+    def _h11(self) -> h11.Connection:
+        """The h11 connection, made now (and told the cycle so far) when the cycle was plain."""
+        conn = self._conn
+        if conn is not None:
+            return conn
+        conn = self._conn = self._new_h11()
+        step = self._step
+        if step == _DONE_STEP:
+            # Both messages are complete: h11 cannot be told of a response it did not write,
+            # and a connection in IDLE is what its start_next_cycle() would leave; until that
+            # is called, the states say DONE as h11's would.
+            self._fresh = True
+        else:
+            sent = self._sent
+            if sent is not None:
+                _record(conn, sent)
+            # Replay what was read in this cycle, consuming the events already given out
+            # (h11 gives the same ones: tests/test_http11_plain.py), then what was not read.
+            for piece in self._cycle:
+                conn.receive_data(piece)
+                conn.next_event()
+            if step == _ANSWER:
+                conn.next_event()  # the request's EndOfMessage
+            if step == _SHUT:
+                conn.next_event()
+                conn.send_failed()
+        if self._buf:
+            conn.receive_data(self._buf)
+        if self._eof:
+            conn.receive_data(b"")
+        self._buf, self._cycle, self._sent = b"", [], None
+        return conn
+
+    def _begin_plain(self, trailing: bytes, closed: bool, step: int) -> None:
+        """Leave h11 at the end of a cycle: the next one starts on the plain path."""
+        self._conn = None
+        self._fresh = False
+        self._step = step
+        self._buf, self._eof = trailing, closed
+        self._cycle, self._sent = [], None
 
     # --- receiving ----------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes received from the peer (``b""`` when the peer closed)."""
+        conn = self._conn
+        if conn is None:
+            if not data:
+                self._eof = True
+                return
+            if not self._eof:
+                self._buf = self._buf + data if self._buf else data
+                return
+            conn = self._h11()  # more after the end of file: h11 says what that is
         try:
-            self._conn.receive_data(data)
+            conn.receive_data(data)
         except h11.RemoteProtocolError as exc:
-            raise RemoteProtocolError(str(exc), exc.error_status_hint) from exc
+            raise _remote(exc) from exc
 
     def next_event(self) -> Event | Any:
         """The next event parsed from what was received, ``NEED_DATA``, or ``PAUSED``.
@@ -224,21 +266,100 @@ class Driver:
             RemoteProtocolError: the peer broke HTTP/1.1; ``status_hint`` is the status
                 a server should answer with (400, 431, 501...).
         """
+        if self._conn is None:
+            event = self._next_plain()
+            if event is not None:
+                return event
+        return self._next_h11()
+
+    def _next_plain(self) -> Event | Any | None:
+        """The next event on the plain path, or None when h11 must take over."""
+        step = self._step
+        buf = self._buf
+        if step == _WAIT or step == _SENT:
+            if (step == _SENT) is self._server:
+                # A client waits for a response only once it sent a request: bytes before
+                # that are h11's to judge.
+                return None if buf or self._eof else NEED_DATA
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                # h11 refuses a first line starting with a control byte or a space at once,
+                # and a buffer over its limit, without waiting for the rest; and it ends a head
+                # at a blank line made with bare LFs too: let it.
+                if (
+                    self._eof
+                    or len(buf) > self._max_size
+                    or (buf and buf[0] < 0x21)
+                    or b"\n\n" in buf
+                    or b"\n\r\n" in buf
+                ):
+                    return None
+                return NEED_DATA
+            head = buf[:end]
+            if self._server:
+                request = codec.parse_request_head(head)
+                if request is None:
+                    return None
+                event: Request | Response = Request(*request)
+            else:
+                response = codec.parse_response_head(head)
+                if response is None:
+                    return None
+                status, reason, headers, self._left = response
+                event = Response(status, headers, reason)
+            if head_size(event) > self._max_size:
+                return None
+            keep_alive = _keep_alive(event.headers)
+            if keep_alive is None or (not keep_alive and not self._server):
+                return None
+            self._cycle.append(buf[: end + 4])
+            self._buf = buf[end + 4 :]
+            if self._server:
+                self._step = _EOM
+                self._their_11 = True
+                self._their_keep_alive = keep_alive
+                self._their_head = event.method == b"HEAD"  # type: ignore[union-attr]
+            else:
+                self._step = _BODY
+            return event
+        if step == _EOM:
+            self._step = _ANSWER
+            return _END
+        if step == _BODY:
+            left = self._left
+            if not left:
+                self._step = _DONE_STEP
+                return _END
+            if not buf:
+                return None if self._eof else NEED_DATA
+            data = buf[:left] if len(buf) > left else buf
+            self._cycle.append(data)
+            self._buf = buf[len(data) :]
+            self._left = left - len(data)
+            return Data(data)
+        if step == _DONE_STEP or (step == _ANSWER and self._their_keep_alive):
+            if buf:
+                return PAUSED
+            return None if self._eof else NEED_DATA
+        return None  # after a request that closes: h11's rules for what follows
+
+    def _next_h11(self) -> Event | Any:
+        conn = self._h11()
         try:
-            event = self._conn.next_event()
+            event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise RemoteProtocolError(str(exc), exc.error_status_hint) from exc
+            raise _remote(exc) from exc
         kind = type(event)
         if kind is _H11Data:
             return Data(event.data)  # type: ignore[union-attr]
         if kind is _H11End:
             trailers = event.headers  # type: ignore[union-attr]
-            return EndOfMessage(_pairs(trailers)) if trailers else _END
+            return EndOfMessage(pairs(trailers)) if trailers else _END
         if kind is _H11Request:
             request = Request(
                 event.method,  # type: ignore[union-attr]
                 event.target,  # type: ignore[union-attr]
-                _pairs(event.headers),  # type: ignore[union-attr]
+                pairs(event.headers),  # type: ignore[union-attr]
                 event.http_version,  # type: ignore[union-attr]
             )
             check_head_size(request, self._max_size)
@@ -254,7 +375,7 @@ class Driver:
         if kind is _H11Response or kind is _H11Info:
             head = (Response if kind is _H11Response else InformationalResponse)(
                 event.status_code,  # type: ignore[union-attr]
-                _pairs(event.headers),  # type: ignore[union-attr]
+                pairs(event.headers),  # type: ignore[union-attr]
                 event.reason,  # type: ignore[union-attr]
                 event.http_version,  # type: ignore[union-attr]
             )
@@ -272,14 +393,17 @@ class Driver:
         Raises:
             LocalProtocolError: the event is not valid or not allowed now (a bug on our side).
         """
+        if self._conn is None and self._step == _SHUT:
+            raise LocalProtocolError("the connection was closed after the last response")
+        h11_event = to_h11(event)
         try:
-            data = self._conn.send(_to_h11(event))
+            data = self._h11().send(h11_event)
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(str(exc), exc.error_status_hint) from exc
         return data or b""
 
     def send_whole(self, head: Response, body: bytes) -> bytes:
-        """Bytes for a complete message whose body is in memory.
+        """Bytes for a complete response whose body is in memory.
 
         ``Content-Length`` is added, and ``Connection: close`` when the peer's request asked
         for it (the connection is then not reusable); the body is left out of the answer to a
@@ -290,28 +414,37 @@ class Driver:
             LocalProtocolError: a header is not valid HTTP (a name that is not a token, or a
                 value holding CR, LF or NUL), or the message is not allowed now.
         """
-        conn = self._conn
         status = head.status_code
         headers = head.headers
+        conn = self._conn
         if (
-            self._their_11
+            self._server
+            and self._their_11
             # A "Connection" header of our own is left to h11, which tracks what it means.
             and not any(name == b"connection" for name, _ in headers)
-            and conn.our_state is h11.SEND_RESPONSE
-            # The request is complete (MUST_CLOSE: complete, and it asked to close).
-            and (conn.their_state is h11.DONE or conn.their_state is h11.MUST_CLOSE)
             and 200 <= status
             and status not in (204, 304)
+            and (
+                self._step == _ANSWER
+                if conn is None
+                # The request is complete (MUST_CLOSE: complete, and it asked to close).
+                else conn.our_state is _SEND_RESPONSE
+                and (conn.their_state is _DONE or conn.their_state is _MUST_CLOSE)
+            )
         ):
             # For a whole response to a complete HTTP/1.1 request there is one framing
-            # (Content-Length); plain.py writes it directly, since producing it through h11's
-            # three events is the largest single cost of a small response
-            # (benchmarks/test_micro.py).
+            # (Content-Length), which plain.py writes directly (benchmarks/test_micro.py).
             keep_alive = self._their_keep_alive
-            written = plain.whole_response_head(status, headers, len(body), keep_alive)
+            written = codec.whole_response_head(status, headers, len(body), keep_alive)
             if written is not None:
-                if keep_alive:
-                    self._begin_fresh_cycle()
+                if conn is None:
+                    self._step = _DONE_STEP if keep_alive else _SHUT
+                    self._cycle = []
+                elif keep_alive:
+                    # h11 has no way to be told of a response it did not write: the cycle
+                    # ends without it, as on the plain path.
+                    trailing, closed = conn.trailing_data
+                    self._begin_plain(trailing, closed, _DONE_STEP)
                 else:
                     # The client asked to close: this connection carries nothing more, and
                     # h11, told nothing of the response, must never write on it again.
@@ -328,51 +461,87 @@ class Driver:
         """Record that ``prepared.data`` was written, so the state machine moves on.
 
         Raises:
-            LocalProtocolError: a message is not allowed now.
+            LocalProtocolError: a request is not allowed now.
         """
-        conn = self._conn
-        # h11 has no public way to be told of bytes it did not write; its event processing
-        # without the writer is what send() does before encoding. Fall back to send() (the
-        # bytes it returns are the same and are dropped) if that ever changes.
-        process = getattr(conn, "_process_event", None)
+        if self._conn is None:
+            if prepared.plain and self._step == _WAIT and not self._server:
+                self._step = _SENT
+                self._sent = prepared
+                return
+            if self._step == _SHUT:
+                raise LocalProtocolError("the connection was closed after the last response")
         try:
-            for event in prepared._events:
-                if process is not None:
-                    process(conn.our_role, event)
-                else:  # pragma: no cover - an h11 without the private method
-                    conn.send(event)
+            _record(self._h11(), prepared)
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(str(exc), exc.error_status_hint) from exc
-
-    def _begin_fresh_cycle(self) -> None:
-        """Start the next cycle on a new h11 connection, carrying over unparsed bytes.
-
-        h11 has no way to be told a response was written without it; a new connection in
-        the IDLE state is exactly what start_next_cycle() would leave behind.
-        """
-        trailing, closed = self._conn.trailing_data
-        conn = self._conn = h11.Connection(self._h11_role, max_incomplete_event_size=self._max_size)
-        if trailing:
-            conn.receive_data(trailing)
-        if closed:
-            conn.receive_data(b"")
-        self._fresh = True
 
     # --- ending -------------------------------------------------------------------------------
 
     def send_failed(self) -> None:
         """Mark the connection broken after a failed write, so it is never reused."""
-        self._conn.send_failed()
+        self._h11().send_failed()
 
     def start_next_cycle(self) -> None:
-        """Reset both sides for the next request/response on a kept-alive connection."""
+        """Reset both sides for the next request/response on a kept-alive connection.
+
+        Raises:
+            LocalProtocolError: the cycle is not finished on both sides.
+        """
+        conn = self._conn
+        if conn is None and self._step == _DONE_STEP:
+            if self._plain:
+                self._step = _WAIT
+                self._cycle, self._sent = [], None
+            else:
+                # h11 for every message: a new connection in IDLE is exactly what h11's own
+                # start_next_cycle() would leave behind.
+                self._h11()
+                self._fresh = False
+            return
         if self._fresh:
             self._fresh = False
             return
-        self._conn.start_next_cycle()
+        try:
+            self._h11().start_next_cycle()
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(str(exc), exc.error_status_hint) from exc
+        conn = self._conn
+        if self._plain and conn is not None:
+            # h11 carried the last cycle; the next one starts on the plain path again.
+            trailing, closed = conn.trailing_data
+            if not closed:
+                self._begin_plain(trailing, closed, _WAIT)
 
     def __repr__(self) -> str:
+        path = " plain" if self._conn is None else ""
         return (
-            f"<Driver {self.our_role} our_state={self._conn.our_state.__name__} "
-            f"their_state={self._conn.their_state.__name__}>"
+            f"<Driver {self.our_role}{path} our_state={self.our_state.__name__} "
+            f"their_state={self.their_state.__name__}>"
         )
+
+
+def _record(conn: h11.Connection, prepared: Prepared) -> None:
+    # h11 has no public way to be told of bytes it did not write; its event processing
+    # without the writer is what send() does before encoding. Fall back to send() (the bytes
+    # it returns are the same and are dropped) if that ever changes.
+    process = getattr(conn, "_process_event", None)
+    for event in prepared._events:
+        if process is not None:
+            process(conn.our_role, event)
+        else:  # pragma: no cover - an h11 without the private method
+            conn.send(event)
+
+
+def _keep_alive(headers: list[tuple[bytes, bytes]]) -> bool | None:
+    """What the ``Connection`` headers say: keep alive (True), close (False), or None when
+    they say anything else (the plain path then leaves the message to h11)."""
+    keep_alive = True
+    for name, value in headers:
+        if name == b"connection":
+            for token in value.split(b","):
+                token = token.strip().lower()
+                if token == b"close":
+                    keep_alive = False
+                elif token != b"keep-alive":
+                    return None
+    return keep_alive

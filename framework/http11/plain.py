@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from http import HTTPStatus
 
-__all__ = ["reason_phrase", "status_line", "whole_response_head"]
+__all__ = [
+    "MAX_HEAD",
+    "parse_request_head",
+    "parse_response_head",
+    "reason_phrase",
+    "status_line",
+    "whole_response_head",
+]
 
 # RFC 9110 token: what a header name may be made of.
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
@@ -78,3 +85,189 @@ def whole_response_head(
     ):
         return head
     return None
+
+
+# --- reading: plain heads (draft) ---
+
+#: The longest head read here, in bytes. Longer ones go to h11, whose default limit on a head
+#: (16 KiB with the blank line) this matches; the caller still enforces its own limit.
+MAX_HEAD = 16 * 1024 - 4
+
+# Control bytes other than HTAB, DEL, and CR and LF themselves. A plain head holds none of them
+# except the CR LF pairs that end its lines, so deleting them all must remove exactly two bytes
+# per line end: one C-level pass checks the whole head.
+_CONTROLS_CR_LF = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
+
+# Header names already checked against _TOKEN, each mapped to its lowercase form, and methods
+# already checked. Peers reuse a handful of names, so a dict lookup replaces the regex after the
+# first time; bounded so that hostile input cannot grow them without limit. The names that need
+# a closer look (_SPECIAL) are kept apart, so that the common lookup, a hit in _names, needs no
+# further test.
+_CACHE_MAX = 1024
+_names: dict[bytes, bytes] = {}
+_special_names: dict[bytes, bytes] = {}
+_methods: set[bytes] = set()
+_SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+
+# More digits than this in a response's Content-Length go to h11 (which allows 20): 18 digits
+# always fit in 63 bits, and no real body comes near that.
+_MAX_LENGTH_DIGITS = 18
+
+
+def _lines(head: bytes) -> list[bytes] | None:
+    """``head`` split at its CRLFs, or None if it is too long or holds a forbidden byte."""
+    if len(head) > MAX_HEAD:
+        return None
+    lines = head.split(b"\r\n")
+    # Anything deleted beyond the CRLFs split at is a control byte (NUL, VT, FF, DEL...) or a
+    # CR or LF on its own: h11 refuses some, reads a bare LF as a line end and lets other
+    # controls into values, and none of them belong in a plain head.
+    if len(head.translate(None, _CONTROLS_CR_LF)) != len(head) - 2 * (len(lines) - 1):
+        return None
+    return lines
+
+
+def _name(name: bytes) -> bytes | None:
+    """The lowercase form of a header name not yet in the caches, or None if not a token.
+
+    Not a token covers an empty name, whitespace before the colon, and obs-fold (a line
+    starting with SP or HTAB, which h11 would join to the line before).
+    """
+    if _TOKEN.fullmatch(name) is None:
+        return None
+    lower = name.lower()
+    cache = _special_names if lower in _SPECIAL else _names
+    if len(cache) < _CACHE_MAX:
+        cache[name] = lower
+    return lower
+
+
+def parse_request_head(head: bytes) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]] | None:
+    """Read a plain request head: ``(method, target, headers)``, or None if it is not plain.
+
+    ``head`` is the request's bytes up to, not including, the CRLF CRLF that ends the head.
+    The result is what h11 reports for the same bytes: ``Request.method``, ``.target`` and the
+    ``(lowercase name, value)`` pairs of ``.headers``, with ``http_version`` 1.1 and no body
+    (``EndOfMessage`` next). None means "ask h11", not "invalid".
+    """
+    lines = _lines(head)
+    if lines is None:
+        return None
+    lines_iter = iter(lines)
+    parts = next(lines_iter).split(b" ")
+    if len(parts) != 3:
+        return None
+    method, target, version = parts
+    if version != b"HTTP/1.1":
+        return None
+    if method not in _methods:
+        if _TOKEN.fullmatch(method) is None:
+            return None
+        if len(_methods) < _CACHE_MAX:
+            _methods.add(method)
+    # CONNECT asks h11 to switch protocols once the request is done. h11 compares the method
+    # case-sensitively, as RFC 9110 does, so only this spelling is special.
+    if method == b"CONNECT":
+        return None
+    # h11 wants 1*VCHAR. SP cannot be here (split at), and _lines let nothing below SP through
+    # but HTAB, nor DEL: so ASCII without HTAB is VCHAR.
+    if not target or not target.isascii() or b"\t" in target:
+        return None
+
+    # The header loop is written out here and in parse_response_head rather than shared: a
+    # call and the tuples to return its results cost a measurable part of the whole.
+    headers: list[tuple[bytes, bytes]] = []
+    hosts = 0
+    lengths = 0
+    names = _names
+    for line in lines_iter:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return None
+        lower = names.get(name)
+        if lower is None:
+            lower = _special_names.get(name) or _name(name)
+            if lower is None:
+                return None
+            if lower in _SPECIAL:
+                # h11's OWS is SP and HTAB only: say so, though the VT and FF that strip()
+                # would also take were refused with the other control bytes.
+                value = value.strip(b" \t")
+                if lower == b"host":
+                    hosts += 1
+                elif lower == b"content-length":
+                    # h11 would merge repeats and read "0, 0" or "00" as 0: only the one
+                    # spelling is reported unchanged.
+                    lengths += 1
+                    if value != b"0":
+                        return None
+                else:
+                    # Transfer-Encoding (a body, and h11 lowercases its value), Expect
+                    # (100-continue) or Upgrade (a protocol switch).
+                    return None
+                headers.append((lower, value))
+                continue
+        headers.append((lower, value.strip(b" \t")))
+    # h11 refuses a 1.1 request without Host and any request with two.
+    if hosts != 1 or lengths > 1:
+        return None
+    return method, target, headers
+
+
+def parse_response_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]], int] | None:
+    """Read a plain response head: ``(status, reason, headers, content_length)``, or None.
+
+    ``head`` is as for ``parse_request_head``. ``status``, ``reason`` and ``headers`` are what
+    h11's ``Response`` event reports for the same bytes; ``content_length`` is the length of the
+    body h11 then reads, given a request that was neither HEAD nor CONNECT.
+    """
+    lines = _lines(head)
+    if lines is None:
+        return None
+    lines_iter = iter(lines)
+    first = next(lines_iter)
+    # h11 reads "HTTP/1.1 200" (no SP, no reason) as an empty reason, and keeps the reason
+    # after the one SP as sent, surrounding spaces included.
+    if len(first) < 12 or first[:9] != b"HTTP/1.1 " or (len(first) > 12 and first[12] != 0x20):
+        return None
+    code = first[9:12]
+    if not code.isdigit():  # ASCII digits only, for bytes
+        return None
+    status = int(code)
+    # 1xx are interim responses with no body; 204 and 304 never have one whatever they say;
+    # h11 takes 600-999 too, but RFC 9110 defines none of them.
+    if status < 200 or status > 599 or status == 204 or status == 304:
+        return None
+
+    headers: list[tuple[bytes, bytes]] = []
+    length = b""
+    names = _names
+    for line in lines_iter:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return None
+        lower = names.get(name)
+        if lower is None:
+            lower = _special_names.get(name) or _name(name)
+            if lower is None:
+                return None
+            if lower == b"content-length":
+                # Repeats go to h11, which would merge "5" and "5" into one header.
+                if length:
+                    return None
+                value = length = value.strip(b" \t")
+                # Digits only: no sign, inner space or comma list ("5, 5"), which h11 reads
+                # its own way. Empty is no digits: bytes.isdigit() is False for b"".
+                if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                    return None
+                headers.append((lower, value))
+                continue
+            if lower == b"transfer-encoding":
+                return None
+            # Host, Expect and Upgrade mean nothing special in a response to h11's client:
+            # it switches protocols only on a 101 or a 2xx to CONNECT, both refused here.
+        headers.append((lower, value.strip(b" \t")))
+    # Without a Content-Length h11 reads the body up to the connection's close.
+    if not length:
+        return None
+    return status, first[13:], headers, int(length)

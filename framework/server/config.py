@@ -24,6 +24,8 @@ class ServerConfig:
         max_header_bytes: the largest request head; 431 above it.
         backlog: connections the kernel queues before they are accepted.
         access_log: log one line per request to the ``framework.access`` logger.
+        h11_only: read every request with h11, none on the driver's plain path (the
+            differential tests prove the two read alike; this is for whoever wants h11 alone).
 
     Example::
 
@@ -36,6 +38,7 @@ class ServerConfig:
     max_header_bytes: int = limits.MAX_HEADER_BYTES
     backlog: int = limits.BACKLOG
     access_log: bool = False
+    h11_only: bool = False
 
     def __post_init__(self) -> None:
         for name in ("keep_alive_timeout", "head_timeout", "tls_handshake_timeout"):

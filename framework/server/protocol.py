@@ -74,7 +74,8 @@ class ServerProtocol(asyncio.Protocol):
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
-        self.driver = Driver("server", context.config.max_header_bytes)
+        config = context.config
+        self.driver = Driver("server", config.max_header_bytes, plain=not config.h11_only)
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl = None  # type: ignore[assignment]  # set in connection_made
         self.client: tuple[str, int] | None = None
