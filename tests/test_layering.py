@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str] | None] = {
     # vocabulary
     "errors": set(),
     "limits": set(),
-    "messages": {"errors", "limits"},
+    "headers": set(),
+    "messages": {"headers", "errors", "limits"},
     "accesslog": set(),
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
@@ -63,6 +64,7 @@ FUNCTION_EXCEPTIONS: dict[tuple[str, str], set[str]] = {
 FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "errors": {"asyncio", "ssl", "socket", "h11"},
     "limits": {"asyncio", "ssl", "socket", "h11"},
+    "headers": {"asyncio", "ssl", "socket", "h11"},
     "messages": {"ssl", "socket", "h11"},
     "accesslog": {"ssl", "socket", "h11"},
     "pki": {"asyncio", "ssl", "h11", "socket"},

@@ -1,14 +1,12 @@
 """Translation between our events and h11's, and requests encoded once.
 
 The one module besides the driver that builds h11 objects: ``to_h11`` makes h11's event for
-one of ours (h11 validates it as it is made), ``pairs`` reads h11's header list, ``check``
+one of ours (h11 validates it as it is made), ``check``
 validates a head before it is sent, and ``prepare`` encodes a whole request once for a client
 that sends it many times.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import h11
 
@@ -17,23 +15,16 @@ from .events import (
     Data,
     EndOfMessage,
     Event,
-    HeaderList,
     InformationalResponse,
     Request,
     Response,
 )
 
-__all__ = ["Prepared", "check", "pairs", "prepare", "to_h11"]
+__all__ = ["Prepared", "check", "prepare", "to_h11"]
 
 H11_END = h11.EndOfMessage()
 _H11Request, _H11Response, _H11Info = h11.Request, h11.Response, h11.InformationalResponse
 _H11Data, _H11End = h11.Data, h11.EndOfMessage
-
-
-def pairs(headers: Any) -> HeaderList:
-    # h11 keeps (raw name, lowercase name, value) triples; take the last two without copying
-    # the values. Its Headers is a Sequence whose iteration goes through __getitem__.
-    return [(name, value) for _, name, value in headers._full_items]
 
 
 def to_h11(event: Event) -> h11.Event:

@@ -20,12 +20,13 @@ import h11
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import plain as codec
 from .checks import check_head_size, head_size
-from .convert import Prepared, pairs, to_h11
+from .convert import Prepared, to_h11
 from .events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
     Event,
+    HeaderList,
     InformationalResponse,
     Request,
     Response,
@@ -71,6 +72,12 @@ _CLIENT_STATES: dict[int, tuple[State, State]] = {
     _BODY: (_DONE, _SEND_BODY),
     _DONE_STEP: (_DONE, _DONE),
 }
+
+
+def pairs(headers: Any) -> HeaderList:
+    # h11 keeps (raw name, lowercase name, value) triples; take the last two without copying
+    # the values. Its Headers is a Sequence whose iteration goes through __getitem__.
+    return [(name, value) for _, name, value in headers._full_items]
 
 
 def _remote(exc: h11.RemoteProtocolError) -> RemoteProtocolError:

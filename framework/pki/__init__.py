@@ -2,15 +2,17 @@
 
 The rest of the package and its users import these names from here; they live in
 ``keys`` (keys, files, signing requests), ``hostnames`` (names and name policy), ``ca`` (the
-certificate authority), ``verify`` (why a chain does or does not verify) and ``devca`` (the
-development CA). All of it is ``cryptography`` alone: no HTTP, sockets, ``ssl`` or asyncio.
+certificate authority), ``issued`` (what it hands over), ``verify`` (why a chain does or does
+not verify) and ``devca`` (the development CA). All of it is ``cryptography`` alone: no HTTP,
+sockets, ``ssl`` or asyncio.
 """
 
 from __future__ import annotations
 
-from .ca import CertificateAuthority, IssuedCertificate, to_pkcs12
+from .ca import CertificateAuthority
 from .devca import DevCertificate, dev_certificate
 from .hostnames import parse_hosts
+from .issued import IssuedCertificate, to_pkcs12
 from .keys import (
     KEY_TYPES,
     KeyType,
