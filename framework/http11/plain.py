@@ -1,9 +1,34 @@
-"""Hand-written HTTP/1.1 framing: the plain messages the driver frames without h11.
+"""The plain-message codec: the HTTP/1.1 heads the driver reads and writes without h11.
 
-h11 defines HTTP/1.1 here. This module holds only what tests prove h11 would produce byte for
-byte: the head of a whole in-memory response with ``Content-Length`` framing, to a complete
-HTTP/1.1 request. The driver decides when a message qualifies and hands every other one to h11;
-nothing outside the driver imports this module.
+h11 defines HTTP/1.1 for this framework. Most messages on a busy connection are nevertheless
+the same few shapes, and running each through h11's reader, writer and state machine costs
+several times more than handling the head itself. The pure functions here do so directly, but
+only within a narrow subset, the *plain* messages, for which tests/test_http11_plain.py and
+tests/test_http11_paths.py check differentially that h11 reports or writes exactly the same.
+Anything outside the subset, or anything in doubt, is refused with ``None``, and the driver
+hands the bytes to h11, which accepts or rejects them as it always does. Refusing is always
+safe; reading something h11 would read differently never is. Nothing but the driver imports
+this module.
+
+Reading. A plain request head is:
+
+- the request line ``METHOD SP TARGET SP HTTP/1.1``: the method a token other than CONNECT,
+  the target visible ASCII (what h11 accepts: origin-form or not, it is reported as sent);
+- header lines ``name ":" OWS value OWS``: the name a token, the value made of HTAB, SP,
+  VCHAR and obs-text (0x80-0xFF), reported with the OWS around it stripped as h11 strips it;
+- exactly one Host; Content-Length absent or once with the value ``0``; no Transfer-Encoding,
+  Expect or Upgrade: so no body, no 100-continue and no protocol switch follow;
+- CRLF line ends only and no other control byte anywhere (no NUL, DEL, bare CR or LF), no
+  obs-fold, no leading empty line, and at most ``MAX_HEAD`` bytes.
+
+A plain response head is the status line ``HTTP/1.1 SP 3DIGIT [SP reason]`` with a status from
+200 to 599 other than 204 and 304, the same header lines, exactly one Content-Length of at most
+18 ASCII digits, and no Transfer-Encoding. Whether a body follows at all depends on the request
+(a response to HEAD or to a CONNECT has none), which the driver knows and this module does not.
+Keep-alive (``Connection``) is not judged here either: the driver reads it from the headers.
+
+Writing. The head of a whole in-memory response with ``Content-Length`` framing, to a complete
+HTTP/1.1 request, byte for byte as h11 writes it.
 """
 
 from __future__ import annotations
@@ -20,82 +45,18 @@ __all__ = [
     "whole_response_head",
 ]
 
-# RFC 9110 token: what a header name may be made of.
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-# Header names already checked against _TOKEN; responses reuse a handful of names, so a set
-# lookup replaces the regex after the first time. Bounded so hostile input cannot grow it.
-_known_names: set[bytes] = set()
-_KNOWN_NAMES_MAX = 1024
-_status_lines: dict[int, bytes] = {}
+# --- reading -------------------------------------------------------------------------------
 
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status`` (``"Not Found"``), or ``""`` for an unknown one."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def status_line(status: int) -> bytes:
-    """``b"HTTP/1.1 404 Not Found\\r\\n"``, made once per status."""
-    line = _status_lines.get(status)
-    if line is None:
-        line = _status_lines[status] = f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode(
-            "ascii"
-        )
-    return line
-
-
-def _names_are_tokens(headers: list[tuple[bytes, bytes]]) -> bool:
-    for name, _ in headers:
-        if name not in _known_names:
-            if not _TOKEN.fullmatch(name):
-                return False
-            if len(_known_names) < _KNOWN_NAMES_MAX:
-                _known_names.add(name)
-    return True
-
-
-def whole_response_head(
-    status: int, headers: list[tuple[bytes, bytes]], length: int, keep_alive: bool
-) -> bytes | None:
-    """The head of a response with a ``length``-byte body, or ``None`` when h11 must frame it.
-
-    ``Content-Length`` is added, and ``Connection: close`` unless ``keep_alive``. The caller
-    guarantees the framing rules (a final status other than 204/304, no ``Content-Length``,
-    ``Transfer-Encoding`` or ``Connection`` among ``headers``); this checks what h11 would
-    refuse in the headers themselves: a name that is not a token, CR, LF or NUL in a value.
-    """
-    parts = [status_line(status)]
-    for name, value in headers:
-        parts.append(name + b": " + value + b"\r\n")
-    if not keep_alive:
-        parts.append(b"connection: close\r\n")
-    parts.append(b"content-length: %d\r\n\r\n" % length)
-    head = b"".join(parts)
-    # The status line, one per header, content-length and the blank line (and the connection
-    # header): any other CR or LF came from a header and would split it, so h11 must refuse it.
-    lines = len(headers) + 3 + (not keep_alive)
-    if (
-        head.count(b"\n") == lines
-        and head.count(b"\r") == lines
-        and b"\0" not in head
-        and _names_are_tokens(headers)
-    ):
-        return head
-    return None
-
-
-# --- reading: plain heads (draft) ---
-
-#: The longest head read here, in bytes. Longer ones go to h11, whose default limit on a head
-#: (16 KiB with the blank line) this matches; the caller still enforces its own limit.
+#: The longest head read here, in bytes. Longer ones go to h11: this is its default limit on a
+#: head (16 KiB, the blank line included). The caller still enforces its own limit.
 MAX_HEAD = 16 * 1024 - 4
 
-# Control bytes other than HTAB, DEL, and CR and LF themselves. A plain head holds none of them
-# except the CR LF pairs that end its lines, so deleting them all must remove exactly two bytes
-# per line end: one C-level pass checks the whole head.
+# RFC 9110 token (1*tchar), as h11/_abnf.py defines it for methods and header names.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+
+# Every control byte but HTAB: 0x00-0x08 and 0x0A-0x1F (CR and LF among them) and DEL. A plain
+# head holds none of them except the CR LF pairs that end its lines, so deleting them all must
+# remove exactly two bytes per line end: one C-level pass checks the whole head.
 _CONTROLS_CR_LF = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 
 # Header names already checked against _TOKEN, each mapped to its lowercase form, and methods
@@ -271,3 +232,64 @@ def parse_response_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, byte
     if not length:
         return None
     return status, first[13:], headers, int(length)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+_status_lines: dict[int, bytes] = {}
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status`` (``"Not Found"``), or ``""`` for an unknown one."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def status_line(status: int) -> bytes:
+    """``b"HTTP/1.1 404 Not Found\\r\\n"``, made once per status."""
+    line = _status_lines.get(status)
+    if line is None:
+        line = _status_lines[status] = f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode(
+            "ascii"
+        )
+    return line
+
+
+def _names_are_tokens(headers: list[tuple[bytes, bytes]]) -> bool:
+    # The reader's cache of names known to be tokens serves the writer too.
+    for name, _ in headers:
+        if name not in _names and name not in _special_names and _name(name) is None:
+            return False
+    return True
+
+
+def whole_response_head(
+    status: int, headers: list[tuple[bytes, bytes]], length: int, keep_alive: bool
+) -> bytes | None:
+    """The head of a response with a ``length``-byte body, or ``None`` when h11 must frame it.
+
+    ``Content-Length`` is added, and ``Connection: close`` unless ``keep_alive``. The caller
+    guarantees the framing rules (a final status other than 204/304, no ``Content-Length``,
+    ``Transfer-Encoding`` or ``Connection`` among ``headers``); this checks what h11 would
+    refuse in the headers themselves: a name that is not a token, CR, LF or NUL in a value.
+    """
+    parts = [status_line(status)]
+    for name, value in headers:
+        parts.append(name + b": " + value + b"\r\n")
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"content-length: %d\r\n\r\n" % length)
+    head = b"".join(parts)
+    # The status line, one per header, content-length and the blank line (and the connection
+    # header): any other CR or LF came from a header and would split it, so h11 must refuse it.
+    lines = len(headers) + 3 + (not keep_alive)
+    if (
+        head.count(b"\n") == lines
+        and head.count(b"\r") == lines
+        and b"\0" not in head
+        and _names_are_tokens(headers)
+    ):
+        return head
+    return None
