@@ -227,8 +227,9 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
             continue
         ours = _primary(rows.get(OURS, {}))
         lines += ["", f"#### {name}: {title}", ""]
-        head = "| server | req/s | p50 | p99 | server CPU / request | framework ÷ server |"
-        rule = "|---|---:|---:|---:|---:|---:|"
+        head = ("| server | req/s | p50 | p99 | server CPU / request | framework ÷ server |"
+                " server CPU ÷ framework's |")
+        rule = "|---|---:|---:|---:|---:|---:|---:|"
         if len(tools) > 1:
             head += " req/s (load) | p50 (load) |"
             rule += "---:|---:|"
@@ -238,10 +239,12 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
             if p is None:
                 continue
             ratio = f"{ours['rps'][0] / p['rps'][0]:.2f}×" if ours and p["rps"][0] else "–"
+            # CPU per request is the steadiest figure on a shared machine: above 1, we use less.
+            cpu = f"{p['cpu_us'] / ours['cpu_us']:.2f}×" if ours and ours["cpu_us"] else "–"
             label = server + (" ‡" if results["servers"][server]["reference"] else "")
             errors = f" ({p['errors']} errors)" if p["errors"] else ""
             cells = [label, _rate(p["rps_all"]) + errors, _ms(p["p50_us"]), _ms(p["p99_us"]),
-                     _ms(p["cpu_us"]), ratio]
+                     _ms(p["cpu_us"]), ratio, cpu]
             if len(tools) > 1:
                 load = row.get("load")
                 cells += [_rate(load["rps_all"]), _ms(load["p50_us"])] if load else ["–", "–"]

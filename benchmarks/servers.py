@@ -49,12 +49,15 @@ class ServerSpec:
     reference: bool = False  # a floor or a ceiling, not a peer a user would pick
     scenarios: tuple[str, ...] | None = None  # None: every scenario
     note: str = ""
+    args: tuple[str, ...] = ()  # more arguments for apps/serve.py
 
 
 SERVERS = (
     ServerSpec("framework", "ours", note="this package (App + Server), access log off"),
     ServerSpec("framework + access log", "ours", access_log=True, scenarios=("hello",),
                note="access log on, written to a file"),
+    ServerSpec("framework, h11 only", "ours", args=("--h11-only",),
+               note="the plain-message path off: h11 reads every request"),
     ServerSpec("uvicorn h11", "uvicorn-h11", ("uvicorn", "starlette"), note="Starlette app"),
     ServerSpec("uvicorn httptools", "uvicorn-httptools", ("uvicorn", "starlette", "httptools"),
                note="Starlette app"),
@@ -189,6 +192,7 @@ class Launched:
                     "--cert", str(certs.cert), "--key", str(certs.key), "--no-tickets"]
             if spec.access_log:
                 argv += ["--access-log", str(workdir / f"access-{port}.log")]
+            argv += spec.args
         env = dict(os.environ, PYTHONPATH=str(APPS.parent.parent), PYTHONUNBUFFERED="1")
         with open(log, "wb") as out:
             process = subprocess.Popen(pin_prefix(core) + argv, stdout=out,

@@ -430,6 +430,7 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
     assert "#### hello" in table
     assert "#### json" in table
     assert "| framework | " in table
+    assert "| framework, h11 only | " in table
     assert "1.00×" in table
     assert "Memory per idle TLS connection" in table
     for peer, label in (("uvicorn-h11", "uvicorn h11"), ("aiohttp", "aiohttp.web")):

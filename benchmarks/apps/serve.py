@@ -70,7 +70,7 @@ async def _serve_ours(args: argparse.Namespace) -> None:
         accesslog.install(open(args.access_log, "a"))  # noqa: ASYNC230 - before serving
         logging.getLogger("framework.access").setLevel(logging.INFO)
     server = Server(app, host=args.host, port=args.port, ssl=store,
-                    access_log=bool(args.access_log))
+                    access_log=bool(args.access_log), h11_only=args.h11_only)
     await server.start()
     print(f"ready {server.url}", flush=True)
     await _until_signal()
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", required=True)
     parser.add_argument("--no-tickets", action="store_true", help="no TLS session resumption")
     parser.add_argument("--access-log", metavar="FILE", help="log one line per request here")
+    parser.add_argument("--h11-only", action="store_true", help="ours: no plain-message path")
     args = parser.parse_args(argv)
     if args.kind.startswith("uvicorn"):
         _run_uvicorn(args, args.kind.removeprefix("uvicorn-"))
