@@ -20,7 +20,6 @@ from .errors import (
     RemoteProtocolError,
     ServerDisconnectedError,
     TimeoutException,
-    TLSError,
     WriteError,
     WriteTimeout,
 )
@@ -36,7 +35,7 @@ from .http11 import (
     Response,
 )
 from .messages import TLSInfo
-from .tls import tls_info
+from .tls import handshake_error, tls_info
 from .transport import BodyQueue, FlowControl
 
 if TYPE_CHECKING:
@@ -170,7 +169,7 @@ class ClientConnection(asyncio.Protocol):
             self._timer = None
         if not self.is_complete and self._failure is None:
             if isinstance(exc, ssl.SSLError):
-                self._failure = _tls_error(exc, self.origin)
+                self._failure = handshake_error(exc, str(self.origin))
             elif exc is not None:
                 self._failure = ReadError(f"connection to {self.origin} lost: {exc}")
                 self._failure.__cause__ = exc
@@ -488,23 +487,3 @@ class ClientConnection(asyncio.Protocol):
 
 def _total_timeout() -> TimeoutException:
     return TimeoutException("the request's total deadline passed")
-
-
-
-def _tls_error(exc: ssl.SSLError, origin: Origin) -> TLSError:
-    reason = getattr(exc, "reason", None) or str(exc)
-    text = str(reason).upper()
-    if "CERTIFICATE_REQUIRED" in text or ("HANDSHAKE_FAILURE" in text and "ALERT" in text):
-        hint = "the server may require a client certificate: pass cert= and key="
-    elif "UNKNOWN_CA" in text or "BAD_CERTIFICATE" in text:
-        hint = "the server did not accept our client certificate: check cert= and key="
-    elif "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text:
-        hint = "the server does not speak TLS on this port: try http://"
-    elif "VERSION" in text or "NO_PROTOCOLS" in text:
-        hint = "the server offers no TLS version we accept (TLS 1.2 is the minimum)"
-    else:
-        hint = "see the TLS alert above"
-    error = TLSError(f"TLS with {origin} failed: {reason} ({hint})")
-    error.__cause__ = exc
-    return error
-

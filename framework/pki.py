@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from framework.ca import CertificateAuthority, IssuedCertificate, to_pkcs12
-from framework.hostnames import parse_hosts
+from framework.hostnames import parse_hosts, subject_names
 from framework.keys import (
     KEY_TYPES,
     KeyType,
@@ -53,6 +53,7 @@ __all__ = [
     "make_signing_request",
     "parse_hosts",
     "private_key_pem",
+    "subject_names",
     "to_pkcs12",
     "verify_certificate",
     "write_file",

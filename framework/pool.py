@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from . import limits
-from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin, _tls_error
+from . import limits, tls
+from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin
 from .errors import (
-    CertificateVerifyError,
     ClientError,
     ConnectError,
     ConnectTimeout,
@@ -100,9 +99,12 @@ class Connector:
                 f"connecting to {origin} took longer than {connect_timeout} s"
             ) from exc
         except ssl.SSLCertVerificationError as exc:
-            raise await _verify_error(exc, origin, address, connect_timeout) from exc
+            names: list[str] = []
+            if tls.is_name_mismatch(exc):
+                names = await _peer_names(address, origin, connect_timeout)
+            raise tls.verify_error(exc, origin.host, names, address) from exc
         except ssl.SSLError as exc:
-            raise _tls_error(exc, origin) from exc
+            raise tls.handshake_error(exc, str(origin)) from exc
         except OSError as exc:
             where = origin if address == origin.host else f"{origin} (at {address})"
             reason = exc.strerror or str(exc) or type(exc).__name__
@@ -115,53 +117,7 @@ class Connector:
         return conn
 
 
-
-# OpenSSL's X509_V_ERR_* codes we have a hint for.
-_EXPIRED, _NOT_YET_VALID, _SELF_SIGNED, _SELF_SIGNED_IN_CHAIN = 10, 9, 18, 19
-_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE, _HOSTNAME, _IP = 20, 2, 21, 62, 64
-_INVALID_PURPOSE = 26
-
-
-async def _verify_error(
-    exc: ssl.SSLCertVerificationError,
-    origin: Origin,
-    address: str,
-    connect_timeout: float | None,
-) -> CertificateVerifyError:
-    code = exc.verify_code
-    reason = exc.verify_message or str(exc.reason or exc)
-    host = origin.host
-    if code in (_HOSTNAME, _IP):
-        names = await _peer_names(address, origin, connect_timeout)
-        if names:
-            hint = f"the server's certificate is for {', '.join(names)}, not {host}"
-        else:
-            hint = f"the server's certificate does not name {host}"
-        if address != host:
-            hint += f" (connected to {address} for {host})"
-    elif code == _EXPIRED:
-        hint = "the server's certificate has expired: renew it (or check this machine's clock)"
-    elif code == _NOT_YET_VALID:
-        hint = "the server's certificate is not valid yet: check this machine's clock"
-    elif code == _SELF_SIGNED:
-        hint = "the server's certificate is self-signed: pass ca='path/to/its/cert.pem' to trust it"
-    elif code == _SELF_SIGNED_IN_CHAIN:
-        hint = "issuer not trusted: the chain ends in an untrusted root; pass ca='path/to/ca.pem'"
-    elif code in (_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE):
-        hint = (
-            "issuer not trusted: pass ca='path/to/ca.pem'; if that CA is trusted already, "
-            "the server is not sending its intermediate certificate(s)"
-        )
-    elif code == _INVALID_PURPOSE:
-        hint = "the certificate is not for TLS servers (extendedKeyUsage lacks serverAuth)"
-    else:
-        hint = "the certificate breaks the rules of RFC 5280 or of the CA; re-issue it"
-    return CertificateVerifyError(reason, host, hint)
-
-
-async def _peer_names(
-    address: str, origin: Origin, connect_timeout: float | None
-) -> list[str]:
+async def _peer_names(address: str, origin: Origin, connect_timeout: float | None) -> list[str]:
     """The names in the server's certificate, for the hint after a host name mismatch.
 
     A second handshake fetches the certificate without trusting it; nothing is sent on that
@@ -186,21 +142,7 @@ async def _peer_names(
         der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:
         transport.abort()
-    if not der:
-        return []
-    try:
-        from cryptography import x509
-
-        cert = x509.load_der_x509_certificate(der)
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            return []
-        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        return names
-    except ValueError:
-        return []
+    return tls.certificate_names(der) if der else []
 
 
 # --- the pool -----------------------------------------------------------------------------------
