@@ -22,6 +22,7 @@ import pytest
 
 from framework import App, Request, Response, StreamingResponse
 from framework.client import Client, ClientResponse, Timeout
+from framework.client.pool import ConnectionPool
 from framework.errors import (
     CertificateVerifyError,
     ClientError,
@@ -39,7 +40,6 @@ from framework.errors import (
     WriteTimeout,
 )
 from framework.messages import RedirectResponse
-from framework.pool import ConnectionPool
 from framework.server import Server
 from framework.tls import CertificateStore
 from framework.workers import new_event_loop
@@ -1143,7 +1143,7 @@ def test_client_timeout_forms() -> None:
 
 
 def test_client_urls_and_params() -> None:
-    from framework.client import _split_url
+    from framework.client.client import _split_url
 
     target = _split_url("https://Example.TEST/a b/%7E?q=1 2#frag")
     assert target.origin == ("https", "example.test", 443)

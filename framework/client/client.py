@@ -20,20 +20,20 @@ from types import TracebackType
 from typing import Any, TypeAlias
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from . import limits
-from .connection import ClientConnection, Origin
-from .errors import (
+from .. import limits
+from ..errors import (
     ClientError,
     LocalProtocolError,
     ReadError,
     TooManyRedirects,
     WriteError,
 )
-from .http11 import Prepared, Request, check, prepare
-from .messages import Headers, HeadersLike
+from ..http11 import Prepared, Request, check, prepare
+from ..messages import Headers, HeadersLike
+from ..tls import client_context
+from .connection import ClientConnection, Origin
 from .pool import ConnectionPool, Connector
 from .response import ClientResponse
-from .tls import client_context
 
 __all__ = ["Client", "ClientResponse", "Timeout", "system_context"]
 
@@ -636,7 +636,12 @@ class Client:
             elif streamed is None and method in _EXPECTS_BODY:
                 length = 0
             request = self._request_head(
-                method, target, headers, length, streamed is not None, content_type,
+                method,
+                target,
+                headers,
+                length,
+                streamed is not None,
+                content_type,
                 strip_credentials,
             )
         origin = target.origin
@@ -733,7 +738,11 @@ class Client:
     ) -> ClientResponse:
         """``request("HEAD", url, ...)``."""
         return await self.request(
-            "HEAD", url, headers=headers, params=params, timeout=timeout,
+            "HEAD",
+            url,
+            headers=headers,
+            params=params,
+            timeout=timeout,
             follow_redirects=follow_redirects,
         )
 
@@ -748,7 +757,11 @@ class Client:
     ) -> ClientResponse:
         """``request("OPTIONS", url, ...)``."""
         return await self.request(
-            "OPTIONS", url, headers=headers, params=params, timeout=timeout,
+            "OPTIONS",
+            url,
+            headers=headers,
+            params=params,
+            timeout=timeout,
             follow_redirects=follow_redirects,
         )
 
@@ -763,7 +776,11 @@ class Client:
     ) -> ClientResponse:
         """``request("DELETE", url, ...)``."""
         return await self.request(
-            "DELETE", url, headers=headers, params=params, timeout=timeout,
+            "DELETE",
+            url,
+            headers=headers,
+            params=params,
+            timeout=timeout,
             follow_redirects=follow_redirects,
         )
 
@@ -780,8 +797,14 @@ class Client:
     ) -> ClientResponse:
         """``request("POST", url, ...)``."""
         return await self.request(
-            "POST", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
+            "POST",
+            url,
+            headers=headers,
+            params=params,
+            content=content,
+            json=json,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
         )
 
     async def put(
@@ -797,8 +820,14 @@ class Client:
     ) -> ClientResponse:
         """``request("PUT", url, ...)``."""
         return await self.request(
-            "PUT", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
+            "PUT",
+            url,
+            headers=headers,
+            params=params,
+            content=content,
+            json=json,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
         )
 
     async def patch(
@@ -814,8 +843,14 @@ class Client:
     ) -> ClientResponse:
         """``request("PATCH", url, ...)``."""
         return await self.request(
-            "PATCH", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
+            "PATCH",
+            url,
+            headers=headers,
+            params=params,
+            content=content,
+            json=json,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
         )
 
     def __repr__(self) -> str:

@@ -14,9 +14,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from . import limits, tls
-from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin
-from .errors import (
+from .. import limits, tls
+from ..errors import (
     ClientError,
     ConnectError,
     ConnectTimeout,
@@ -24,6 +23,7 @@ from .errors import (
     ServerDisconnectedError,
     TLSError,
 )
+from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin
 
 # ClientConnection and Origin live in connection.py; this module exported them first.
 __all__ = ["ClientConnection", "ConnectionPool", "Connector", "Origin"]

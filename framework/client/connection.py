@@ -12,8 +12,8 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import limits
-from .errors import (
+from .. import limits
+from ..errors import (
     ClientError,
     ReadError,
     ReadTimeout,
@@ -23,7 +23,7 @@ from .errors import (
     WriteError,
     WriteTimeout,
 )
-from .http11 import (
+from ..http11 import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -34,9 +34,9 @@ from .http11 import (
     Request,
     Response,
 )
-from .messages import TLSInfo
-from .tls import handshake_error, tls_info
-from .transport import BodyQueue, FlowControl
+from ..messages import TLSInfo
+from ..tls import handshake_error, tls_info
+from ..transport import BodyQueue, FlowControl
 
 if TYPE_CHECKING:
     # A connection reports to the pool that owns it; the pool module imports this one.

@@ -12,10 +12,10 @@ import zlib
 from collections.abc import AsyncIterable
 from typing import Any
 
+from ..errors import DecodingError, HTTPStatusError
+from ..http11 import Response
+from ..messages import Headers, TLSInfo, content_charset
 from .connection import ClientConnection
-from .errors import DecodingError, HTTPStatusError
-from .http11 import Response
-from .messages import Headers, TLSInfo, content_charset
 from .pool import ConnectionPool
 
 __all__ = ["ClientResponse"]
