@@ -32,7 +32,8 @@ from ..http11 import Prepared, Request, check, prepare
 from ..messages import Headers, HeadersLike
 from ..tls import client_context
 from .connection import ClientConnection, Origin
-from .pool import ConnectionPool, Connector
+from .connector import Connector
+from .pool import ConnectionPool
 from .response import ClientResponse
 
 __all__ = ["Client", "ClientResponse", "Timeout", "system_context"]

@@ -1,16 +1,19 @@
 """``ClientConnection``: one HTTP/1.1 connection of the client, and ``Origin``, where it goes.
 
 The connection is the asyncio ``Protocol`` on the loop's TLS transport: it owns the transport, a
-client-role ``Driver`` and the queue of received body bytes, and turns transport events into the
-client's errors. It knows nothing of how connections are opened and shared (``pool.py``), nor of
-URLs, redirects, content decoding or the response object the caller sees.
+client-role ``Driver``, the queue of received body bytes and its own state (connecting, idle,
+active, closed), and turns transport events into the client's errors. It reports its end
+through the ``on_lost`` callback it is given. It knows nothing of how connections are opened
+(``connector.py``) or shared (``pool.py``), nor of URLs, redirects, content decoding or the
+response object the caller sees.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .. import limits
 from ..errors import (
@@ -38,11 +41,7 @@ from ..messages import TLSInfo
 from ..tls import handshake_error, tls_info
 from ..transport import BodyQueue, FlowControl
 
-if TYPE_CHECKING:
-    # A connection reports to the pool that owns it; the pool module imports this one.
-    from .pool import ConnectionPool
-
-__all__ = ["ClientConnection", "Origin"]
+__all__ = ["ACTIVE", "CLOSED", "CONNECTING", "IDLE", "ClientConnection", "Origin"]
 
 _INF = float("inf")
 _END = EndOfMessage()
@@ -69,8 +68,17 @@ class ClientConnection(asyncio.Protocol):
 
     Received body bytes are queued here; reading from the socket pauses while more than
     ``limits.READ_HIGH_WATER`` bytes wait for the caller and resumes as it consumes them.
-    End of file and ``connection_lost`` mark the connection unusable at once, so the pool
-    notices a connection the server closed without polling it.
+    End of file and ``connection_lost`` mark the connection unusable at once, and
+    ``on_lost(connection)`` is called once the transport is gone, so whoever holds the
+    connection idle notices that the server closed it without polling it.
+
+    Args:
+        origin: where the connection goes.
+        loop: the event loop it runs on.
+        on_lost: called with the connection once its transport is gone.
+        keep_alive_expiry: the longest an idle connection is kept; a shorter ``Keep-Alive:
+            timeout=`` from the server lowers it.
+        max_header_bytes: the largest response head accepted.
     """
 
     __slots__ = (
@@ -83,9 +91,10 @@ class ClientConnection(asyncio.Protocol):
         "idle_since",
         "expires_at",
         "keep_alive_expiry",
-        "_pool",
+        "head",
+        "_max_keep_alive",
+        "_on_lost",
         "_loop",
-        "_head",
         "_body",
         "_got_bytes",
         "_eof",
@@ -99,7 +108,14 @@ class ClientConnection(asyncio.Protocol):
         "_tls",
     )
 
-    def __init__(self, pool: ConnectionPool, origin: Origin, max_header_bytes: int) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[ClientConnection], None],
+        keep_alive_expiry: float,
+        max_header_bytes: int,
+    ) -> None:
         self.origin = origin
         self.driver = Driver("client", max_header_bytes)
         self.transport: asyncio.Transport | None = None
@@ -109,10 +125,12 @@ class ClientConnection(asyncio.Protocol):
         self.requests = 0
         self.idle_since = 0.0
         self.expires_at = _INF
-        self.keep_alive_expiry = pool.keep_alive_expiry
-        self._pool = pool
-        self._loop = pool.loop
-        self._head: Response | None = None
+        self.keep_alive_expiry = keep_alive_expiry
+        #: The head of the response in progress, once it has arrived.
+        self.head: Response | None = None
+        self._max_keep_alive = keep_alive_expiry
+        self._on_lost = on_lost
+        self._loop = loop
         self._body: BodyQueue = None  # type: ignore[assignment]  # set in connection_made
         self._got_bytes = False
         self._eof = False
@@ -122,7 +140,7 @@ class ClientConnection(asyncio.Protocol):
         self._silence: float | None = None  # the read timeout being waited on; None: total
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _INF
-        self._lost: asyncio.Future[None] = pool.loop.create_future()
+        self._lost: asyncio.Future[None] = loop.create_future()
         self._tls: TLSInfo | None = None
 
     # --- asyncio callbacks --------------------------------------------------------------------
@@ -178,7 +196,7 @@ class ClientConnection(asyncio.Protocol):
         self._wake()
         if not self._lost.done():
             self._lost.set_result(None)
-        self._pool._connection_lost(self)
+        self._on_lost(self)
 
     def pause_writing(self) -> None:
         if self.flow is not None:
@@ -201,7 +219,7 @@ class ClientConnection(asyncio.Protocol):
             if type(event) is Data:
                 self._body.feed(event.data)
             elif type(event) is Response:
-                self._head = event
+                self.head = event
                 self._read_keep_alive(event)
             elif type(event) is EndOfMessage:
                 self._body.finish()
@@ -227,7 +245,7 @@ class ClientConnection(asyncio.Protocol):
                         # closing; with a hint shorter than the margin, keep half of it.
                         margin = limits.CLIENT_KEEP_ALIVE_MARGIN
                         usable = hint - margin if hint > margin else hint / 2
-                        self.keep_alive_expiry = min(self._pool.keep_alive_expiry, usable)
+                        self.keep_alive_expiry = min(self._max_keep_alive, usable)
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         if self._eof:
@@ -239,7 +257,7 @@ class ClientConnection(asyncio.Protocol):
         self.abort()
 
     def _disconnected(self) -> ServerDisconnectedError:
-        if self._head is None and not self._got_bytes:
+        if self.head is None and not self._got_bytes:
             message = f"{self.origin} closed the connection without sending a response"
             if self.requests == 1 and self.origin.scheme == "https":
                 # Under TLS 1.3 a server refuses a client certificate (or its absence) after
@@ -310,11 +328,11 @@ class ClientConnection(asyncio.Protocol):
             ReadTimeout: nothing arrived for ``silence`` seconds.
             ServerDisconnectedError, ReadError, TLSError: the connection failed.
         """
-        while self._head is None:
+        while self.head is None:
             if self._failure is not None:
                 raise self._failure
             await self._wait(silence, deadline)
-        return self._head
+        return self.head
 
     def take_chunks(self) -> list[bytes]:
         """Every body chunk received so far (possibly none); resumes reading if paused."""
@@ -435,6 +453,30 @@ class ClientConnection(asyncio.Protocol):
         except ConnectionError as exc:
             raise WriteError(f"connection to {self.origin} lost while sending: {exc}") from exc
 
+    # --- state, as the pool moves it ----------------------------------------------------------
+
+    def activate(self) -> None:
+        """Mark a newly opened connection as carrying a request."""
+        self.state = ACTIVE
+
+    def reuse(self, now: float) -> bool:
+        """Take this idle connection for a request: True (and active) when it is still usable
+        at ``now``; False when it expired or the server closed it."""
+        if self.state is IDLE and now < self.expires_at and not self._eof:
+            self.state = ACTIVE
+            return True
+        return False
+
+    def park(self, now: float) -> None:
+        """Mark the connection idle from ``now``, reusable until ``expires_at``."""
+        self.state = IDLE
+        self.idle_since = now
+        self.expires_at = now + self.keep_alive_expiry
+
+    def retire(self) -> None:
+        """Mark the connection closed to new requests (``close()`` or ``abort()`` ends it)."""
+        self.state = CLOSED
+
     # --- ending -------------------------------------------------------------------------------
 
     def finish(self) -> bool:
@@ -451,7 +493,7 @@ class ClientConnection(asyncio.Protocol):
         )
         if reusable:
             driver.start_next_cycle()
-            self._head = None
+            self.head = None
             self._body.clear()
             self._got_bytes = False
             self.flow.resume_reading()  # type: ignore[union-attr]

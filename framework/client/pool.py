@@ -1,151 +1,22 @@
-"""The pool that shares the client's connections between requests, and the ``Connector``.
+"""``ConnectionPool``: the client's connections, shared between requests.
 
-``ConnectionPool`` bounds connections in total and per origin, hands out the most recently used
-idle one, and queues requests beyond the bound. ``Connector`` opens connections (TCP, then TLS)
-and explains failed handshakes. Neither knows about URLs, redirects, content decoding or the
-response object the caller sees (``client.py``, ``response.py``).
+The pool bounds connections in total and per origin, hands out the most recently used idle
+one, and queues requests beyond the bound. It opens connections through a ``Connector`` and
+knows nothing of URLs, redirects, content decoding or the response object the caller sees
+(``client.py``, ``response.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
-from collections.abc import Mapping
-from typing import Any
 
-from .. import limits, tls
-from ..errors import (
-    ClientError,
-    ConnectError,
-    ConnectTimeout,
-    PoolTimeout,
-    ServerDisconnectedError,
-    TLSError,
-)
+from .. import limits
+from ..errors import ClientError, PoolTimeout, ServerDisconnectedError
 from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin
+from .connector import Connector
 
-# ClientConnection and Origin live in connection.py; this module exported them first.
-__all__ = ["ClientConnection", "ConnectionPool", "Connector", "Origin"]
-
-
-# --- connecting -------------------------------------------------------------------------------
-
-
-class Connector:
-    """Opens connections: TCP (to a pinned address when ``resolve`` names one), then TLS.
-
-    Args:
-        ssl_context: the context for ``https`` origins (never modified).
-        resolve: host name (or ``"host:port"``) to the address to connect to instead; the
-            certificate is still checked against the name, as ``curl --resolve`` does.
-        max_header_bytes: the largest response head accepted.
-    """
-
-    def __init__(
-        self,
-        ssl_context: ssl.SSLContext | None,
-        resolve: Mapping[str, str] | None = None,
-        max_header_bytes: int = limits.CLIENT_MAX_HEADER_BYTES,
-    ) -> None:
-        self.ssl_context = ssl_context
-        self.resolve = {key.lower(): value.strip("[]") for key, value in (resolve or {}).items()}
-        self.max_header_bytes = max_header_bytes
-
-    def address(self, origin: Origin) -> str:
-        """The address to connect to for ``origin``."""
-        resolve = self.resolve
-        if resolve:
-            pinned = resolve.get(f"{origin.host}:{origin.port}") or resolve.get(origin.host)
-            if pinned is not None:
-                return pinned
-        return origin.host
-
-    async def connect(
-        self, pool: ConnectionPool, origin: Origin, connect_timeout: float | None
-    ) -> ClientConnection:
-        """A new connection to ``origin``, handshake done.
-
-        Raises:
-            ConnectTimeout: TCP and TLS took longer than ``connect_timeout``.
-            CertificateVerifyError: the certificate is not trusted for the host.
-            TLSError: the handshake failed otherwise.
-            ConnectError: the TCP connection failed (refused, unreachable, unknown name).
-        """
-        loop = pool.loop
-        conn = ClientConnection(pool, origin, self.max_header_bytes)
-        address = self.address(origin)
-        kwargs: dict[str, Any] = {}
-        if origin.scheme == "https":
-            if self.ssl_context is None:  # pragma: no cover - the client always supplies one
-                raise ConnectError("no TLS context for an https origin")
-            # The loop's handshake timeout is a backstop; ours (below) covers TCP and TLS.
-            handshake = (
-                limits.TLS_HANDSHAKE_TIMEOUT if connect_timeout is None else connect_timeout + 1.0
-            )
-            # server_hostname is the name, not the pinned address. For an IP literal the ssl
-            # module sends no SNI and checks the certificate's IP address entries instead.
-            kwargs = {
-                "ssl": self.ssl_context,
-                "server_hostname": origin.host,
-                "ssl_handshake_timeout": handshake,
-                "ssl_shutdown_timeout": limits.CLIENT_CLOSE_TIMEOUT,
-            }
-        try:
-            async with asyncio.timeout(connect_timeout):
-                await loop.create_connection(lambda: conn, address, origin.port, **kwargs)
-        except TimeoutError as exc:
-            raise ConnectTimeout(
-                f"connecting to {origin} took longer than {connect_timeout} s"
-            ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            names: list[str] = []
-            if tls.is_name_mismatch(exc):
-                names = await _peer_names(address, origin, connect_timeout)
-            raise tls.verify_error(exc, origin.host, names, address) from exc
-        except ssl.SSLError as exc:
-            raise tls.handshake_error(exc, str(origin)) from exc
-        except OSError as exc:
-            where = origin if address == origin.host else f"{origin} (at {address})"
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise ConnectError(f"cannot connect to {where}: {reason}") from exc
-        if kwargs:
-            alpn = conn.transport.get_extra_info("ssl_object").selected_alpn_protocol()  # type: ignore[union-attr]
-            if alpn not in (None, "http/1.1"):  # pragma: no cover - we offer only http/1.1
-                conn.abort()
-                raise TLSError(f"{origin} chose {alpn!r} by ALPN; only http/1.1 is spoken")
-        return conn
-
-
-async def _peer_names(address: str, origin: Origin, connect_timeout: float | None) -> list[str]:
-    """The names in the server's certificate, for the hint after a host name mismatch.
-
-    A second handshake fetches the certificate without trusting it; nothing is sent on that
-    connection and nothing in it is believed beyond the names quoted in the error message.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(connect_timeout or limits.CLIENT_CONNECT_TIMEOUT):
-            transport, _ = await loop.create_connection(
-                asyncio.Protocol,
-                address,
-                origin.port,
-                ssl=context,
-                server_hostname=origin.host,
-            )
-    except (OSError, TimeoutError):
-        return []
-    try:
-        der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    finally:
-        transport.abort()
-    return tls.certificate_names(der) if der else []
-
-
-# --- the pool -----------------------------------------------------------------------------------
+__all__ = ["ConnectionPool"]
 
 
 class _Waiter:
@@ -220,8 +91,7 @@ class ConnectionPool:
         now = self.loop.time()
         while idle:
             conn = idle.pop()  # the most recently used: likeliest to be alive and warm
-            if conn.state is IDLE and now < conn.expires_at and not conn._eof:
-                conn.state = ACTIVE
+            if conn.reuse(now):
                 self.num_active += 1
                 return conn
             self._forget(conn)
@@ -320,7 +190,12 @@ class ConnectionPool:
     async def _open(self, origin: Origin, connect_timeout: float | None) -> ClientConnection:
         # A slot is reserved for this connection; it is given back if opening fails.
         try:
-            conn = await self.connector.connect(self, origin, connect_timeout)
+            conn = await self.connector.connect(
+                origin,
+                connect_timeout,
+                on_lost=self._connection_lost,
+                keep_alive_expiry=self.keep_alive_expiry,
+            )
         except BaseException:
             self._unreserve(origin)
             raise
@@ -329,7 +204,7 @@ class ConnectionPool:
             self._connections.discard(conn)
             self._unreserve(origin)
             raise ServerDisconnectedError(f"{origin} closed the connection at once")
-        conn.state = ACTIVE
+        conn.activate()
         self.num_active += 1
         return conn
 
@@ -366,9 +241,7 @@ class ConnectionPool:
                     waiter.future.set_result(conn)
                     return
         now = self.loop.time()
-        conn.state = IDLE
-        conn.idle_since = now
-        conn.expires_at = now + conn.keep_alive_expiry
+        conn.park(now)
         idle = self._idle.get(origin)
         if idle is None:
             idle = self._idle[origin] = []
@@ -382,7 +255,7 @@ class ConnectionPool:
             self._grant()  # waiters for other origins may use the room an idle close makes
 
     def _connection_lost(self, conn: ClientConnection) -> None:
-        """Called by a connection once its transport is gone."""
+        """Each connection's ``on_lost``: called once its transport is gone."""
         if conn in self._connections:
             idle = self._idle.get(conn.origin)
             if idle is not None and conn in idle:
@@ -399,8 +272,7 @@ class ConnectionPool:
     def _forget(self, conn: ClientConnection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
-            if conn.state is not CLOSED:
-                conn.state = CLOSED
+            conn.retire()
             self._unreserve(conn.origin)
 
     def _grant(self) -> None:
