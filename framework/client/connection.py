@@ -404,8 +404,8 @@ class ClientConnection(asyncio.Protocol):
         """Write a whole request encoded before (``http11.prepare``).
 
         The bytes go out first and h11 records the request after, while the server works on
-        it: one request at a time (sequentially), that hides h11's ~15 us of send bookkeeping
-        in the round trip (~250 us to nginx on the benchmark machine).
+        it: one request at a time (sequentially), that hides h11's send bookkeeping in the
+        round trip (``benchmarks/client_compare.py``, sequential mode).
 
         Raises:
             ServerDisconnectedError: the connection closed while it was idle.
@@ -456,7 +456,8 @@ class ClientConnection(asyncio.Protocol):
     # --- state, as the pool moves it ----------------------------------------------------------
 
     def activate(self) -> None:
-        """Mark a newly opened connection as carrying a request."""
+        """Mark the connection as carrying a request: newly opened, or handed from the one
+        that finished straight to the next."""
         self.state = ACTIVE
 
     def reuse(self, now: float) -> bool:
@@ -467,20 +468,17 @@ class ClientConnection(asyncio.Protocol):
             return True
         return False
 
-    def park(self, now: float) -> None:
-        """Mark the connection idle from ``now``, reusable until ``expires_at``."""
-        self.state = IDLE
-        self.idle_since = now
-        self.expires_at = now + self.keep_alive_expiry
-
     def retire(self) -> None:
         """Mark the connection closed to new requests (``close()`` or ``abort()`` ends it)."""
         self.state = CLOSED
 
     # --- ending -------------------------------------------------------------------------------
 
-    def finish(self) -> bool:
-        """End the request/response cycle; True when the connection may carry another."""
+    def finish(self, now: float) -> bool:
+        """End the request/response cycle; True when the connection may carry another.
+
+        Then it is idle from ``now``, reusable until ``expires_at``.
+        """
         driver = self.driver
         reusable = (
             self.state is ACTIVE
@@ -497,6 +495,9 @@ class ClientConnection(asyncio.Protocol):
             self._body.clear()
             self._got_bytes = False
             self.flow.resume_reading()  # type: ignore[union-attr]
+            self.state = IDLE
+            self.idle_since = now
+            self.expires_at = now + self.keep_alive_expiry
         return reusable
 
     def close(self) -> None:

@@ -1,22 +1,37 @@
-"""``ConnectionPool``: the client's connections, shared between requests.
+"""``ConnectionPool``: the client's connections, shared between requests, and each exchange.
 
-The pool bounds connections in total and per origin, hands out the most recently used idle
-one, and queues requests beyond the bound. It opens connections through a ``Connector`` and
-knows nothing of URLs, redirects, content decoding or the response object the caller sees
-(``client.py``, ``response.py``).
+The pool owns a request from the moment it wants a connection until the response's head has
+arrived: it takes the most recently used idle connection or opens one through a ``Connector``
+(bounded in total and per origin, queueing requests beyond the bounds), writes the request,
+waits for the head, and sends a request once more when a reused connection turns out dead
+before answering. The connection comes back through ``release()`` once the body is read. It
+knows nothing of URLs, headers, redirects, content decoding or the response object the caller
+sees (``request.py``, ``client.py``, ``response.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterable
 
 from .. import limits
-from ..errors import ClientError, PoolTimeout, ServerDisconnectedError
+from ..errors import (
+    ClientError,
+    LocalProtocolError,
+    PoolTimeout,
+    ReadError,
+    ServerDisconnectedError,
+    WriteError,
+)
 from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin
 from .connector import Connector
+from .request import ClientRequest, Timeout
 
 __all__ = ["ConnectionPool"]
+
+# Bodies larger than this are written in slices of it, waiting for the transport in between.
+_SLICE = limits.WRITE_HIGH_WATER
 
 
 class _Waiter:
@@ -81,9 +96,87 @@ class ConnectionPool:
         """Requests queued for a connection."""
         return len(self._waiters)
 
+    # --- the exchange -------------------------------------------------------------------------
+
+    async def send(
+        self, request: ClientRequest, phases: Timeout, deadline: float | None
+    ) -> ClientConnection:
+        """Send ``request`` and wait for the response's head (``conn.head``).
+
+        The connection is the most recently used idle one to the request's origin, or a new
+        one, waited for up to ``phases.pool`` while the pool is full. When a reused
+        connection fails before any byte of the response arrived (the server closed it as we
+        reused it), a ``replayable`` request is sent once more on a new connection. The
+        connection returned carries the body; give it back with ``release()``.
+
+        Args:
+            request: what to send.
+            phases: the request's timeouts by phase.
+            deadline: the loop time by which the whole request must be done, or ``None``.
+
+        Raises:
+            PoolTimeout: no connection became free in time.
+            ConnectError, TLSError, CertificateVerifyError, ConnectTimeout: opening failed.
+            WriteTimeout, ReadTimeout, TimeoutException: a phase or the deadline ran out.
+            ReadError, WriteError, ServerDisconnectedError: the connection broke.
+            ValueError: the request cannot be framed as given.
+        """
+        origin = request.origin
+        fresh = False
+        while True:
+            if fresh:
+                self._close_idle(origin)
+            conn = self._take_idle(origin)
+            if conn is None:
+                pool_timeout, connect_timeout = phases.pool, phases.connect
+                if deadline is not None:
+                    left = max(deadline - self.loop.time(), 0.0)
+                    pool_timeout = left if pool_timeout is None else min(pool_timeout, left)
+                    connect_timeout = (
+                        left if connect_timeout is None else min(connect_timeout, left)
+                    )
+                conn = await self.acquire(
+                    origin, pool_timeout=pool_timeout, connect_timeout=connect_timeout
+                )
+            reused = conn.requests > 0
+            try:
+                prepared = request.prepared
+                if prepared is not None:
+                    conn.send_prepared(prepared)
+                else:
+                    body, stream = request.body, request.stream
+                    if body is not None and len(body) > _SLICE:
+                        conn.send(request.head, body[:_SLICE], False)
+                        await _send_slices(conn, body, phases.write, deadline)
+                    else:
+                        # Head and body in one write.
+                        conn.send(request.head, body, stream is None)
+                        if stream is not None:
+                            await _send_stream(conn, stream, phases.write, deadline)
+                await conn.receive_head(phases.read, deadline)
+            except (ReadError, WriteError):
+                has_bytes = conn.has_response_bytes
+                conn.abort()
+                self.release(conn)
+                if reused and not fresh and not has_bytes and request.replayable:
+                    # The server closed a kept-alive connection as we reused it: nothing of
+                    # the request was answered, so it is sent once more on a new connection.
+                    fresh = True
+                    continue
+                raise
+            except LocalProtocolError as exc:
+                conn.abort()
+                self.release(conn)
+                raise ValueError(f"the request cannot be sent as given: {exc}") from exc
+            except BaseException:
+                conn.abort()
+                self.release(conn)
+                raise
+            return conn
+
     # --- taking -------------------------------------------------------------------------------
 
-    def take_idle(self, origin: Origin) -> ClientConnection | None:
+    def _take_idle(self, origin: Origin) -> ClientConnection | None:
         """The most recently used live idle connection to ``origin``, or ``None`` (no wait)."""
         idle = self._idle.get(origin)
         if not idle:
@@ -135,7 +228,7 @@ class ConnectionPool:
         """
         if self.is_closed:
             raise ClientError("the client is closed; make a new one")
-        conn = self.take_idle(origin)
+        conn = self._take_idle(origin)
         if conn is not None:
             return conn
         if not self._waiters and self._has_room(origin):
@@ -228,7 +321,8 @@ class ConnectionPool:
                 self._forget(conn)
             return
         self.num_active -= 1
-        if self.is_closed or not conn.finish():
+        now = self.loop.time()
+        if self.is_closed or not conn.finish(now):
             self._forget(conn)
             conn.abort()
             return
@@ -237,11 +331,10 @@ class ConnectionPool:
             for waiter in self._waiters:
                 if waiter.origin == origin and not waiter.future.done():
                     self._waiters.remove(waiter)
+                    conn.activate()
                     self.num_active += 1
                     waiter.future.set_result(conn)
                     return
-        now = self.loop.time()
-        conn.park(now)
         idle = self._idle.get(origin)
         if idle is None:
             idle = self._idle[origin] = []
@@ -263,8 +356,8 @@ class ConnectionPool:
                 idle.remove(conn)
                 self._forget(conn)
 
-    def close_idle(self, origin: Origin) -> None:
-        """Close the idle connections to ``origin`` (after one of them turned out dead)."""
+    def _close_idle(self, origin: Origin) -> None:
+        # One idle connection to ``origin`` turned out dead: the others are likely dead too.
         for conn in self._idle.pop(origin, []):
             self._forget(conn)
             conn.close()
@@ -285,7 +378,7 @@ class ConnectionPool:
                     waiters.remove(waiter)
                     break
                 origin = waiter.origin
-                conn = self.take_idle(origin)
+                conn = self._take_idle(origin)
                 if conn is not None:
                     waiters.remove(waiter)
                     waiter.future.set_result(conn)
@@ -328,3 +421,33 @@ class ConnectionPool:
             f"<ConnectionPool [{state}, connections: {self.num_connections} "
             f"({self.num_active} active, {self.num_idle} idle), waiting: {self.num_waiting}]>"
         )
+
+
+async def _send_slices(
+    conn: ClientConnection, body: bytes, write_timeout: float | None, deadline: float | None
+) -> None:
+    """The rest of a large body after its first slice, waiting for the transport to drain.
+
+    One large write would go to the socket's buffer whole (encrypted, a second copy), and
+    the write timeout could never apply; slices keep both bounded.
+    """
+    view = memoryview(body)
+    size = len(body)
+    for start in range(_SLICE, size, _SLICE):
+        await conn.drain(write_timeout, deadline)
+        conn.send_data(bytes(view[start : start + _SLICE]), end=start + _SLICE >= size)
+    await conn.drain(write_timeout, deadline)
+
+
+async def _send_stream(
+    conn: ClientConnection,
+    body: AsyncIterable[bytes | str],
+    write_timeout: float | None,
+    deadline: float | None,
+) -> None:
+    async for chunk in body:
+        data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        if data:
+            conn.send_data(data)
+            await conn.drain(write_timeout, deadline)
+    conn.send_data(b"", end=True)
