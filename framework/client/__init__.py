@@ -10,7 +10,8 @@ decodes the body. Users import ``Client``, ``ClientResponse`` and ``Timeout`` fr
 
 from __future__ import annotations
 
-from .client import Client, system_context
+from .client import Client
+from .connector import system_context
 from .request import Timeout
 from .response import ClientResponse
 

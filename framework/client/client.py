@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -21,8 +20,7 @@ from urllib.parse import urljoin
 from .. import limits
 from ..errors import ClientError, TooManyRedirects
 from ..messages import HeadersLike
-from ..tls import client_context
-from .connector import Connector
+from .connector import Connector, load_context
 from .pool import ConnectionPool
 from .request import (
     BODY_HEADERS,
@@ -43,7 +41,7 @@ from .request import (
 )
 from .response import ClientResponse
 
-__all__ = ["Client", "system_context"]
+__all__ = ["Client"]
 
 PathLike: TypeAlias = "str | os.PathLike[str]"
 
@@ -52,25 +50,6 @@ _USE_CLIENT_DEFAULT: Any = object()
 _DEFAULT_TIMEOUT = Timeout()
 # URLs whose split form is kept, per client; past it the cache starts over.
 _TARGETS_CACHED = 512
-
-
-# --- TLS contexts -------------------------------------------------------------------------------
-
-_system_lock = threading.Lock()
-_system_context: ssl.SSLContext | None = None
-
-
-def system_context() -> ssl.SSLContext:
-    """The client context trusting the system's CAs, built once per process (thread-safe).
-
-    Loading the trust store takes milliseconds, so ``Client`` calls this in a worker thread
-    the first time, never on the event loop.
-    """
-    global _system_context
-    with _system_lock:
-        if _system_context is None:
-            _system_context = client_context()
-        return _system_context
 
 
 class _StreamContext:
@@ -214,14 +193,7 @@ class Client:
             if self._pool is None:
                 context = self._user_context
                 if context is None:
-                    if self._ca is None and self._cert is None and _system_context is not None:
-                        context = _system_context
-                    elif self._ca is None and self._cert is None:
-                        context = await asyncio.to_thread(system_context)
-                    else:
-                        context = await asyncio.to_thread(
-                            client_context, self._ca, cert=self._cert, key=self._key
-                        )
+                    context = await load_context(self._ca, self._cert, self._key)
                 connector = Connector(context, self._resolve, self._max_header_bytes)
                 total, per_host, expiry = self._limits
                 self._pool = ConnectionPool(

@@ -1,23 +1,60 @@
 """``Connector``: opens the client's connections, TCP then TLS, and explains the failures.
 
 It owns where a connection goes (an address pinned by ``resolve``, or the host), the TLS
-settings of the handshake, and turning what goes wrong into ``ConnectError``, ``TLSError`` or
-``CertificateVerifyError`` with a hint (from ``tls.py``). It knows nothing of pools, requests
-or responses: the caller gives it what the new connection needs.
+context of the handshake (loaded off the event loop, the system's built once per process),
+and turning what goes wrong into ``ConnectError``, ``TLSError`` or ``CertificateVerifyError``
+with a hint (from ``tls.py``). It knows nothing of pools, requests or responses: the caller
+gives it what the new connection needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
-from collections.abc import Callable, Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from .. import limits, tls
 from ..errors import ConnectError, ConnectTimeout, TLSError
 from .connection import ClientConnection, Origin
 
-__all__ = ["Connector"]
+__all__ = ["Connector", "load_context", "system_context"]
+
+PathLike: TypeAlias = "str | os.PathLike[str]"
+
+_system_lock = threading.Lock()
+_system_context: ssl.SSLContext | None = None
+
+
+def system_context() -> ssl.SSLContext:
+    """The client context trusting the system's CAs, built once per process (thread-safe).
+
+    Loading the trust store takes milliseconds, so ``Client`` calls this in a worker thread
+    the first time, never on the event loop.
+    """
+    global _system_context
+    with _system_lock:
+        if _system_context is None:
+            _system_context = tls.client_context()
+        return _system_context
+
+
+async def load_context(
+    ca: PathLike | Sequence[PathLike] | None, cert: PathLike | None, key: PathLike | None
+) -> ssl.SSLContext:
+    """The context for https origins: trusting only ``ca`` (presenting ``cert`` and ``key``
+    when given), or else the system's CAs; loaded in a worker thread.
+
+    Raises:
+        CertificateError: a file cannot be loaded.
+    """
+    if ca is None and cert is None:
+        if _system_context is not None:
+            return _system_context
+        return await asyncio.to_thread(system_context)
+    return await asyncio.to_thread(tls.client_context, ca, cert=cert, key=key)
 
 
 class Connector:
