@@ -21,7 +21,7 @@ from .. import limits
 from ..errors import ClientError, TooManyRedirects
 from ..messages import HeadersLike
 from .connector import Connector, load_context
-from .pool import ConnectionPool
+from .pool import ConnectionPool, check_bounds, closed_error
 from .request import (
     BODY_HEADERS,
     CREDENTIALS,
@@ -147,11 +147,7 @@ class Client:
             raise ValueError("pass ssl_context= or ca=/cert=/key=, not both")
         if key is not None and cert is None:
             raise ValueError("key= needs cert= (the client certificate it belongs to)")
-        if max_connections < 1 or max_connections_per_host < 1:
-            raise ValueError(
-                f"max_connections ({max_connections}) and max_connections_per_host "
-                f"({max_connections_per_host}) must be at least 1"
-            )
+        check_bounds(max_connections, max_connections_per_host)
         if base_url is not None:
             split_url(base_url)  # fail early on a malformed base URL
             base_url = base_url.rstrip("/")
@@ -186,7 +182,7 @@ class Client:
 
     async def _start(self) -> ConnectionPool:
         if self._is_closed:
-            raise ClientError("the client is closed; make a new one")
+            raise closed_error()
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:

@@ -28,10 +28,28 @@ from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin
 from .connector import Connector
 from .request import ClientRequest, Timeout
 
-__all__ = ["ConnectionPool"]
+__all__ = ["ConnectionPool", "check_bounds", "closed_error"]
 
 # Bodies larger than this are written in slices of it, waiting for the transport in between.
 _SLICE = limits.WRITE_HIGH_WATER
+
+
+def check_bounds(max_connections: int, max_connections_per_host: int) -> None:
+    """Refuse bounds that let no connection open (the ``Client`` checks them before it starts).
+
+    Raises:
+        ValueError: a bound is below 1.
+    """
+    if max_connections < 1 or max_connections_per_host < 1:
+        raise ValueError(
+            f"max_connections ({max_connections}) and max_connections_per_host "
+            f"({max_connections_per_host}) must be at least 1"
+        )
+
+
+def closed_error() -> ClientError:
+    """The error for a request on a closed client (and so a closed pool)."""
+    return ClientError("the client is closed; make a new one")
 
 
 class _Waiter:
@@ -68,11 +86,7 @@ class ConnectionPool:
         max_connections_per_host: int = limits.CLIENT_MAX_CONNECTIONS_PER_HOST,
         keep_alive_expiry: float = limits.CLIENT_KEEP_ALIVE_EXPIRY,
     ) -> None:
-        if max_connections < 1 or max_connections_per_host < 1:
-            raise ValueError(
-                f"max_connections ({max_connections}) and max_connections_per_host "
-                f"({max_connections_per_host}) must be at least 1"
-            )
+        check_bounds(max_connections, max_connections_per_host)
         self.connector = connector
         self.max_connections = max_connections
         self.max_connections_per_host = max_connections_per_host
@@ -227,7 +241,7 @@ class ConnectionPool:
             ConnectError, TLSError, CertificateVerifyError, ConnectTimeout: opening failed.
         """
         if self.is_closed:
-            raise ClientError("the client is closed; make a new one")
+            raise closed_error()
         conn = self._take_idle(origin)
         if conn is not None:
             return conn
