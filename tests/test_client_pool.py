@@ -288,12 +288,6 @@ def test_pool_total_bound_evicts_an_idle_connection_of_another_origin() -> None:
     run(main)
 
 
-@pytest.mark.xfail(
-    raises=ValueError,
-    strict=True,
-    reason="evicting an idle connection inside _grant() re-enters _grant(), which serves the "
-    "waiter the outer loop is serving",
-)
 def test_pool_total_bound_serves_other_origins_in_order_once_there_is_room() -> None:
     async def main() -> None:
         pool, connector = make_pool(max_connections=1)

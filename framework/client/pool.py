@@ -99,6 +99,7 @@ class ConnectionPool:
         self.num_connections = 0
         self.num_active = 0
         self.is_closed = False
+        self._granting = False
 
     @property
     def num_idle(self) -> int:
@@ -384,6 +385,17 @@ class ConnectionPool:
 
     def _grant(self) -> None:
         """Serve queued requests, in order, while connections or room allow."""
+        if self._granting:
+            # Closing an idle connection below (expired, or evicted for room) frees a slot and
+            # calls back here; the loop already running sees that room on its own.
+            return
+        self._granting = True
+        try:
+            self._grant_in_order()
+        finally:
+            self._granting = False
+
+    def _grant_in_order(self) -> None:
         waiters = self._waiters
         while waiters:
             for waiter in waiters:
