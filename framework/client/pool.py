@@ -63,8 +63,10 @@ class _Waiter:
 class ConnectionPool:
     """Connections shared between requests, bounded in total and per origin.
 
-    A request takes the most recently used idle connection of its origin, or opens one while
-    under both bounds, or waits (first come, first served) up to its pool timeout. Idle
+    ``send()`` carries one request from taking a connection to the response's head;
+    ``release()`` takes the connection back once the body is read. A request takes the most
+    recently used idle connection of its origin, or opens one while under both bounds, or
+    waits (first come, first served) up to its pool timeout. Idle
     connections expire after ``keep_alive_expiry`` (or the server's ``Keep-Alive: timeout=``
     hint less a margin) and leave the pool as soon as the server closes them.
 
@@ -99,7 +101,7 @@ class ConnectionPool:
         self.num_connections = 0
         self.num_active = 0
         self.is_closed = False
-        self._granting = False
+        self._granting = False  # inside _grant(): closing a connection there must not re-enter
 
     @property
     def num_idle(self) -> int:
