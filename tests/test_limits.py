@@ -38,7 +38,7 @@ def test_limits_every_constant_has_a_precedent_comment() -> None:
 
 def test_limits_every_constant_is_used_by_the_package() -> None:
     sources = "\n".join(
-        path.read_text() for path in (ROOT / "framework").glob("*.py") if path.name != "limits.py"
+        path.read_text() for path in (ROOT / "framework").rglob("*.py") if path.name != "limits.py"
     )
     unused = [name for name in _constants() if not re.search(rf"\b{name}\b", sources)]
     assert not unused, f"limits defined but never used: {unused}"

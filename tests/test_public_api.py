@@ -12,9 +12,21 @@ import framework
 
 PACKAGE_NAME = "framework"
 SOURCE = Path(framework.__file__).resolve().parent
-PUBLIC_MODULES = sorted(
-    p.stem for p in SOURCE.glob("*.py") if not p.stem.startswith("_") or p.stem == "__init__"
-)
+
+
+def _public_modules() -> list[str]:
+    """Dotted names below the package (``client.pool``), with ``__init__`` for the package."""
+    names = []
+    for path in SOURCE.rglob("*.py"):
+        parts = path.relative_to(SOURCE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not any(part.startswith("_") for part in parts):
+            names.append(".".join(parts) or "__init__")
+    return sorted(names)
+
+
+PUBLIC_MODULES = _public_modules()
 
 
 def test_public_api_all_is_sorted_and_unique() -> None:
