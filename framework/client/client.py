@@ -276,7 +276,7 @@ class Client:
         response = await self._send(
             method, url, headers, params, content, json, timeout, follow_redirects
         )
-        if response._conn is not None and not response._read_received():
+        if not response._read_received():
             await response.read()
         return response
 
