@@ -15,17 +15,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from cryptography import x509
+
 from . import limits, pki
-from .errors import CertificateError
+from .errors import CertificateError, CertificateVerifyError, TLSError
 from .messages import TLSInfo
 
 __all__ = [
     "CertificateStore",
     "ClientCertMode",
+    "certificate_names",
     "client_context",
+    "handshake_error",
+    "is_name_mismatch",
     "report_refused_handshakes",
     "server_context",
     "tls_info",
+    "verify_error",
 ]
 
 log = logging.getLogger("framework.tls")
@@ -142,6 +148,100 @@ def client_context(
     if cert is not None:
         _load_chain(ctx, cert, key)
     return ctx
+
+
+# --- why a client's handshake failed --------------------------------------------------------
+# The client raises these; they take the host as text, so nothing here knows of connections.
+
+
+def handshake_error(exc: ssl.SSLError, where: str) -> TLSError:
+    """``exc`` (a failed handshake, or a TLS alert later) as a ``TLSError`` with a hint.
+
+    Args:
+        exc: the ``ssl`` module's error.
+        where: the peer, as the message should name it (``"https://example.test:443"``).
+    """
+    reason = getattr(exc, "reason", None) or str(exc)
+    text = str(reason).upper()
+    if "CERTIFICATE_REQUIRED" in text or ("HANDSHAKE_FAILURE" in text and "ALERT" in text):
+        hint = "the server may require a client certificate: pass cert= and key="
+    elif "UNKNOWN_CA" in text or "BAD_CERTIFICATE" in text:
+        hint = "the server did not accept our client certificate: check cert= and key="
+    elif "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text:
+        hint = "the server does not speak TLS on this port: try http://"
+    elif "VERSION" in text or "NO_PROTOCOLS" in text:
+        hint = "the server offers no TLS version we accept (TLS 1.2 is the minimum)"
+    else:
+        hint = "see the TLS alert above"
+    error = TLSError(f"TLS with {where} failed: {reason} ({hint})")
+    error.__cause__ = exc
+    return error
+
+
+# OpenSSL's X509_V_ERR_* codes we have a hint for.
+_EXPIRED, _NOT_YET_VALID, _SELF_SIGNED, _SELF_SIGNED_IN_CHAIN = 10, 9, 18, 19
+_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE, _HOSTNAME, _IP = 20, 2, 21, 62, 64
+_INVALID_PURPOSE = 26
+
+
+def is_name_mismatch(exc: ssl.SSLCertVerificationError) -> bool:
+    """True when the certificate was refused for not naming the host: then the names it does
+    carry make the hint (see ``certificate_names``)."""
+    return exc.verify_code in (_HOSTNAME, _IP)
+
+
+def certificate_names(der: bytes) -> list[str]:
+    """The DNS names and IP addresses in a DER certificate's subjectAltName; none if unreadable.
+
+    For error messages only: the certificate is not verified.
+    """
+    try:
+        return pki.subject_names(x509.load_der_x509_certificate(der))
+    except ValueError:
+        return []
+
+
+def verify_error(
+    exc: ssl.SSLCertVerificationError,
+    host: str,
+    names: Sequence[str] = (),
+    address: str | None = None,
+) -> CertificateVerifyError:
+    """``exc`` as a ``CertificateVerifyError`` whose hint says how to fix it.
+
+    Args:
+        exc: the ``ssl`` module's verification error.
+        host: the name the certificate was checked against.
+        names: the names the certificate carries, when ``is_name_mismatch(exc)``.
+        address: the address connected to, when it is not ``host`` (a pinned address).
+    """
+    code = exc.verify_code
+    reason = exc.verify_message or str(exc.reason or exc)
+    if code in (_HOSTNAME, _IP):
+        if names:
+            hint = f"the server's certificate is for {', '.join(names)}, not {host}"
+        else:
+            hint = f"the server's certificate does not name {host}"
+        if address is not None and address != host:
+            hint += f" (connected to {address} for {host})"
+    elif code == _EXPIRED:
+        hint = "the server's certificate has expired: renew it (or check this machine's clock)"
+    elif code == _NOT_YET_VALID:
+        hint = "the server's certificate is not valid yet: check this machine's clock"
+    elif code == _SELF_SIGNED:
+        hint = "the server's certificate is self-signed: pass ca='path/to/its/cert.pem' to trust it"
+    elif code == _SELF_SIGNED_IN_CHAIN:
+        hint = "issuer not trusted: the chain ends in an untrusted root; pass ca='path/to/ca.pem'"
+    elif code in (_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE):
+        hint = (
+            "issuer not trusted: pass ca='path/to/ca.pem'; if that CA is trusted already, "
+            "the server is not sending its intermediate certificate(s)"
+        )
+    elif code == _INVALID_PURPOSE:
+        hint = "the certificate is not for TLS servers (extendedKeyUsage lacks serverAuth)"
+    else:
+        hint = "the certificate breaks the rules of RFC 5280 or of the CA; re-issue it"
+    return CertificateVerifyError(reason, host, hint)
 
 
 class CertificateStore:

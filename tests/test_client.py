@@ -22,6 +22,7 @@ import pytest
 
 from framework import App, Request, Response, StreamingResponse
 from framework.client import Client, ClientResponse, Timeout
+from framework.client.pool import ConnectionPool
 from framework.deploy import new_event_loop
 from framework.errors import (
     CertificateVerifyError,
@@ -40,7 +41,6 @@ from framework.errors import (
     WriteTimeout,
 )
 from framework.messages import RedirectResponse
-from framework.pool import ConnectionPool
 from framework.server import Server
 from framework.tls import CertificateStore
 from tests.conftest import TLSFiles
@@ -359,7 +359,8 @@ def test_client_prepared_bodiless_requests_match_h11(tls_files: TLSFiles, loop_n
             for method, prepared in target.bodiless.items():
                 fresh = h11.Connection(h11.CLIENT)
                 request = h11.Request(method=method, target="/hello", headers=target.headers)
-                data = prepared.data
+                assert prepared.prepared is not None
+                data = prepared.prepared.data
                 assert data == fresh.send(request) + fresh.send(h11.EndOfMessage())
                 assert data.startswith(f"{method} /hello HTTP/1.1\r\n".encode())
 
@@ -1143,18 +1144,18 @@ def test_client_timeout_forms() -> None:
 
 
 def test_client_urls_and_params() -> None:
-    from framework.client import _split_url
+    from framework.client.request import split_url
 
-    target = _split_url("https://Example.TEST/a b/%7E?q=1 2#frag")
+    target = split_url("https://Example.TEST/a b/%7E?q=1 2#frag")
     assert target.origin == ("https", "example.test", 443)
     assert target.target == b"/a%20b/%7E?q=1%202"
     assert target.host_header == b"example.test"
-    target = _split_url("https://[::1]:8443")
+    target = split_url("https://[::1]:8443")
     assert target.origin == ("https", "::1", 8443)
     assert (target.target, target.host_header) == (b"/", b"[::1]:8443")
     assert str(target.origin) == "https://[::1]:8443"
-    assert _split_url("https://bücher.test/").origin.host == "xn--bcher-kva.test"
+    assert split_url("https://bücher.test/").origin.host == "xn--bcher-kva.test"
     with pytest.raises(ValueError, match="invalid URL"):
-        _split_url("https://localhost:99999/")
+        split_url("https://localhost:99999/")
     with pytest.raises(ValueError, match="no host"):
-        _split_url("https:///path")
+        split_url("https:///path")

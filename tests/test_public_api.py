@@ -14,21 +14,19 @@ PACKAGE_NAME = "framework"
 SOURCE = Path(framework.__file__).resolve().parent
 
 
-def _dotted(path: Path) -> str:
-    parts = path.relative_to(SOURCE).with_suffix("").parts
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts) or "__init__"
+def _public_modules() -> list[str]:
+    """Dotted names below the package (``client.pool``), with ``__init__`` for the package."""
+    names = []
+    for path in SOURCE.rglob("*.py"):
+        parts = path.relative_to(SOURCE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not any(part.startswith("_") for part in parts):
+            names.append(".".join(parts) or "__init__")
+    return sorted(names)
 
 
-# Every module and subpackage, walked recursively; private ones (``_name``) are left out.
-PUBLIC_MODULES = sorted(
-    _dotted(p)
-    for p in SOURCE.rglob("*.py")
-    if not any(
-        part.startswith("_") and part != "__init__.py" for part in p.relative_to(SOURCE).parts
-    )
-)
+PUBLIC_MODULES = _public_modules()
 
 
 def test_public_api_all_is_sorted_and_unique() -> None:

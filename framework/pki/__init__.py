@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .ca import CertificateAuthority
 from .devca import DevCertificate, dev_certificate
-from .hostnames import parse_hosts
+from .hostnames import parse_hosts, subject_names
 from .issued import IssuedCertificate, to_pkcs12
 from .keys import (
     KEY_TYPES,
@@ -51,6 +51,7 @@ __all__ = [
     "make_signing_request",
     "parse_hosts",
     "private_key_pem",
+    "subject_names",
     "to_pkcs12",
     "verify_certificate",
     "write_file",

@@ -1,8 +1,9 @@
 """``ClientResponse``: a response as the client received it, its body read on demand.
 
 This module owns reading the body (whole, or streamed as it arrives), gzip/deflate decoding
-with a size cap, and giving the connection back to the pool. It knows nothing of URLs,
-building requests or redirects (``client.py``), nor of opening connections (``pool.py``).
+with a size cap, and giving the connection back to the pool with ``ConnectionPool.release``.
+It knows nothing of URLs, building requests or redirects (``request.py``, ``client.py``), nor
+of how connections are opened or shared (``connector.py``, ``pool.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import zlib
 from collections.abc import AsyncIterable
 from typing import Any
 
+from .. import limits
+from ..errors import DecodingError, HTTPStatusError
+from ..messages import Headers, TLSInfo, content_charset
 from .connection import ClientConnection
-from .errors import DecodingError, HTTPStatusError
-from .http11 import Response
-from .messages import Headers, TLSInfo, content_charset
 from .pool import ConnectionPool
 
 __all__ = ["ClientResponse"]
@@ -93,6 +94,9 @@ class _Decoder:
 class ClientResponse:
     """A response as the client received it; the body is read on demand.
 
+    Made by the client from a connection whose head has arrived (``ConnectionPool.send``);
+    the connection goes back to ``pool`` once the body is read or the response closed.
+
     Attributes:
         status: the status code.
         reason: the reason phrase the server sent.
@@ -123,7 +127,6 @@ class ClientResponse:
 
     def __init__(
         self,
-        head: Response,
         conn: ClientConnection,
         pool: ConnectionPool,
         url: str,
@@ -132,6 +135,8 @@ class ClientResponse:
         deadline: float | None,
         max_decoded_bytes: int,
     ) -> None:
+        head = conn.head
+        assert head is not None, "a response is made once its head has arrived"
         self.status: int = head.status_code
         self.reason: str = head.reason.decode("latin-1")
         self.http_version: str = head.http_version.decode("ascii")
@@ -297,6 +302,23 @@ class ClientResponse:
         else:
             # A half-read connection cannot carry another request.
             self._abort()
+
+    async def _discard(self) -> None:
+        """Read a redirect's (small) body so its connection can be reused; close it otherwise."""
+        conn = self._conn
+        if conn is None:
+            return
+        if conn.is_complete:
+            await self.aclose()
+            return
+        try:
+            total = 0
+            async for chunk in self.stream(decode=False):
+                total += len(chunk)
+                if total > limits.READ_HIGH_WATER:
+                    break
+        finally:
+            await self.aclose()
 
     def raise_for_status(self) -> ClientResponse:
         """Raise ``HTTPStatusError`` for a 4xx or 5xx status; return the response otherwise.

@@ -1,30 +1,32 @@
 """``ClientConnection``: one HTTP/1.1 connection of the client, and ``Origin``, where it goes.
 
 The connection is the asyncio ``Protocol`` on the loop's TLS transport: it owns the transport, a
-client-role ``Driver`` and the queue of received body bytes, and turns transport events into the
-client's errors. It knows nothing of how connections are opened and shared (``pool.py``), nor of
-URLs, redirects, content decoding or the response object the caller sees.
+client-role ``Driver``, the queue of received body bytes and its own state (connecting, idle,
+active, closed), and turns transport events into the client's errors. It reports its end
+through the ``on_lost`` callback it is given. It knows nothing of how connections are opened
+(``connector.py``) or shared (``pool.py``), nor of URLs, redirects, content decoding or the
+response object the caller sees.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
-from . import limits
-from .errors import (
+from .. import limits
+from ..errors import (
     ClientError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
     ServerDisconnectedError,
     TimeoutException,
-    TLSError,
     WriteError,
     WriteTimeout,
 )
-from .http11 import (
+from ..http11 import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -35,15 +37,11 @@ from .http11 import (
     Request,
     Response,
 )
-from .messages import TLSInfo
-from .tls import tls_info
-from .transport import BodyQueue, FlowControl
+from ..messages import TLSInfo
+from ..tls import handshake_error, tls_info
+from ..transport import BodyQueue, FlowControl
 
-if TYPE_CHECKING:
-    # A connection reports to the pool that owns it; the pool module imports this one.
-    from .pool import ConnectionPool
-
-__all__ = ["ClientConnection", "Origin"]
+__all__ = ["ACTIVE", "CLOSED", "CONNECTING", "IDLE", "ClientConnection", "Origin"]
 
 _INF = float("inf")
 _END = EndOfMessage()
@@ -70,8 +68,18 @@ class ClientConnection(asyncio.Protocol):
 
     Received body bytes are queued here; reading from the socket pauses while more than
     ``limits.READ_HIGH_WATER`` bytes wait for the caller and resumes as it consumes them.
-    End of file and ``connection_lost`` mark the connection unusable at once, so the pool
-    notices a connection the server closed without polling it.
+    End of file and ``connection_lost`` mark the connection unusable at once, and
+    ``on_lost(connection)`` is called once the transport is gone, so whoever holds the
+    connection idle notices that the server closed it without polling it.
+
+    Args:
+        origin: where the connection goes.
+        loop: the event loop it runs on.
+        on_lost: called with the connection once its transport is gone.
+        keep_alive_expiry: the longest an idle connection is kept; a shorter ``Keep-Alive:
+            timeout=`` from the server lowers it.
+        max_header_bytes: the largest response head accepted.
+        h11_only: read every response with h11, none on the driver's plain path.
     """
 
     __slots__ = (
@@ -84,9 +92,10 @@ class ClientConnection(asyncio.Protocol):
         "idle_since",
         "expires_at",
         "keep_alive_expiry",
-        "_pool",
+        "head",
+        "_max_keep_alive",
+        "_on_lost",
         "_loop",
-        "_head",
         "_body",
         "_got_bytes",
         "_eof",
@@ -100,9 +109,17 @@ class ClientConnection(asyncio.Protocol):
         "_tls",
     )
 
-    def __init__(self, pool: ConnectionPool, origin: Origin, max_header_bytes: int) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[ClientConnection], None],
+        keep_alive_expiry: float,
+        max_header_bytes: int,
+        h11_only: bool = False,
+    ) -> None:
         self.origin = origin
-        self.driver = Driver("client", max_header_bytes)
+        self.driver = Driver("client", max_header_bytes, plain=not h11_only)
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
         self.state = CONNECTING
@@ -110,10 +127,12 @@ class ClientConnection(asyncio.Protocol):
         self.requests = 0
         self.idle_since = 0.0
         self.expires_at = _INF
-        self.keep_alive_expiry = pool.keep_alive_expiry
-        self._pool = pool
-        self._loop = pool.loop
-        self._head: Response | None = None
+        self.keep_alive_expiry = keep_alive_expiry
+        #: The head of the response in progress, once it has arrived.
+        self.head: Response | None = None
+        self._max_keep_alive = keep_alive_expiry
+        self._on_lost = on_lost
+        self._loop = loop
         self._body: BodyQueue = None  # type: ignore[assignment]  # set in connection_made
         self._got_bytes = False
         self._eof = False
@@ -123,7 +142,7 @@ class ClientConnection(asyncio.Protocol):
         self._silence: float | None = None  # the read timeout being waited on; None: total
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = _INF
-        self._lost: asyncio.Future[None] = pool.loop.create_future()
+        self._lost: asyncio.Future[None] = loop.create_future()
         self._tls: TLSInfo | None = None
 
     # --- asyncio callbacks --------------------------------------------------------------------
@@ -170,7 +189,7 @@ class ClientConnection(asyncio.Protocol):
             self._timer = None
         if not self.is_complete and self._failure is None:
             if isinstance(exc, ssl.SSLError):
-                self._failure = _tls_error(exc, self.origin)
+                self._failure = handshake_error(exc, str(self.origin))
             elif exc is not None:
                 self._failure = ReadError(f"connection to {self.origin} lost: {exc}")
                 self._failure.__cause__ = exc
@@ -179,7 +198,7 @@ class ClientConnection(asyncio.Protocol):
         self._wake()
         if not self._lost.done():
             self._lost.set_result(None)
-        self._pool._connection_lost(self)
+        self._on_lost(self)
 
     def pause_writing(self) -> None:
         if self.flow is not None:
@@ -202,7 +221,7 @@ class ClientConnection(asyncio.Protocol):
             if type(event) is Data:
                 self._body.feed(event.data)
             elif type(event) is Response:
-                self._head = event
+                self.head = event
                 self._read_keep_alive(event)
             elif type(event) is EndOfMessage:
                 self._body.finish()
@@ -228,7 +247,7 @@ class ClientConnection(asyncio.Protocol):
                         # closing; with a hint shorter than the margin, keep half of it.
                         margin = limits.CLIENT_KEEP_ALIVE_MARGIN
                         usable = hint - margin if hint > margin else hint / 2
-                        self.keep_alive_expiry = min(self._pool.keep_alive_expiry, usable)
+                        self.keep_alive_expiry = min(self._max_keep_alive, usable)
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         if self._eof:
@@ -240,7 +259,7 @@ class ClientConnection(asyncio.Protocol):
         self.abort()
 
     def _disconnected(self) -> ServerDisconnectedError:
-        if self._head is None and not self._got_bytes:
+        if self.head is None and not self._got_bytes:
             message = f"{self.origin} closed the connection without sending a response"
             if self.requests == 1 and self.origin.scheme == "https":
                 # Under TLS 1.3 a server refuses a client certificate (or its absence) after
@@ -311,11 +330,11 @@ class ClientConnection(asyncio.Protocol):
             ReadTimeout: nothing arrived for ``silence`` seconds.
             ServerDisconnectedError, ReadError, TLSError: the connection failed.
         """
-        while self._head is None:
+        while self.head is None:
             if self._failure is not None:
                 raise self._failure
             await self._wait(silence, deadline)
-        return self._head
+        return self.head
 
     def take_chunks(self) -> list[bytes]:
         """Every body chunk received so far (possibly none); resumes reading if paused."""
@@ -387,8 +406,8 @@ class ClientConnection(asyncio.Protocol):
         """Write a whole request encoded before (``http11.prepare``).
 
         The bytes go out first and h11 records the request after, while the server works on
-        it: one request at a time (sequentially), that hides h11's ~15 us of send bookkeeping
-        in the round trip (~250 us to nginx on the benchmark machine).
+        it: one request at a time (sequentially), that hides h11's send bookkeeping in the
+        round trip (``benchmarks/client_compare.py``, sequential mode).
 
         Raises:
             ServerDisconnectedError: the connection closed while it was idle.
@@ -436,10 +455,32 @@ class ClientConnection(asyncio.Protocol):
         except ConnectionError as exc:
             raise WriteError(f"connection to {self.origin} lost while sending: {exc}") from exc
 
+    # --- state, as the pool moves it ----------------------------------------------------------
+
+    def activate(self) -> None:
+        """Mark the connection as carrying a request: newly opened, or handed from the one
+        that finished straight to the next."""
+        self.state = ACTIVE
+
+    def reuse(self, now: float) -> bool:
+        """Take this idle connection for a request: True (and active) when it is still usable
+        at ``now``; False when it expired or the server closed it."""
+        if self.state is IDLE and now < self.expires_at and not self._eof:
+            self.state = ACTIVE
+            return True
+        return False
+
+    def retire(self) -> None:
+        """Mark the connection closed to new requests (``close()`` or ``abort()`` ends it)."""
+        self.state = CLOSED
+
     # --- ending -------------------------------------------------------------------------------
 
-    def finish(self) -> bool:
-        """End the request/response cycle; True when the connection may carry another."""
+    def finish(self, now: float) -> bool:
+        """End the request/response cycle; True when the connection may carry another.
+
+        Then it is idle from ``now``, reusable until ``expires_at``.
+        """
         driver = self.driver
         reusable = (
             self.state is ACTIVE
@@ -452,10 +493,13 @@ class ClientConnection(asyncio.Protocol):
         )
         if reusable:
             driver.start_next_cycle()
-            self._head = None
+            self.head = None
             self._body.clear()
             self._got_bytes = False
             self.flow.resume_reading()  # type: ignore[union-attr]
+            self.state = IDLE
+            self.idle_since = now
+            self.expires_at = now + self.keep_alive_expiry
         return reusable
 
     def close(self) -> None:
@@ -488,23 +532,3 @@ class ClientConnection(asyncio.Protocol):
 
 def _total_timeout() -> TimeoutException:
     return TimeoutException("the request's total deadline passed")
-
-
-
-def _tls_error(exc: ssl.SSLError, origin: Origin) -> TLSError:
-    reason = getattr(exc, "reason", None) or str(exc)
-    text = str(reason).upper()
-    if "CERTIFICATE_REQUIRED" in text or ("HANDSHAKE_FAILURE" in text and "ALERT" in text):
-        hint = "the server may require a client certificate: pass cert= and key="
-    elif "UNKNOWN_CA" in text or "BAD_CERTIFICATE" in text:
-        hint = "the server did not accept our client certificate: check cert= and key="
-    elif "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text:
-        hint = "the server does not speak TLS on this port: try http://"
-    elif "VERSION" in text or "NO_PROTOCOLS" in text:
-        hint = "the server offers no TLS version we accept (TLS 1.2 is the minimum)"
-    else:
-        hint = "see the TLS alert above"
-    error = TLSError(f"TLS with {origin} failed: {reason} ({hint})")
-    error.__cause__ = exc
-    return error
-

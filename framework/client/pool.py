@@ -1,209 +1,55 @@
-"""The pool that shares the client's connections between requests, and the ``Connector``.
+"""``ConnectionPool``: the client's connections, shared between requests, and each exchange.
 
-``ConnectionPool`` bounds connections in total and per origin, hands out the most recently used
-idle one, and queues requests beyond the bound. ``Connector`` opens connections (TCP, then TLS)
-and explains failed handshakes. Neither knows about URLs, redirects, content decoding or the
-response object the caller sees (``client.py``, ``response.py``).
+The pool owns a request from the moment it wants a connection until the response's head has
+arrived: it takes the most recently used idle connection or opens one through a ``Connector``
+(bounded in total and per origin, queueing requests beyond the bounds), writes the request,
+waits for the head, and sends a request once more when a reused connection turns out dead
+before answering. The connection comes back through ``release()`` once the body is read. It
+knows nothing of URLs, headers, redirects, content decoding or the response object the caller
+sees (``request.py``, ``client.py``, ``response.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterable
 
-from . import limits
-from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin, _tls_error
-from .errors import (
-    CertificateVerifyError,
+from .. import limits
+from ..errors import (
     ClientError,
-    ConnectError,
-    ConnectTimeout,
+    LocalProtocolError,
     PoolTimeout,
+    ReadError,
     ServerDisconnectedError,
-    TLSError,
+    WriteError,
 )
+from .connection import ACTIVE, CLOSED, IDLE, ClientConnection, Origin
+from .connector import Connector
+from .request import ClientRequest, Timeout
 
-# ClientConnection and Origin live in connection.py; this module exported them first.
-__all__ = ["ClientConnection", "ConnectionPool", "Connector", "Origin"]
+__all__ = ["ConnectionPool", "check_bounds", "closed_error"]
+
+# Bodies larger than this are written in slices of it, waiting for the transport in between.
+_SLICE = limits.WRITE_HIGH_WATER
 
 
-# --- connecting -------------------------------------------------------------------------------
+def check_bounds(max_connections: int, max_connections_per_host: int) -> None:
+    """Refuse bounds that let no connection open (the ``Client`` checks them before it starts).
 
-
-class Connector:
-    """Opens connections: TCP (to a pinned address when ``resolve`` names one), then TLS.
-
-    Args:
-        ssl_context: the context for ``https`` origins (never modified).
-        resolve: host name (or ``"host:port"``) to the address to connect to instead; the
-            certificate is still checked against the name, as ``curl --resolve`` does.
-        max_header_bytes: the largest response head accepted.
+    Raises:
+        ValueError: a bound is below 1.
     """
-
-    def __init__(
-        self,
-        ssl_context: ssl.SSLContext | None,
-        resolve: Mapping[str, str] | None = None,
-        max_header_bytes: int = limits.CLIENT_MAX_HEADER_BYTES,
-    ) -> None:
-        self.ssl_context = ssl_context
-        self.resolve = {key.lower(): value.strip("[]") for key, value in (resolve or {}).items()}
-        self.max_header_bytes = max_header_bytes
-
-    def address(self, origin: Origin) -> str:
-        """The address to connect to for ``origin``."""
-        resolve = self.resolve
-        if resolve:
-            pinned = resolve.get(f"{origin.host}:{origin.port}") or resolve.get(origin.host)
-            if pinned is not None:
-                return pinned
-        return origin.host
-
-    async def connect(
-        self, pool: ConnectionPool, origin: Origin, connect_timeout: float | None
-    ) -> ClientConnection:
-        """A new connection to ``origin``, handshake done.
-
-        Raises:
-            ConnectTimeout: TCP and TLS took longer than ``connect_timeout``.
-            CertificateVerifyError: the certificate is not trusted for the host.
-            TLSError: the handshake failed otherwise.
-            ConnectError: the TCP connection failed (refused, unreachable, unknown name).
-        """
-        loop = pool.loop
-        conn = ClientConnection(pool, origin, self.max_header_bytes)
-        address = self.address(origin)
-        kwargs: dict[str, Any] = {}
-        if origin.scheme == "https":
-            if self.ssl_context is None:  # pragma: no cover - the client always supplies one
-                raise ConnectError("no TLS context for an https origin")
-            # The loop's handshake timeout is a backstop; ours (below) covers TCP and TLS.
-            handshake = (
-                limits.TLS_HANDSHAKE_TIMEOUT if connect_timeout is None else connect_timeout + 1.0
-            )
-            # server_hostname is the name, not the pinned address. For an IP literal the ssl
-            # module sends no SNI and checks the certificate's IP address entries instead.
-            kwargs = {
-                "ssl": self.ssl_context,
-                "server_hostname": origin.host,
-                "ssl_handshake_timeout": handshake,
-                "ssl_shutdown_timeout": limits.CLIENT_CLOSE_TIMEOUT,
-            }
-        try:
-            async with asyncio.timeout(connect_timeout):
-                await loop.create_connection(lambda: conn, address, origin.port, **kwargs)
-        except TimeoutError as exc:
-            raise ConnectTimeout(
-                f"connecting to {origin} took longer than {connect_timeout} s"
-            ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise await _verify_error(exc, origin, address, connect_timeout) from exc
-        except ssl.SSLError as exc:
-            raise _tls_error(exc, origin) from exc
-        except OSError as exc:
-            where = origin if address == origin.host else f"{origin} (at {address})"
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise ConnectError(f"cannot connect to {where}: {reason}") from exc
-        if kwargs:
-            alpn = conn.transport.get_extra_info("ssl_object").selected_alpn_protocol()  # type: ignore[union-attr]
-            if alpn not in (None, "http/1.1"):  # pragma: no cover - we offer only http/1.1
-                conn.abort()
-                raise TLSError(f"{origin} chose {alpn!r} by ALPN; only http/1.1 is spoken")
-        return conn
-
-
-
-# OpenSSL's X509_V_ERR_* codes we have a hint for.
-_EXPIRED, _NOT_YET_VALID, _SELF_SIGNED, _SELF_SIGNED_IN_CHAIN = 10, 9, 18, 19
-_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE, _HOSTNAME, _IP = 20, 2, 21, 62, 64
-_INVALID_PURPOSE = 26
-
-
-async def _verify_error(
-    exc: ssl.SSLCertVerificationError,
-    origin: Origin,
-    address: str,
-    connect_timeout: float | None,
-) -> CertificateVerifyError:
-    code = exc.verify_code
-    reason = exc.verify_message or str(exc.reason or exc)
-    host = origin.host
-    if code in (_HOSTNAME, _IP):
-        names = await _peer_names(address, origin, connect_timeout)
-        if names:
-            hint = f"the server's certificate is for {', '.join(names)}, not {host}"
-        else:
-            hint = f"the server's certificate does not name {host}"
-        if address != host:
-            hint += f" (connected to {address} for {host})"
-    elif code == _EXPIRED:
-        hint = "the server's certificate has expired: renew it (or check this machine's clock)"
-    elif code == _NOT_YET_VALID:
-        hint = "the server's certificate is not valid yet: check this machine's clock"
-    elif code == _SELF_SIGNED:
-        hint = "the server's certificate is self-signed: pass ca='path/to/its/cert.pem' to trust it"
-    elif code == _SELF_SIGNED_IN_CHAIN:
-        hint = "issuer not trusted: the chain ends in an untrusted root; pass ca='path/to/ca.pem'"
-    elif code in (_NO_LOCAL_ISSUER, _NO_ISSUER, _LEAF_UNVERIFIABLE):
-        hint = (
-            "issuer not trusted: pass ca='path/to/ca.pem'; if that CA is trusted already, "
-            "the server is not sending its intermediate certificate(s)"
+    if max_connections < 1 or max_connections_per_host < 1:
+        raise ValueError(
+            f"max_connections ({max_connections}) and max_connections_per_host "
+            f"({max_connections_per_host}) must be at least 1"
         )
-    elif code == _INVALID_PURPOSE:
-        hint = "the certificate is not for TLS servers (extendedKeyUsage lacks serverAuth)"
-    else:
-        hint = "the certificate breaks the rules of RFC 5280 or of the CA; re-issue it"
-    return CertificateVerifyError(reason, host, hint)
 
 
-async def _peer_names(
-    address: str, origin: Origin, connect_timeout: float | None
-) -> list[str]:
-    """The names in the server's certificate, for the hint after a host name mismatch.
-
-    A second handshake fetches the certificate without trusting it; nothing is sent on that
-    connection and nothing in it is believed beyond the names quoted in the error message.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(connect_timeout or limits.CLIENT_CONNECT_TIMEOUT):
-            transport, _ = await loop.create_connection(
-                asyncio.Protocol,
-                address,
-                origin.port,
-                ssl=context,
-                server_hostname=origin.host,
-            )
-    except (OSError, TimeoutError):
-        return []
-    try:
-        der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    finally:
-        transport.abort()
-    if not der:
-        return []
-    try:
-        from cryptography import x509
-
-        cert = x509.load_der_x509_certificate(der)
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
-            return []
-        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        return names
-    except ValueError:
-        return []
-
-
-# --- the pool -----------------------------------------------------------------------------------
+def closed_error() -> ClientError:
+    """The error for a request on a closed client (and so a closed pool)."""
+    return ClientError("the client is closed; make a new one")
 
 
 class _Waiter:
@@ -217,8 +63,10 @@ class _Waiter:
 class ConnectionPool:
     """Connections shared between requests, bounded in total and per origin.
 
-    A request takes the most recently used idle connection of its origin, or opens one while
-    under both bounds, or waits (first come, first served) up to its pool timeout. Idle
+    ``send()`` carries one request from taking a connection to the response's head;
+    ``release()`` takes the connection back once the body is read. A request takes the most
+    recently used idle connection of its origin, or opens one while under both bounds, or
+    waits (first come, first served) up to its pool timeout. Idle
     connections expire after ``keep_alive_expiry`` (or the server's ``Keep-Alive: timeout=``
     hint less a margin) and leave the pool as soon as the server closes them.
 
@@ -240,11 +88,7 @@ class ConnectionPool:
         max_connections_per_host: int = limits.CLIENT_MAX_CONNECTIONS_PER_HOST,
         keep_alive_expiry: float = limits.CLIENT_KEEP_ALIVE_EXPIRY,
     ) -> None:
-        if max_connections < 1 or max_connections_per_host < 1:
-            raise ValueError(
-                f"max_connections ({max_connections}) and max_connections_per_host "
-                f"({max_connections_per_host}) must be at least 1"
-            )
+        check_bounds(max_connections, max_connections_per_host)
         self.connector = connector
         self.max_connections = max_connections
         self.max_connections_per_host = max_connections_per_host
@@ -257,6 +101,7 @@ class ConnectionPool:
         self.num_connections = 0
         self.num_active = 0
         self.is_closed = False
+        self._granting = False  # inside _grant(): closing a connection there must not re-enter
 
     @property
     def num_idle(self) -> int:
@@ -268,9 +113,87 @@ class ConnectionPool:
         """Requests queued for a connection."""
         return len(self._waiters)
 
+    # --- the exchange -------------------------------------------------------------------------
+
+    async def send(
+        self, request: ClientRequest, phases: Timeout, deadline: float | None
+    ) -> ClientConnection:
+        """Send ``request`` and wait for the response's head (``conn.head``).
+
+        The connection is the most recently used idle one to the request's origin, or a new
+        one, waited for up to ``phases.pool`` while the pool is full. When a reused
+        connection fails before any byte of the response arrived (the server closed it as we
+        reused it), a ``replayable`` request is sent once more on a new connection. The
+        connection returned carries the body; give it back with ``release()``.
+
+        Args:
+            request: what to send.
+            phases: the request's timeouts by phase.
+            deadline: the loop time by which the whole request must be done, or ``None``.
+
+        Raises:
+            PoolTimeout: no connection became free in time.
+            ConnectError, TLSError, CertificateVerifyError, ConnectTimeout: opening failed.
+            WriteTimeout, ReadTimeout, TimeoutException: a phase or the deadline ran out.
+            ReadError, WriteError, ServerDisconnectedError: the connection broke.
+            ValueError: the request cannot be framed as given.
+        """
+        origin = request.origin
+        fresh = False
+        while True:
+            if fresh:
+                self._close_idle(origin)
+            conn = self._take_idle(origin)
+            if conn is None:
+                pool_timeout, connect_timeout = phases.pool, phases.connect
+                if deadline is not None:
+                    left = max(deadline - self.loop.time(), 0.0)
+                    pool_timeout = left if pool_timeout is None else min(pool_timeout, left)
+                    connect_timeout = (
+                        left if connect_timeout is None else min(connect_timeout, left)
+                    )
+                conn = await self.acquire(
+                    origin, pool_timeout=pool_timeout, connect_timeout=connect_timeout
+                )
+            reused = conn.requests > 0
+            try:
+                prepared = request.prepared
+                if prepared is not None:
+                    conn.send_prepared(prepared)
+                else:
+                    body, stream = request.body, request.stream
+                    if body is not None and len(body) > _SLICE:
+                        conn.send(request.head, body[:_SLICE], False)
+                        await _send_slices(conn, body, phases.write, deadline)
+                    else:
+                        # Head and body in one write.
+                        conn.send(request.head, body, stream is None)
+                        if stream is not None:
+                            await _send_stream(conn, stream, phases.write, deadline)
+                await conn.receive_head(phases.read, deadline)
+            except (ReadError, WriteError):
+                has_bytes = conn.has_response_bytes
+                conn.abort()
+                self.release(conn)
+                if reused and not fresh and not has_bytes and request.replayable:
+                    # The server closed a kept-alive connection as we reused it: nothing of
+                    # the request was answered, so it is sent once more on a new connection.
+                    fresh = True
+                    continue
+                raise
+            except LocalProtocolError as exc:
+                conn.abort()
+                self.release(conn)
+                raise ValueError(f"the request cannot be sent as given: {exc}") from exc
+            except BaseException:
+                conn.abort()
+                self.release(conn)
+                raise
+            return conn
+
     # --- taking -------------------------------------------------------------------------------
 
-    def take_idle(self, origin: Origin) -> ClientConnection | None:
+    def _take_idle(self, origin: Origin) -> ClientConnection | None:
         """The most recently used live idle connection to ``origin``, or ``None`` (no wait)."""
         idle = self._idle.get(origin)
         if not idle:
@@ -278,8 +201,7 @@ class ConnectionPool:
         now = self.loop.time()
         while idle:
             conn = idle.pop()  # the most recently used: likeliest to be alive and warm
-            if conn.state is IDLE and now < conn.expires_at and not conn._eof:
-                conn.state = ACTIVE
+            if conn.reuse(now):
                 self.num_active += 1
                 return conn
             self._forget(conn)
@@ -322,8 +244,8 @@ class ConnectionPool:
             ConnectError, TLSError, CertificateVerifyError, ConnectTimeout: opening failed.
         """
         if self.is_closed:
-            raise ClientError("the client is closed; make a new one")
-        conn = self.take_idle(origin)
+            raise closed_error()
+        conn = self._take_idle(origin)
         if conn is not None:
             return conn
         if not self._waiters and self._has_room(origin):
@@ -378,7 +300,12 @@ class ConnectionPool:
     async def _open(self, origin: Origin, connect_timeout: float | None) -> ClientConnection:
         # A slot is reserved for this connection; it is given back if opening fails.
         try:
-            conn = await self.connector.connect(self, origin, connect_timeout)
+            conn = await self.connector.connect(
+                origin,
+                connect_timeout,
+                on_lost=self._connection_lost,
+                keep_alive_expiry=self.keep_alive_expiry,
+            )
         except BaseException:
             self._unreserve(origin)
             raise
@@ -387,7 +314,7 @@ class ConnectionPool:
             self._connections.discard(conn)
             self._unreserve(origin)
             raise ServerDisconnectedError(f"{origin} closed the connection at once")
-        conn.state = ACTIVE
+        conn.activate()
         self.num_active += 1
         return conn
 
@@ -411,7 +338,8 @@ class ConnectionPool:
                 self._forget(conn)
             return
         self.num_active -= 1
-        if self.is_closed or not conn.finish():
+        now = self.loop.time()
+        if self.is_closed or not conn.finish(now):
             self._forget(conn)
             conn.abort()
             return
@@ -420,13 +348,10 @@ class ConnectionPool:
             for waiter in self._waiters:
                 if waiter.origin == origin and not waiter.future.done():
                     self._waiters.remove(waiter)
+                    conn.activate()
                     self.num_active += 1
                     waiter.future.set_result(conn)
                     return
-        now = self.loop.time()
-        conn.state = IDLE
-        conn.idle_since = now
-        conn.expires_at = now + conn.keep_alive_expiry
         idle = self._idle.get(origin)
         if idle is None:
             idle = self._idle[origin] = []
@@ -440,7 +365,7 @@ class ConnectionPool:
             self._grant()  # waiters for other origins may use the room an idle close makes
 
     def _connection_lost(self, conn: ClientConnection) -> None:
-        """Called by a connection once its transport is gone."""
+        """Each connection's ``on_lost``: called once its transport is gone."""
         if conn in self._connections:
             idle = self._idle.get(conn.origin)
             if idle is not None and conn in idle:
@@ -448,8 +373,8 @@ class ConnectionPool:
                 idle.remove(conn)
                 self._forget(conn)
 
-    def close_idle(self, origin: Origin) -> None:
-        """Close the idle connections to ``origin`` (after one of them turned out dead)."""
+    def _close_idle(self, origin: Origin) -> None:
+        # One idle connection to ``origin`` turned out dead: the others are likely dead too.
         for conn in self._idle.pop(origin, []):
             self._forget(conn)
             conn.close()
@@ -457,12 +382,22 @@ class ConnectionPool:
     def _forget(self, conn: ClientConnection) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
-            if conn.state is not CLOSED:
-                conn.state = CLOSED
+            conn.retire()
             self._unreserve(conn.origin)
 
     def _grant(self) -> None:
         """Serve queued requests, in order, while connections or room allow."""
+        if self._granting:
+            # Closing an idle connection below (expired, or evicted for room) frees a slot and
+            # calls back here; the loop already running sees that room on its own.
+            return
+        self._granting = True
+        try:
+            self._grant_in_order()
+        finally:
+            self._granting = False
+
+    def _grant_in_order(self) -> None:
         waiters = self._waiters
         while waiters:
             for waiter in waiters:
@@ -471,7 +406,7 @@ class ConnectionPool:
                     waiters.remove(waiter)
                     break
                 origin = waiter.origin
-                conn = self.take_idle(origin)
+                conn = self._take_idle(origin)
                 if conn is not None:
                     waiters.remove(waiter)
                     waiter.future.set_result(conn)
@@ -514,3 +449,33 @@ class ConnectionPool:
             f"<ConnectionPool [{state}, connections: {self.num_connections} "
             f"({self.num_active} active, {self.num_idle} idle), waiting: {self.num_waiting}]>"
         )
+
+
+async def _send_slices(
+    conn: ClientConnection, body: bytes, write_timeout: float | None, deadline: float | None
+) -> None:
+    """The rest of a large body after its first slice, waiting for the transport to drain.
+
+    One large write would go to the socket's buffer whole (encrypted, a second copy), and
+    the write timeout could never apply; slices keep both bounded.
+    """
+    view = memoryview(body)
+    size = len(body)
+    for start in range(_SLICE, size, _SLICE):
+        await conn.drain(write_timeout, deadline)
+        conn.send_data(bytes(view[start : start + _SLICE]), end=start + _SLICE >= size)
+    await conn.drain(write_timeout, deadline)
+
+
+async def _send_stream(
+    conn: ClientConnection,
+    body: AsyncIterable[bytes | str],
+    write_timeout: float | None,
+    deadline: float | None,
+) -> None:
+    async for chunk in body:
+        data = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        if data:
+            conn.send_data(data)
+            await conn.drain(write_timeout, deadline)
+    conn.send_data(b"", end=True)

@@ -1,0 +1,525 @@
+"""``Client``: the asyncio HTTPS client made of the server's parts.
+
+This module owns what the caller configures and calls: the base URL and the client's defaults
+(headers, timeouts, redirects, TLS trust), following redirects, and the shortcut methods. Each
+call becomes a ``ClientRequest`` (``request.py``); the pool (``pool.py``) owns the exchange and
+hands back a connection with the response's head, which becomes a ``ClientResponse``
+(``response.py``). It knows nothing of how requests are framed or connections shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections.abc import Coroutine, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeAlias
+from urllib.parse import urljoin
+
+from .. import limits
+from ..errors import ClientError, TooManyRedirects
+from ..messages import HeadersLike
+from .connector import Connector, load_context
+from .pool import ConnectionPool, check_bounds, closed_error
+from .request import (
+    BODY_HEADERS,
+    CREDENTIALS,
+    NO_BODY,
+    Body,
+    ClientRequest,
+    Content,
+    QueryLike,
+    Target,
+    Timeout,
+    build_request,
+    client_headers,
+    encode_body,
+    encode_query,
+    raw_headers,
+    split_url,
+)
+from .response import ClientResponse
+
+__all__ = ["Client"]
+
+PathLike: TypeAlias = "str | os.PathLike[str]"
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_USE_CLIENT_DEFAULT: Any = object()
+_DEFAULT_TIMEOUT = Timeout()
+# URLs whose split form is kept, per client; past it the cache starts over.
+_TARGETS_CACHED = 512
+
+
+class _StreamContext:
+    """``async with client.stream(...) as response``: the response, closed on exit."""
+
+    __slots__ = ("_client", "_args", "_response")
+
+    def __init__(self, client: Client, args: tuple[Any, ...]) -> None:
+        self._client = client
+        self._args = args
+        self._response: ClientResponse | None = None
+
+    async def __aenter__(self) -> ClientResponse:
+        self._response = await self._client._send(*self._args)
+        return self._response
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+class Client:
+    """An HTTPS client with a connection pool, strict certificate checks and timeouts by phase.
+
+    Certificates are always verified: against the system's trust store (loaded once per
+    process, in a worker thread), or only against ``ca`` when given. The TLS context is made
+    on ``async with`` (or the first request), off the event loop.
+
+    Args:
+        base_url: prefix for relative URLs (``client.get("/users/7")``).
+        headers: sent with every request (a request's own headers replace same-named ones).
+        ca: trust only these CA certificate file(s) (PEM).
+        cert: a client certificate (PEM, with intermediates) for mutual TLS.
+        key: the client certificate's private key (when not inside ``cert``).
+        ssl_context: your own ``ssl.SSLContext``, used as it is and never modified (instead
+            of ``ca``/``cert``/``key``).
+        timeout: a ``Timeout``, seconds for every phase, or ``None`` for none.
+        follow_redirects: follow 301/302/303/307/308 (off by default).
+        max_redirects: redirects followed before ``TooManyRedirects``.
+        allow_insecure_redirects: follow redirects from https:// to http:// too.
+        resolve: pin host names to addresses, checking the certificate against the name
+            (as ``curl --resolve`` does): ``{"example.test": "127.0.0.1"}``; a key may also be
+            ``"host:port"``.
+        max_connections: connections open at once, in total.
+        max_connections_per_host: connections open at once to one origin.
+        keep_alive_expiry: seconds an idle connection is kept for reuse.
+        max_decoded_bytes: the largest gzip/deflate-decoded body ``read()`` accepts.
+        max_header_bytes: the largest response head accepted.
+        h11_only: read every response with h11, none on the plain-message path (the
+            differential tests prove the two read alike; this is for whoever wants h11 alone).
+
+    Raises:
+        ValueError: conflicting or malformed arguments.
+        CertificateError: on ``async with`` (or the first request), when the ``ca``, ``cert``
+            or ``key`` files cannot be loaded.
+
+    Example::
+
+        async with Client(base_url="https://localhost:8443", ca="pki/ca.pem") as client:
+            response = await client.get("/users/7")
+            user = await response.raise_for_status().json()
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        headers: HeadersLike | None = None,
+        ca: PathLike | Sequence[PathLike] | None = None,
+        cert: PathLike | None = None,
+        key: PathLike | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: Timeout | float | None = _DEFAULT_TIMEOUT,
+        follow_redirects: bool = False,
+        max_redirects: int = limits.CLIENT_MAX_REDIRECTS,
+        allow_insecure_redirects: bool = False,
+        resolve: Mapping[str, str] | None = None,
+        max_connections: int = limits.CLIENT_MAX_CONNECTIONS,
+        max_connections_per_host: int = limits.CLIENT_MAX_CONNECTIONS_PER_HOST,
+        keep_alive_expiry: float = limits.CLIENT_KEEP_ALIVE_EXPIRY,
+        max_decoded_bytes: int = limits.CLIENT_MAX_DECODED_BYTES,
+        max_header_bytes: int = limits.CLIENT_MAX_HEADER_BYTES,
+        h11_only: bool = False,
+    ) -> None:
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(
+                f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}"
+            )
+        if ssl_context is not None and (ca is not None or cert is not None or key is not None):
+            raise ValueError("pass ssl_context= or ca=/cert=/key=, not both")
+        if key is not None and cert is None:
+            raise ValueError("key= needs cert= (the client certificate it belongs to)")
+        check_bounds(max_connections, max_connections_per_host)
+        if base_url is not None:
+            split_url(base_url)  # fail early on a malformed base URL
+            base_url = base_url.rstrip("/")
+        self.base_url = base_url
+        self.timeout = Timeout.of(timeout)
+        self.follow_redirects = follow_redirects
+        self.max_redirects = max_redirects
+        self.allow_insecure_redirects = allow_insecure_redirects
+        self.max_decoded_bytes = max_decoded_bytes
+        self._ca, self._cert, self._key = ca, cert, key
+        self._user_context = ssl_context
+        self._resolve = dict(resolve or {})
+        self._limits = (max_connections, max_connections_per_host, keep_alive_expiry)
+        self._max_header_bytes = max_header_bytes
+        self._h11_only = h11_only
+        self._headers = client_headers(headers)
+        self._targets: dict[str, Target] = {}
+        self._pool: ConnectionPool | None = None
+        self._starting: asyncio.Lock | None = None
+        self._is_closed = False
+
+    # --- setup --------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """The connection pool (``None`` until the client starts)."""
+        return self._pool
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context in use (``None`` until the client starts)."""
+        return self._pool.connector.ssl_context if self._pool is not None else None
+
+    async def _start(self) -> ConnectionPool:
+        if self._is_closed:
+            raise closed_error()
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._pool is None:
+                context = self._user_context
+                if context is None:
+                    context = await load_context(self._ca, self._cert, self._key)
+                connector = Connector(
+                    context, self._resolve, self._max_header_bytes, self._h11_only
+                )
+                total, per_host, expiry = self._limits
+                self._pool = ConnectionPool(
+                    connector,
+                    max_connections=total,
+                    max_connections_per_host=per_host,
+                    keep_alive_expiry=expiry,
+                )
+        return self._pool
+
+    async def __aenter__(self) -> Client:
+        await self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection; the client cannot be used afterwards."""
+        self._is_closed = True
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _target(self, url: str, params: QueryLike | None) -> Target:
+        if params is None:
+            target = self._targets.get(url)
+            if target is not None:
+                return target
+        full = url
+        if "://" not in url[:10]:
+            if self.base_url is None:
+                raise ValueError(f"relative URL {url!r} needs a base_url on the Client")
+            full = f"{self.base_url}/{url.lstrip('/')}" if url else self.base_url
+        if params:
+            query = encode_query(params)
+            if query:
+                full += ("&" if "?" in full else "?") + query
+        target = split_url(full.partition("#")[0])
+        target.headers = [(b"host", target.host_header), *self._headers]
+        if params is None:
+            if len(self._targets) >= _TARGETS_CACHED:
+                self._targets.clear()
+            self._targets[url] = target
+        return target
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        content: Content | None = None,
+        json: Any = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,  # noqa: ASYNC109 - per request, as httpx
+        follow_redirects: bool | None = None,
+    ) -> ClientResponse:
+        """Send a request and read the whole response.
+
+        Args:
+            method: ``"GET"``, ``"POST"``, ...
+            url: absolute, or relative to ``base_url``.
+            headers: this request's headers (replace the client's of the same name).
+            params: query parameters, appended to the URL's own: ``{"page": 2}``.
+            content: the body: bytes (sent with Content-Length), str (UTF-8), or an async
+                iterator of bytes (sent chunked).
+            json: a value to send as a JSON body instead.
+            timeout: this request's timeouts instead of the client's.
+            follow_redirects: this request's choice instead of the client's.
+
+        Raises:
+            ConnectError, TLSError, CertificateVerifyError: the connection failed.
+            ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: a phase took too long.
+            ReadError, WriteError, ServerDisconnectedError: the connection broke.
+            TooManyRedirects, DecodingError: see their descriptions.
+        """
+        response = await self._send(
+            method, url, headers, params, content, json, timeout, follow_redirects
+        )
+        if not response._read_received():
+            await response.read()
+        return response
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        content: Content | None = None,
+        json: Any = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> _StreamContext:
+        """Send a request; the response's body is read as you consume it.
+
+        Example::
+
+            async with client.stream("GET", url) as response:
+                async for chunk in response.stream():
+                    ...
+
+        The connection goes back to the pool when the body was read to the end, and is
+        closed when the block is left early. Arguments and errors are those of ``request``.
+        """
+        args = (method, url, headers, params, content, json, timeout, follow_redirects)
+        return _StreamContext(self, args)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: HeadersLike | None,
+        params: QueryLike | None,
+        content: Content | None,
+        json: Any,
+        timeout: Timeout | float | None,  # noqa: ASYNC109 - the request's own Timeout
+        follow_redirects: bool | None,
+    ) -> ClientResponse:
+        pool = self._pool
+        if pool is None or self._is_closed:
+            pool = await self._start()
+        method = method.upper()
+        phases = self.timeout if timeout is _USE_CLIENT_DEFAULT else Timeout.of(timeout)
+        deadline = None if phases.total is None else pool.loop.time() + phases.total
+        target = self._target(url, params)
+        body = encode_body(content, json)
+        own = raw_headers(headers) if headers is not None else None
+        request = build_request(method, target, self._headers, own, body)
+        conn = await pool.send(request, phases, deadline)
+        response = ClientResponse(
+            conn, pool, request.url, method, phases.read, deadline, self.max_decoded_bytes
+        )
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        if not follow or response.status not in _REDIRECTS:
+            return response
+        return await self._follow(pool, response, request, own, body, phases, deadline)
+
+    async def _follow(
+        self,
+        pool: ConnectionPool,
+        response: ClientResponse,
+        request: ClientRequest,
+        headers: list[tuple[bytes, bytes]] | None,
+        body: Body,
+        phases: Timeout,
+        deadline: float | None,
+    ) -> ClientResponse:
+        """Follow the redirects from ``response``, the answer to ``request``."""
+        history: list[ClientResponse] = []
+        method, origin = request.method, request.origin
+        first_origin, strip = origin, False
+        while response.status in _REDIRECTS and "location" in response.headers:
+            await response._discard()
+            history.append(response)
+            if len(history) > self.max_redirects:
+                raise TooManyRedirects(
+                    f"more than {self.max_redirects} redirects, the last from {response.url}"
+                )
+            location = urljoin(response.url, response.headers["location"])
+            target = self._target(location, None)
+            if (
+                origin.scheme == "https"
+                and target.origin.scheme == "http"
+                and not self.allow_insecure_redirects
+            ):
+                raise ClientError(
+                    f"refusing to follow the redirect from {response.url} to {location} "
+                    "(https to http); pass allow_insecure_redirects=True to allow it"
+                )
+            status = response.status
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                method, body = "GET", NO_BODY
+                if headers is not None:
+                    headers = [h for h in headers if h[0] not in BODY_HEADERS]
+            elif body.stream is not None:
+                raise ClientError(
+                    f"cannot follow the {status} redirect to {location}: the request body was "
+                    "an iterator and is spent; send bytes to allow replaying it"
+                )
+            if target.origin != first_origin and not strip:
+                # Credentials (the client's own and this request's) were meant for the first
+                # origin only; once dropped they stay dropped, even on a way back.
+                strip = True
+                headers = [h for h in headers or () if h[0] not in CREDENTIALS and h[0] != b"host"]
+            origin = target.origin
+            request = build_request(method, target, self._headers, headers, body, strip)
+            conn = await pool.send(request, phases, deadline)
+            response = ClientResponse(
+                conn, pool, request.url, method, phases.read, deadline, self.max_decoded_bytes
+            )
+        response.history = history
+        return response
+
+    # --- shortcuts ----------------------------------------------------------------------------
+    # Plain functions returning request()'s coroutine: ``await client.get(url)`` runs request()
+    # with no coroutine of the shortcut's own around it.
+
+    def get(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> Coroutine[Any, Any, ClientResponse]:
+        """``request("GET", url, ...)``."""
+        return self.request(
+            "GET", url, headers=headers, params=params, timeout=timeout,
+            follow_redirects=follow_redirects,
+        )  # fmt: skip
+
+    def head(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> Coroutine[Any, Any, ClientResponse]:
+        """``request("HEAD", url, ...)``."""
+        return self.request(
+            "HEAD", url, headers=headers, params=params, timeout=timeout,
+            follow_redirects=follow_redirects,
+        )  # fmt: skip
+
+    def options(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> Coroutine[Any, Any, ClientResponse]:
+        """``request("OPTIONS", url, ...)``."""
+        return self.request(
+            "OPTIONS", url, headers=headers, params=params, timeout=timeout,
+            follow_redirects=follow_redirects,
+        )  # fmt: skip
+
+    def delete(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> Coroutine[Any, Any, ClientResponse]:
+        """``request("DELETE", url, ...)``."""
+        return self.request(
+            "DELETE", url, headers=headers, params=params, timeout=timeout,
+            follow_redirects=follow_redirects,
+        )  # fmt: skip
+
+    def post(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        content: Content | None = None,
+        json: Any = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> Coroutine[Any, Any, ClientResponse]:
+        """``request("POST", url, ...)``."""
+        return self.request(
+            "POST", url, headers=headers, params=params, content=content, json=json,
+            timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
+
+    def put(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        content: Content | None = None,
+        json: Any = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> Coroutine[Any, Any, ClientResponse]:
+        """``request("PUT", url, ...)``."""
+        return self.request(
+            "PUT", url, headers=headers, params=params, content=content, json=json,
+            timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
+
+    def patch(
+        self,
+        url: str,
+        *,
+        headers: HeadersLike | None = None,
+        params: QueryLike | None = None,
+        content: Content | None = None,
+        json: Any = None,
+        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
+        follow_redirects: bool | None = None,
+    ) -> Coroutine[Any, Any, ClientResponse]:
+        """``request("PATCH", url, ...)``."""
+        return self.request(
+            "PATCH", url, headers=headers, params=params, content=content, json=json,
+            timeout=timeout, follow_redirects=follow_redirects,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        pool = self._pool
+        state = "CLOSED" if self._is_closed else ("OPEN" if pool is not None else "NEW")
+        where = self.base_url or "no base_url"
+        if pool is None:
+            return f"<Client [{where}, {state}]>"
+        return (
+            f"<Client [{where}, {state}, connections: {pool.num_connections} "
+            f"({pool.num_active} active, {pool.num_idle} idle)]>"
+        )
