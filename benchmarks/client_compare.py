@@ -60,13 +60,22 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     for _attempt in range(5):
         port = free_port()
         conf = workdir / "nginx.conf"
-        conf.write_text(nginx_config(workdir, NGINX_HTTP.format(
-            port=port, cert=workdir / "cert.pem", key=workdir / "key.pem", path=PATH,
-            body=BODY.decode(),
-        )))
+        conf.write_text(
+            nginx_config(
+                workdir,
+                NGINX_HTTP.format(
+                    port=port,
+                    cert=workdir / "cert.pem",
+                    key=workdir / "key.pem",
+                    path=PATH,
+                    body=BODY.decode(),
+                ),
+            )
+        )
         proc = subprocess.Popen(
             [nginx, "-c", str(conf), "-p", str(workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         if wait_listening(proc, [port]):
             if (os.cpu_count() or 1) > 1:
@@ -209,8 +218,9 @@ CLIENTS: dict[str, Runner] = {
 }
 
 
-def _measure(runner: Runner, url: str, ca: Path, requests: int, concurrency: int,
-             loop_name: str) -> float:
+def _measure(
+    runner: Runner, url: str, ca: Path, requests: int, concurrency: int, loop_name: str
+) -> float:
     with asyncio.Runner(loop_factory=lambda: new_loop(loop_name)) as runner_ctx:
         # A short warm-up (connections, TLS, caches) outside the timing.
         runner_ctx.run(runner(url, ca, min(200, requests), concurrency))
@@ -225,8 +235,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
-    parser.add_argument("--clients", default=",".join(CLIENTS),
-                        help="comma-separated subset of: " + ", ".join(CLIENTS))
+    parser.add_argument(
+        "--clients",
+        default=",".join(CLIENTS),
+        help="comma-separated subset of: " + ", ".join(CLIENTS),
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.clients.split(",") if name.strip()]
@@ -240,24 +253,40 @@ def main(argv: list[str] | None = None) -> None:
         proc, port, ca = start_nginx(Path(tmp))
         url = f"https://localhost:{port}{PATH}"
         try:
-            for mode, concurrency in (("sequential", 1), (f"concurrency {args.concurrency}",
-                                                           args.concurrency)):
+            for mode, concurrency in (
+                ("sequential", 1),
+                (f"concurrency {args.concurrency}", args.concurrency),
+            ):
                 for round_ in range(args.rounds):
                     for name in chosen:
-                        rate = _measure(CLIENTS[name], url, ca, args.requests, concurrency,
-                                        args.loop)
+                        rate = _measure(
+                            CLIENTS[name], url, ca, args.requests, concurrency, args.loop
+                        )
                         results.setdefault(mode, {}).setdefault(name, []).append(rate)
-                        print(f"  {mode:>16} round {round_ + 1} {name:>10}: {rate:8.0f} req/s",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"  {mode:>16} round {round_ + 1} {name:>10}: {rate:8.0f} req/s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
         finally:
             proc.kill()
             proc.wait()
-    medians = {mode: {name: statistics.median(rates) for name, rates in by.items()}
-               for mode, by in results.items()}
+    medians = {
+        mode: {name: statistics.median(rates) for name, rates in by.items()}
+        for mode, by in results.items()
+    }
     print(_table(medians, args))
     if args.json:
-        args.json.write_text(json.dumps({"arguments": vars(args) | {"json": str(args.json)},
-                                         "rates": results, "medians": medians}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "arguments": vars(args) | {"json": str(args.json)},
+                    "rates": results,
+                    "medians": medians,
+                },
+                indent=2,
+            )
+        )
 
 
 def _table(medians: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
@@ -276,7 +305,8 @@ def _table(medians: dict[str, dict[str, float]], args: argparse.Namespace) -> st
             return f"{ours / rates[other]:.2f}x" if ours and rates.get(other) else "-"
 
         lines.append(
-            f"| {mode} | " + " | ".join(f"{rate:,.0f}" for rate in rates.values())
+            f"| {mode} | "
+            + " | ".join(f"{rate:,.0f}" for rate in rates.values())
             + f" | {ratio('httpx')} | {ratio('aiohttp')} | {ratio('bare h11')} |"
         )
     return "\n".join(lines)

@@ -49,8 +49,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _measure(tool: str, server: Launched, scenario: Scenario, seconds: float, ca: Path,
-             connections: int) -> Measured:
+def _measure(
+    tool: str, server: Launched, scenario: Scenario, seconds: float, ca: Path, connections: int
+) -> Measured:
     cpu0 = server.cpu_seconds()
     if tool == "wrk":
         m = run_wrk(server.url, scenario, seconds, connections)
@@ -89,7 +90,7 @@ def run_comparison(
     memory: dict[str, float] = {}
     started = time.monotonic()
     for r in range(rounds):
-        order = runnable[r % len(runnable):] + runnable[: r % len(runnable)] if runnable else []
+        order = runnable[r % len(runnable) :] + runnable[: r % len(runnable)] if runnable else []
         for spec in order:
             _log(f"compare: round {r + 1}/{rounds}: {spec.name}")
             try:
@@ -100,18 +101,19 @@ def run_comparison(
                 continue
             try:
                 if r == 0 and memory_connections:
-                    memory[spec.name] = idle_connection_memory(server, certs.ca,
-                                                               memory_connections)
+                    memory[spec.name] = idle_connection_memory(server, certs.ca, memory_connections)
                 # Warm the server up (imports, caches, the first handshakes) unmeasured.
-                run_ours(server.url, scenarios[0], min(1.0, seconds), certs.ca, connections,
-                         warmup=0.0)
+                run_ours(
+                    server.url, scenarios[0], min(1.0, seconds), certs.ca, connections, warmup=0.0
+                )
                 for scenario in scenarios:
                     if spec.scenarios is not None and scenario.name not in spec.scenarios:
                         continue
                     for tool in tools:
                         m = _measure(tool, server, scenario, seconds, certs.ca, connections)
-                        runs.setdefault(scenario.name, {}).setdefault(spec.name, {}) \
-                            .setdefault(tool, []).append(m.to_json())
+                        runs.setdefault(scenario.name, {}).setdefault(spec.name, {}).setdefault(
+                            tool, []
+                        ).append(m.to_json())
             finally:
                 server.stop()
     gens: dict[str, Any] = {}
@@ -124,11 +126,18 @@ def run_comparison(
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": machine_info(),
-        "settings": {"rounds": rounds, "seconds": seconds, "connections": connections,
-                     "tools": list(tools), "memory_connections": memory_connections,
-                     "server_core": 0, "load_core": 1},
-        "servers": {s.name: {"kind": s.kind, "note": s.note, "reference": s.reference}
-                    for s in servers},
+        "settings": {
+            "rounds": rounds,
+            "seconds": seconds,
+            "connections": connections,
+            "tools": list(tools),
+            "memory_connections": memory_connections,
+            "server_core": 0,
+            "load_core": 1,
+        },
+        "servers": {
+            s.name: {"kind": s.kind, "note": s.note, "reference": s.reference} for s in servers
+        },
         "scenarios": {s.name: s.title for s in scenarios},
         "skipped": skipped,
         "runs": runs,
@@ -138,8 +147,9 @@ def run_comparison(
     }
 
 
-def _compare_generators(certs: Any, workdir: Path, seconds: float,
-                        connections: int) -> dict[str, Any]:
+def _compare_generators(
+    certs: Any, workdir: Path, seconds: float, connections: int
+) -> dict[str, Any]:
     """wrk, benchmarks.load and locust's FastHttpUser against nginx, one core each side."""
     nginx = next(s for s in SERVERS if s.kind == "nginx")
     why = available(nginx)
@@ -152,8 +162,9 @@ def _compare_generators(certs: Any, workdir: Path, seconds: float,
     try:
         if wrk_path():
             out["wrk -t1"] = run_wrk(server.url, hello, seconds, connections).to_json()
-        out["benchmarks.load"] = run_ours(server.url, hello, seconds, certs.ca,
-                                          connections).to_json()
+        out["benchmarks.load"] = run_ours(
+            server.url, hello, seconds, certs.ca, connections
+        ).to_json()
         locust = run_locust(server.url, seconds, connections)
         out["locust FastHttpUser"] = locust if isinstance(locust, str) else locust.to_json()
     finally:
@@ -227,8 +238,10 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
             continue
         ours = _primary(rows.get(OURS, {}))
         lines += ["", f"#### {name}: {title}", ""]
-        head = ("| server | req/s | p50 | p99 | server CPU / request | framework ÷ server |"
-                " server CPU ÷ framework's |")
+        head = (
+            "| server | req/s | p50 | p99 | server CPU / request | framework ÷ server |"
+            " server CPU ÷ framework's |"
+        )
         rule = "|---|---:|---:|---:|---:|---:|---:|"
         if len(tools) > 1:
             head += " req/s (load) | p50 (load) |"
@@ -243,8 +256,15 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
             cpu = f"{p['cpu_us'] / ours['cpu_us']:.2f}×" if ours and ours["cpu_us"] else "–"
             label = server + (" ‡" if results["servers"][server]["reference"] else "")
             errors = f" ({p['errors']} errors)" if p["errors"] else ""
-            cells = [label, _rate(p["rps_all"]) + errors, _ms(p["p50_us"]), _ms(p["p99_us"]),
-                     _ms(p["cpu_us"]), ratio, cpu]
+            cells = [
+                label,
+                _rate(p["rps_all"]) + errors,
+                _ms(p["p50_us"]),
+                _ms(p["p99_us"]),
+                _ms(p["cpu_us"]),
+                ratio,
+                cpu,
+            ]
             if len(tools) > 1:
                 load = row.get("load")
                 cells += [_rate(load["rps_all"]), _ms(load["p50_us"])] if load else ["–", "–"]
@@ -255,40 +275,64 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
         on, off = _primary(hello["framework + access log"]), _primary(hello[OURS])
         if on and off:
             cost = 1 - on["rps"][0] / off["rps"][0]
-            lines += ["", f"Access log cost (hello): {off['rps'][0]:,.0f} → {on['rps'][0]:,.0f} "
-                          f"requests/s, {cost:.1%} {'(under' if cost < 0.15 else '(over'} the "
-                          "15 % budget)."]
+            lines += [
+                "",
+                f"Access log cost (hello): {off['rps'][0]:,.0f} → {on['rps'][0]:,.0f} "
+                f"requests/s, {cost:.1%} {'(under' if cost < 0.15 else '(over'} the "
+                "15 % budget).",
+            ]
     mem = results["memory_bytes_per_idle_connection"]
     if mem:
-        lines += ["", f"#### Memory per idle TLS connection ({s['memory_connections']} "
-                      "connections, one request each, server RSS growth ÷ N)", "",
-                  "| server | KiB per connection |", "|---|---:|"]
+        lines += [
+            "",
+            f"#### Memory per idle TLS connection ({s['memory_connections']} "
+            "connections, one request each, server RSS growth ÷ N)",
+            "",
+            "| server | KiB per connection |",
+            "|---|---:|",
+        ]
         lines += [f"| {k} | {v / 1024:.1f} |" for k, v in mem.items()]
     agreement = agreement_rows(summary)
     if agreement:
-        lines += ["", "#### wrk vs benchmarks.load on the same server", "",
-                  f"*agree*: requests/s and p50 within ±{AGREEMENT_TOLERANCE:.0%}; "
-                  f"*generator-bound*: benchmarks.load kept its core over "
-                  f"{GENERATOR_BOUND:.0%} busy, so it measured itself, not the server.", "",
-                  "| scenario | server | req/s load ÷ wrk | p50 load ÷ wrk | load CPU | verdict |",
-                  "|---|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "#### wrk vs benchmarks.load on the same server",
+            "",
+            f"*agree*: requests/s and p50 within ±{AGREEMENT_TOLERANCE:.0%}; "
+            f"*generator-bound*: benchmarks.load kept its core over "
+            f"{GENERATOR_BOUND:.0%} busy, so it measured itself, not the server.",
+            "",
+            "| scenario | server | req/s load ÷ wrk | p50 load ÷ wrk | load CPU | verdict |",
+            "|---|---|---:|---:|---:|---|",
+        ]
         for scenario, server, rps, p50, cpu, verdict in agreement:
-            lines.append(f"| {scenario} | {server} | {rps:.2f} | {p50:.2f} | {cpu:.0%} "
-                         f"| {verdict} |")
+            lines.append(
+                f"| {scenario} | {server} | {rps:.2f} | {p50:.2f} | {cpu:.0%} | {verdict} |"
+            )
         bounded = [row for row in agreement if row[5] != "generator-bound"]
         agreeing = [row for row in bounded if row[5] == "agree"]
-        lines += ["", f"Where the generator had headroom, the two agree in {len(agreeing)} of "
-                      f"{len(bounded)} cases."]
+        lines += [
+            "",
+            f"Where the generator had headroom, the two agree in {len(agreeing)} of "
+            f"{len(bounded)} cases.",
+        ]
     gens = results.get("generators") or {}
     if gens and "skipped" not in gens:
-        lines += ["", "#### Load generators against nginx (hello, one core each)", "",
-                  "| generator | req/s | p50 | p99 |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "#### Load generators against nginx (hello, one core each)",
+            "",
+            "| generator | req/s | p50 | p99 |",
+            "|---|---:|---:|---:|",
+        ]
         for tool, g in gens.items():
             if isinstance(g, str):
                 lines.append(f"| {tool} | {g} | | |")
             else:
-                lines.append(f"| {tool} | {g['requests_per_second']:,.0f} | {_ms(g['p50_us'])} "
-                             f"| {_ms(g['p99_us'])} |")
+                lines.append(
+                    f"| {tool} | {g['requests_per_second']:,.0f} | {_ms(g['p50_us'])} "
+                    f"| {_ms(g['p99_us'])} |"
+                )
     if results["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in results["skipped"].items())]
     return "\n".join(lines) + "\n"
@@ -319,21 +363,33 @@ def agreement_rows(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split(
-        "\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="CI mode: 1 round of 1 s, hello and json only, 50 idle connections")
-    p.add_argument("--servers", help="comma-separated names or kinds (default: all); "
-                   + ", ".join(s.kind for s in SERVERS))
-    p.add_argument("--scenarios", help="comma-separated (default: all): "
-                   + ", ".join(s.name for s in SCENARIOS))
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI mode: 1 round of 1 s, hello and json only, 50 idle connections",
+    )
+    p.add_argument(
+        "--servers",
+        help="comma-separated names or kinds (default: all); " + ", ".join(s.kind for s in SERVERS),
+    )
+    p.add_argument(
+        "--scenarios",
+        help="comma-separated (default: all): " + ", ".join(s.name for s in SCENARIOS),
+    )
     p.add_argument("--rounds", type=int)
     p.add_argument("-d", "--duration", type=parse_duration, help="seconds per tool and run")
     p.add_argument("-c", "--connections", type=int, default=64)
     p.add_argument("--tools", default="wrk,load", help="wrk,load (default both)")
     p.add_argument("--memory-connections", type=int, help="idle TLS connections to open (1000)")
-    p.add_argument("--generators", action=argparse.BooleanOptionalAction, default=None,
-                   help="also compare load generators (wrk, ours, locust) on nginx")
+    p.add_argument(
+        "--generators",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also compare load generators (wrk, ours, locust) on nginx",
+    )
     p.add_argument("--json", metavar="FILE", help="write the raw results")
     p.add_argument("--markdown", metavar="FILE", help="write the tables")
     args = p.parse_args(argv)
@@ -350,8 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenarios = [s for s in SCENARIOS if s.name in names]
     tools = [t for t in args.tools.split(",") if t]
     if "wrk" in tools and not wrk_path():
-        _log("compare: wrk is not installed (apt-get install wrk): measuring with "
-             "benchmarks.load only")
+        _log(
+            "compare: wrk is not installed (apt-get install wrk): measuring with "
+            "benchmarks.load only"
+        )
         tools.remove("wrk")
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
         results = run_comparison(
@@ -361,13 +419,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             rounds=args.rounds or (1 if quick else 3),
             seconds=args.duration or (1.0 if quick else 3.0),
             connections=args.connections,
-            memory_connections=(args.memory_connections if args.memory_connections is not None
-                                else (50 if quick else 1000)),
+            memory_connections=(
+                args.memory_connections
+                if args.memory_connections is not None
+                else (50 if quick else 1000)
+            ),
             generators=args.generators if args.generators is not None else not quick,
             workdir=Path(tmp),
         )
-    command = "python -m benchmarks.compare " + " ".join(argv if argv is not None
-                                                         else sys.argv[1:])
+    command = "python -m benchmarks.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     markdown = render_markdown(results, command.strip())
     results["summary"] = summarize(results)
     if args.json:

@@ -35,8 +35,19 @@ __all__ = ["main", "parse_duration", "parse_size", "run"]
 
 Progress = Callable[[float, float, int, int, bool], None]
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 _TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -67,8 +78,9 @@ def parse_duration(text: str) -> float:
 # --- one process ---------------------------------------------------------------------------
 
 
-async def _run_engine(settings: Settings, target: Target, tick: Callable[[Engine], None] | None,
-                      stop_on_sigint: bool) -> tuple[dict[str, Any], bool]:
+async def _run_engine(
+    settings: Settings, target: Target, tick: Callable[[Engine], None] | None, stop_on_sigint: bool
+) -> tuple[dict[str, Any], bool]:
     engine = Engine(settings, target)
     loop = engine.loop
     interrupted = False
@@ -125,8 +137,13 @@ def _run_single(settings: Settings, progress: Progress | None) -> tuple[dict[str
         assert progress is not None
         stats = engine.stats
         count = stats.ok + stats.error_count
-        progress(time.perf_counter() - started, rate.update(count),
-                 stats.histogram.percentile(99), stats.error_count, not engine.measuring)
+        progress(
+            time.perf_counter() - started,
+            rate.update(count),
+            stats.histogram.percentile(99),
+            stats.error_count,
+            not engine.measuring,
+        )
 
     with asyncio.Runner(loop_factory=lambda: new_loop(settings.loop)) as runner:
         return runner.run(_run_engine(settings, target, tick if progress else None, True))
@@ -160,12 +177,17 @@ def _worker(settings: Settings, pipe: Connection, barrier: Any) -> None:
                 engines.append(engine)
                 loop.add_reader(pipe.fileno(), on_message)
             stats = engine.stats
-            pipe.send(("progress", {
-                "count": stats.ok + stats.error_count,
-                "errors": stats.error_count,
-                "warming": not engine.measuring,
-                "histogram": stats.histogram.to_json(),
-            }))
+            pipe.send(
+                (
+                    "progress",
+                    {
+                        "count": stats.ok + stats.error_count,
+                        "errors": stats.error_count,
+                        "warming": not engine.measuring,
+                        "histogram": stats.histogram.to_json(),
+                    },
+                )
+            )
 
         try:
             return await _run_engine(settings, target, tick, False)
@@ -179,8 +201,9 @@ def _worker(settings: Settings, pipe: Connection, barrier: Any) -> None:
     pipe.close()
 
 
-def _run_processes(settings: Settings, progress: Progress | None) -> tuple[list[dict[str, Any]],
-                                                                          bool]:
+def _run_processes(
+    settings: Settings, progress: Progress | None
+) -> tuple[list[dict[str, Any]], bool]:
     Target.from_settings(settings)  # fail here, once, on a bad URL or certificate
     ctx = multiprocessing.get_context("spawn")
     parts = settings.processes
@@ -189,8 +212,12 @@ def _run_processes(settings: Settings, progress: Progress | None) -> tuple[list[
     procs = []
     for i in range(parts):
         ours, theirs = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(settings.share(i, parts), theirs, barrier),
-                           name=f"load-{i}", daemon=True)
+        proc = ctx.Process(
+            target=_worker,
+            args=(settings.share(i, parts), theirs, barrier),
+            name=f"load-{i}",
+            daemon=True,
+        )
         proc.start()
         theirs.close()
         pipes.append(ours)
@@ -236,9 +263,13 @@ def _run_processes(settings: Settings, progress: Progress | None) -> tuple[list[
                 for part in latest.values():
                     merged.merge(Histogram.from_json(part["histogram"]))
                 count = sum(part["count"] for part in latest.values())
-                progress(now - started, rate.update(count), merged.percentile(99),
-                         sum(part["errors"] for part in latest.values()),
-                         any(part["warming"] for part in latest.values()))
+                progress(
+                    now - started,
+                    rate.update(count),
+                    merged.percentile(99),
+                    sum(part["errors"] for part in latest.values()),
+                    any(part["warming"] for part in latest.values()),
+                )
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
@@ -272,8 +303,10 @@ def run(settings: Settings, *, progress: Progress | None = None) -> dict[str, An
     if settings.processes < 1:
         raise ValueError(f"processes must be at least 1, not {settings.processes}")
     if settings.processes > settings.connections:
-        raise ValueError("each process needs a connection: use at least as many connections "
-                         f"(-c) as processes (-p {settings.processes})")
+        raise ValueError(
+            "each process needs a connection: use at least as many connections "
+            f"(-c) as processes (-p {settings.processes})"
+        )
     if settings.rate is not None and settings.rate <= 0:
         raise ValueError(f"rate must be positive, not {settings.rate}")
     if settings.duration is None and settings.requests is None:
@@ -293,36 +326,70 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.load",
         description="Load-test an HTTPS server: closed loop (back to back) or open loop "
-                    "(--rate, coordinated omission corrected).",
+        "(--rate, coordinated omission corrected).",
     )
     p.add_argument("url", help="https://host:port/path (http:// too)")
     p.add_argument("-c", "--connections", type=int, default=64, help="connections (default 64)")
-    p.add_argument("-d", "--duration", type=parse_duration,
-                   help="how long to measure: 30s, 2m (default 10s unless -n)")
+    p.add_argument(
+        "-d",
+        "--duration",
+        type=parse_duration,
+        help="how long to measure: 30s, 2m (default 10s unless -n)",
+    )
     p.add_argument("-n", "--requests", type=int, help="measure this many requests, then stop")
-    p.add_argument("-w", "--warmup", type=parse_duration, default=1.0,
-                   help="load first for this long without measuring (default 1s)")
-    p.add_argument("-r", "--rate", type=float,
-                   help="open loop: this many requests/s in all, latency from when each was due")
-    p.add_argument("--new-connection", action="store_true",
-                   help="a new TCP+TLS connection per request (full handshakes, no resumption)")
+    p.add_argument(
+        "-w",
+        "--warmup",
+        type=parse_duration,
+        default=1.0,
+        help="load first for this long without measuring (default 1s)",
+    )
+    p.add_argument(
+        "-r",
+        "--rate",
+        type=float,
+        help="open loop: this many requests/s in all, latency from when each was due",
+    )
+    p.add_argument(
+        "--new-connection",
+        action="store_true",
+        help="a new TCP+TLS connection per request (full handshakes, no resumption)",
+    )
     p.add_argument("-m", "--method", help="GET, or POST when a body is given")
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
-                   help="a request header (repeatable)")
+    p.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header (repeatable)",
+    )
     p.add_argument("-b", "--body", help="request body: @FILE, a size (1MiB), or text")
     p.add_argument("--ca", help="trust this CA certificate (PEM) instead of the system's")
     p.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
     p.add_argument("--key", help="the client certificate's key")
-    p.add_argument("-t", "--timeout", type=parse_duration, default=10.0,
-                   help="count a request as a timeout after this long (default 10s)")
-    p.add_argument("--fail-status", action="store_true",
-                   help="count answers with status >= 500 as errors")
-    p.add_argument("-p", "--processes", type=int, default=1,
-                   help="load processes, one per core to use (default 1)")
+    p.add_argument(
+        "-t",
+        "--timeout",
+        type=parse_duration,
+        default=10.0,
+        help="count a request as a timeout after this long (default 10s)",
+    )
+    p.add_argument(
+        "--fail-status", action="store_true", help="count answers with status >= 500 as errors"
+    )
+    p.add_argument(
+        "-p",
+        "--processes",
+        type=int,
+        default=1,
+        help="load processes, one per core to use (default 1)",
+    )
     p.add_argument("--loop", choices=LOOPS, default="uvloop")
     p.add_argument("--json", metavar="FILE", help="write the full result, histogram included")
-    p.add_argument("--plot", metavar="FILE.png", help="write a latency percentile chart "
-                   "(needs matplotlib)")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="write a latency percentile chart (needs matplotlib)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     return p
 
@@ -418,4 +485,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -54,8 +54,18 @@ def machine_info() -> dict[str, Any]:
     """Where a result comes from: CPU, cores, OS, Python, OpenSSL and package versions."""
     versions = {
         name: _version(name)
-        for name in ("framework", "h11", "uvloop", "cryptography", "uvicorn", "httptools",
-                     "hypercorn", "aiohttp", "starlette", "locust")
+        for name in (
+            "framework",
+            "h11",
+            "uvloop",
+            "cryptography",
+            "uvicorn",
+            "httptools",
+            "hypercorn",
+            "aiohttp",
+            "starlette",
+            "locust",
+        )
     }
     return {
         "cpu": _cpu_model(),
@@ -114,8 +124,9 @@ def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def build_result(settings: dict[str, Any], parts: Sequence[dict[str, Any]],
-                 interrupted: bool = False) -> dict[str, Any]:
+def build_result(
+    settings: dict[str, Any], parts: Sequence[dict[str, Any]], interrupted: bool = False
+) -> dict[str, Any]:
     """The whole report of a run: settings, machine, date and merged measurements."""
     return {
         "tool": "benchmarks.load",
@@ -149,12 +160,16 @@ def format_summary(result: dict[str, Any]) -> str:
     s = result["settings"]
     lines = []
     if s["mode"] == "open-loop":
-        mode = (f"open-loop at {s['rate']:g} requests/s (latency from when each request was due; "
-                "coordinated omission corrected)")
+        mode = (
+            f"open-loop at {s['rate']:g} requests/s (latency from when each request was due; "
+            "coordinated omission corrected)"
+        )
     else:
-        mode = ("closed-loop (each connection sends its next request when the previous answer "
-                "arrives; latency from when it was sent; a stalled server lowers the rate "
-                "instead of showing in the latency: use --rate for that)")
+        mode = (
+            "closed-loop (each connection sends its next request when the previous answer "
+            "arrives; latency from when it was sent; a stalled server lowers the rate "
+            "instead of showing in the latency: use --rate for that)"
+        )
     conn = "a new TLS connection per request" if s["new_connection"] else "keep-alive"
     lines.append(f"{s['method']} {s['url']}")
     lines.append(f"  {s['connections']} connections, {conn}, {s['processes']} process(es)")
@@ -169,8 +184,9 @@ def format_summary(result: dict[str, Any]) -> str:
         f"{_bytes(result['bytes_out_per_second'])}/s out"
     )
     labels = "  ".join(f"{k:>9}" for k in [*lat["percentiles"], "max", "mean"])
-    values = "  ".join(f"{format_us(v):>9}" for v in [*lat["percentiles"].values(), lat["max"],
-                                               lat["mean"]])
+    values = "  ".join(
+        f"{format_us(v):>9}" for v in [*lat["percentiles"].values(), lat["max"], lat["mean"]]
+    )
     lines.append(f"  latency  {labels}")
     lines.append(f"           {values}")
     statuses = ", ".join(f"{code}: {n:,}" for code, n in result["statuses"].items()) or "none"
@@ -182,11 +198,15 @@ def format_summary(result: dict[str, Any]) -> str:
     else:
         lines.append("  errors   0")
     busy = result["load_cpu_cores"] / max(1, s["processes"])
-    lines.append(f"  load generator CPU {result['load_cpu_us_per_request']:.0f} µs per request, "
-                 f"{busy:.0%} of its {s['processes']} core(s)")
+    lines.append(
+        f"  load generator CPU {result['load_cpu_us_per_request']:.0f} µs per request, "
+        f"{busy:.0%} of its {s['processes']} core(s)"
+    )
     if busy > 0.9:
-        lines.append("  warning: the load generator was saturated, so these figures may measure "
-                     "it rather than the server: add --processes, or use fewer connections")
+        lines.append(
+            "  warning: the load generator was saturated, so these figures may measure "
+            "it rather than the server: add --processes, or use fewer connections"
+        )
     if result["unsent"]:
         lines.append(
             f"  {result['unsent']:,} requests fell due but were never sent: the server was "
@@ -202,8 +222,10 @@ def format_summary(result: dict[str, Any]) -> str:
 def format_progress(elapsed: float, rps: float, p99_us: int, errors: int, warming: bool) -> str:
     """The live line: elapsed, rate, p99 so far, errors."""
     phase = "warm-up " if warming else ""
-    return (f"{phase}{elapsed:6.1f} s  {rps:>9,.0f} req/s  p99 {format_us(p99_us):>9}  "
-            f"errors {errors:,}")
+    return (
+        f"{phase}{elapsed:6.1f} s  {rps:>9,.0f} req/s  p99 {format_us(p99_us):>9}  "
+        f"errors {errors:,}"
+    )
 
 
 def write_json(result: dict[str, Any], path: str) -> None:
@@ -242,11 +264,11 @@ def write_plot(results: Sequence[tuple[str, dict[str, Any]]], path: str) -> str 
     ax.grid(True, which="major", alpha=0.4)
     if results:
         s = results[0][1]["settings"]
-        ax.set_title(f"{s['method']} {s['url']} ({s['mode']}, {s['connections']} connections)",
-                     fontsize=9)
+        ax.set_title(
+            f"{s['method']} {s['url']} ({s['mode']}, {s['connections']} connections)", fontsize=9
+        )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
-

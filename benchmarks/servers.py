@@ -54,20 +54,43 @@ class ServerSpec:
 
 SERVERS = (
     ServerSpec("framework", "ours", note="this package (App + Server), access log off"),
-    ServerSpec("framework + access log", "ours", access_log=True, scenarios=("hello",),
-               note="access log on, written to a file"),
-    ServerSpec("framework, h11 only", "ours", args=("--h11-only",),
-               note="the plain-message path off: h11 reads every request"),
+    ServerSpec(
+        "framework + access log",
+        "ours",
+        access_log=True,
+        scenarios=("hello",),
+        note="access log on, written to a file",
+    ),
+    ServerSpec(
+        "framework, h11 only",
+        "ours",
+        args=("--h11-only",),
+        note="the plain-message path off: h11 reads every request",
+    ),
     ServerSpec("uvicorn h11", "uvicorn-h11", ("uvicorn", "starlette"), note="Starlette app"),
-    ServerSpec("uvicorn httptools", "uvicorn-httptools", ("uvicorn", "starlette", "httptools"),
-               note="Starlette app"),
+    ServerSpec(
+        "uvicorn httptools",
+        "uvicorn-httptools",
+        ("uvicorn", "starlette", "httptools"),
+        note="Starlette app",
+    ),
     ServerSpec("hypercorn", "hypercorn", ("hypercorn", "starlette"), note="Starlette app"),
     ServerSpec("aiohttp.web", "aiohttp", ("aiohttp",)),
     ServerSpec("nginx", "nginx", reference=True, note="the ceiling: C, one worker"),
-    ServerSpec("bare uvloop TLS", "bare", reference=True, scenarios=("hello",),
-               note="floor: fixed bytes per read, no parsing"),
-    ServerSpec("bare h11", "bare-h11", reference=True, scenarios=("hello",),
-               note="floor: a Protocol + h11, no framework"),
+    ServerSpec(
+        "bare uvloop TLS",
+        "bare",
+        reference=True,
+        scenarios=("hello",),
+        note="floor: fixed bytes per read, no parsing",
+    ),
+    ServerSpec(
+        "bare h11",
+        "bare-h11",
+        reference=True,
+        scenarios=("hello",),
+        note="floor: a Protocol + h11, no framework",
+    ),
 )
 
 
@@ -125,8 +148,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_listening(process: subprocess.Popen[bytes], ports: Iterable[int],
-                   timeout: float = 10.0) -> bool:
+def wait_listening(
+    process: subprocess.Popen[bytes], ports: Iterable[int], timeout: float = 10.0
+) -> bool:
     """Wait until ``process`` accepts TCP connections on 127.0.0.1 at every one of ``ports``.
 
     Returns:
@@ -157,10 +181,12 @@ def make_certificates(directory: Path) -> Certificates:
     from framework import pki
 
     ca = pki.CertificateAuthority.create(directory / "ca", name="benchmark CA", force=True)
-    ca.issue(["localhost", "127.0.0.1"]).write(directory / "server.pem", directory / "server.key",
-                                               force=True)
-    return Certificates(directory / "ca" / "ca.pem", directory / "server.pem",
-                        directory / "server.key")
+    ca.issue(["localhost", "127.0.0.1"]).write(
+        directory / "server.pem", directory / "server.key", force=True
+    )
+    return Certificates(
+        directory / "ca" / "ca.pem", directory / "server.pem", directory / "server.key"
+    )
 
 
 @dataclass
@@ -175,8 +201,14 @@ class Launched:
     _cpu_mark: float = field(default=0.0)
 
     @classmethod
-    def start(cls, spec: ServerSpec, certs: Certificates, workdir: Path, core: int = 0,
-              timeout: float = 30.0) -> Launched:
+    def start(
+        cls,
+        spec: ServerSpec,
+        certs: Certificates,
+        workdir: Path,
+        core: int = 0,
+        timeout: float = 30.0,
+    ) -> Launched:
         """Start ``spec`` on a free port, pinned to ``core``, and wait until it accepts.
 
         Raises:
@@ -188,16 +220,31 @@ class Launched:
         if spec.kind == "nginx":
             argv = _nginx_argv(certs, workdir / "nginx", port)
         else:
-            argv = [sys.executable, "-m", "benchmarks.apps.serve", spec.kind, "--port", str(port),
-                    "--cert", str(certs.cert), "--key", str(certs.key), "--no-tickets"]
+            argv = [
+                sys.executable,
+                "-m",
+                "benchmarks.apps.serve",
+                spec.kind,
+                "--port",
+                str(port),
+                "--cert",
+                str(certs.cert),
+                "--key",
+                str(certs.key),
+                "--no-tickets",
+            ]
             if spec.access_log:
                 argv += ["--access-log", str(workdir / f"access-{port}.log")]
             argv += spec.args
         env = dict(os.environ, PYTHONPATH=str(APPS.parent.parent), PYTHONUNBUFFERED="1")
         with open(log, "wb") as out:
-            process = subprocess.Popen(pin_prefix(core) + argv, stdout=out,
-                                       stderr=subprocess.STDOUT, env=env,
-                                       cwd=APPS.parent.parent)
+            process = subprocess.Popen(
+                pin_prefix(core) + argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=APPS.parent.parent,
+            )
         server = cls(spec, port, process, workdir, log)
         if not wait_listening(process, [port], timeout):
             if process.poll() is not None:
@@ -251,8 +298,13 @@ def _nginx_argv(certs: Certificates, prefix: Path, port: int) -> list[str]:
             path.write_bytes(b"x" * size)
     (prefix / "body").mkdir(exist_ok=True)
     http = (APPS / "nginx.conf").read_text()
-    for key, value in {"PREFIX": prefix, "PORT": port, "CERT": certs.cert, "KEY": certs.key,
-                       "TICKETS": "off"}.items():
+    for key, value in {
+        "PREFIX": prefix,
+        "PORT": port,
+        "CERT": certs.cert,
+        "KEY": certs.key,
+        "TICKETS": "off",
+    }.items():
         http = http.replace(f"@{key}@", str(value))
     path = prefix / f"nginx-{port}.conf"
     path.write_text(nginx_config(prefix, http))
@@ -270,8 +322,9 @@ async def _open_idle(port: int, ca: Path, count: int, concurrency: int = 100) ->
 
     async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
-                                                          server_hostname="localhost")
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctx, server_hostname="localhost"
+            )
             driver = Driver("client")
             writer.write(request.data)
             driver.record_sent(request)

@@ -22,8 +22,16 @@ from typing import Any
 
 from .servers import pin_prefix
 
-__all__ = ["Measured", "Scenario", "SCENARIOS", "new_loop", "run_locust", "run_ours", "run_wrk",
-           "wrk_path"]
+__all__ = [
+    "Measured",
+    "Scenario",
+    "SCENARIOS",
+    "new_loop",
+    "run_locust",
+    "run_ours",
+    "run_wrk",
+    "wrk_path",
+]
 
 LOOPS = ("uvloop", "asyncio")
 
@@ -63,8 +71,12 @@ SCENARIOS = (
     Scenario("download-64k", "/bytes/64k", "64 KiB download"),
     Scenario("download-1m", "/bytes/1m", "1 MiB download"),
     Scenario("upload-1m", "/upload", "1 MiB upload (POST, body streamed)", "POST", 1048576),
-    Scenario("new-connection", "/", "new TLS connection per request, no session resumption",
-             new_connection=True),
+    Scenario(
+        "new-connection",
+        "/",
+        "new TLS connection per request, no session resumption",
+        new_connection=True,
+    ),
 )
 
 
@@ -112,55 +124,108 @@ def parse_wrk(output: str) -> Measured:
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if m:
         errors += int(m.group(1))
-    return Measured("wrk", rps, _wrk_time(pct.get("50", "0us")), _wrk_time(pct.get("99", "0us")),
-                    total, errors)
+    return Measured(
+        "wrk", rps, _wrk_time(pct.get("50", "0us")), _wrk_time(pct.get("99", "0us")), total, errors
+    )
 
 
-def run_wrk(url: str, scenario: Scenario, seconds: float, connections: int = 64,
-            core: int = 1) -> Measured:
+def run_wrk(
+    url: str, scenario: Scenario, seconds: float, connections: int = 64, core: int = 1
+) -> Measured:
     """``wrk -t1 -cC -dS --latency`` (with a Lua script for the upload)."""
-    argv = [*pin_prefix(core), wrk_path() or "wrk", "-t1", f"-c{connections}",
-            f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
+    argv = [
+        *pin_prefix(core),
+        wrk_path() or "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
     script = None
     if scenario.new_connection:
         argv += ["-H", "Connection: close"]
     if scenario.body_bytes:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        script.write(f'wrk.method = "{scenario.method}"\n'
-                     f'wrk.body = string.rep("x", {scenario.body_bytes})\n'
-                     'wrk.headers["Content-Type"] = "application/octet-stream"\n')
+        script.write(
+            f'wrk.method = "{scenario.method}"\n'
+            f'wrk.body = string.rep("x", {scenario.body_bytes})\n'
+            'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+        )
         script.close()
         argv += ["-s", script.name]
     try:
-        out = subprocess.run([*argv, url + scenario.path], capture_output=True, text=True,
-                             timeout=seconds + 60, check=True).stdout
+        out = subprocess.run(
+            [*argv, url + scenario.path],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
     finally:
         if script is not None:
             Path(script.name).unlink()
     return parse_wrk(out)
 
 
-def run_ours(url: str, scenario: Scenario, seconds: float, ca: Path, connections: int = 64,
-             core: int = 1, warmup: float = 0.5, processes: int = 1) -> Measured:
+def run_ours(
+    url: str,
+    scenario: Scenario,
+    seconds: float,
+    ca: Path,
+    connections: int = 64,
+    core: int = 1,
+    warmup: float = 0.5,
+    processes: int = 1,
+) -> Measured:
     """``python -m benchmarks.load`` in a child process pinned to ``core``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        argv = [*pin_prefix(core), sys.executable, "-m", "benchmarks.load", url + scenario.path,
-                "--ca", str(ca), "-c", str(connections), "-d", f"{seconds}s",
-                "-w", f"{warmup}s", "-q", "--json", str(out), "-p", str(processes)]
+        argv = [
+            *pin_prefix(core),
+            sys.executable,
+            "-m",
+            "benchmarks.load",
+            url + scenario.path,
+            "--ca",
+            str(ca),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "-w",
+            f"{warmup}s",
+            "-q",
+            "--json",
+            str(out),
+            "-p",
+            str(processes),
+        ]
         if scenario.new_connection:
             argv.append("--new-connection")
         if scenario.body_bytes:
             argv += ["-m", scenario.method, "--body", str(scenario.body_bytes)]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + warmup + 60,
-                              cwd=Path(__file__).parent.parent)
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=seconds + warmup + 60,
+            cwd=Path(__file__).parent.parent,
+        )
         if not out.exists():
             raise RuntimeError(f"benchmarks.load failed ({proc.returncode}): {proc.stderr[-500:]}")
         result = json.loads(out.read_text())
     lat = result["latency_us"]
-    return Measured("load", result["requests_per_second"], lat["percentiles"]["p50"],
-                    lat["percentiles"]["p99"], result["requests"], result["error_total"],
-                    load_cpu_share=result["load_cpu_cores"] / processes)
+    return Measured(
+        "load",
+        result["requests_per_second"],
+        lat["percentiles"]["p50"],
+        lat["percentiles"]["p99"],
+        result["requests"],
+        result["error_total"],
+        load_cpu_share=result["load_cpu_cores"] / processes,
+    )
 
 
 LOCUSTFILE = Path(__file__).parent / "locustfile.py"
@@ -173,9 +238,26 @@ def run_locust(url: str, seconds: float, users: int = 64, core: int = 1) -> Meas
         return "locust is not installed (pip install locust)"
     with tempfile.TemporaryDirectory() as tmp:
         prefix = Path(tmp) / "stats"
-        argv = [*pin_prefix(core), locust, "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
-                "-r", str(users), "-t", f"{max(2, round(seconds))}s", "--host", url,
-                "--csv", str(prefix), "--only-summary", "--loglevel", "ERROR"]
+        argv = [
+            *pin_prefix(core),
+            locust,
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{max(2, round(seconds))}s",
+            "--host",
+            url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "ERROR",
+        ]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         stats = Path(f"{prefix}_stats.csv")
         rows = stats.read_text().splitlines() if stats.exists() else []
@@ -185,9 +267,14 @@ def run_locust(url: str, seconds: float, users: int = 64, core: int = 1) -> Meas
         cells = dict(zip(header, row.split(","), strict=False))
         if cells.get("Name") == "Aggregated":
             try:
-                return Measured("locust", float(cells["Requests/s"]),
-                                float(cells["50%"]) * 1000, float(cells["99%"]) * 1000,
-                                int(cells["Request Count"]), int(cells["Failure Count"]))
+                return Measured(
+                    "locust",
+                    float(cells["Requests/s"]),
+                    float(cells["50%"]) * 1000,
+                    float(cells["99%"]) * 1000,
+                    int(cells["Request Count"]),
+                    int(cells["Failure Count"]),
+                )
             except (KeyError, ValueError):  # "N/A" percentiles: no request succeeded
                 return f"locust measured nothing ({why})"
     return f"locust wrote no statistics ({why})"

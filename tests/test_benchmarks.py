@@ -114,8 +114,19 @@ def test_cli_settings_for_an_upload(tmp_path: Path) -> None:
     body = tmp_path / "body.json"
     body.write_bytes(b'{"a": 1}')
     settings, args = settings_from_args(
-        ["https://localhost:8443/upload", "--body", f"@{body}", "-H", "X-Test: 1", "-n", "10",
-         "-c", "2", "--json", "out.json"]
+        [
+            "https://localhost:8443/upload",
+            "--body",
+            f"@{body}",
+            "-H",
+            "X-Test: 1",
+            "-n",
+            "10",
+            "-c",
+            "2",
+            "--json",
+            "out.json",
+        ]
     )
     assert settings.method == "POST"
     assert settings.body == b'{"a": 1}'
@@ -197,8 +208,17 @@ def test_load_measures_a_known_delay(tls_files: TLSFiles, rate: float | None) ->
     handler = _Delayed()
     with serve_in_thread(handler, tls_files, loop="asyncio") as server:
         before = time.perf_counter_ns()
-        result = run(_settings(server.url + "/", tls_files, connections=1, requests=requests,
-                               duration=None, warmup=0, rate=rate))
+        result = run(
+            _settings(
+                server.url + "/",
+                tls_files,
+                connections=1,
+                requests=requests,
+                duration=None,
+                warmup=0,
+                rate=rate,
+            )
+        )
         after = time.perf_counter_ns()
     entered, left = handler.entered, handler.left
     latency = result["latency_us"]
@@ -256,11 +276,15 @@ def test_open_loop_shows_a_stall_that_closed_loop_hides(tls_files: TLSFiles) -> 
     # 200 requests/s for 3 s: ~200 fall due during the stall and wait up to a second, so the
     # p99 is the stall. Closed loop sends only 4 requests into it, so its p99 misses it.
     with serve_in_thread(_Stall(at=250), tls_files, loop="uvloop") as server:
-        open_loop = run(_settings(server.url + "/", tls_files, connections=4, duration=3.0,
-                                  warmup=0.5, rate=200.0))
+        open_loop = run(
+            _settings(
+                server.url + "/", tls_files, connections=4, duration=3.0, warmup=0.5, rate=200.0
+            )
+        )
     with serve_in_thread(_Stall(at=250), tls_files, loop="uvloop") as server:
-        closed = run(_settings(server.url + "/", tls_files, connections=4, duration=3.0,
-                               warmup=0.5))
+        closed = run(
+            _settings(server.url + "/", tls_files, connections=4, duration=3.0, warmup=0.5)
+        )
     assert open_loop["latency_us"]["percentiles"]["p99"] > 800_000
     assert open_loop["latency_us"]["max"] > 900_000
     assert closed["latency_us"]["max"] > 900_000  # the 4 requests that met the stall...
@@ -295,7 +319,8 @@ class _Resetting(asyncio.Protocol):
                     return
                 self.transport.write(
                     self.conn.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
-                    + self.conn.send(h11.Data(data=b"ok")) + self.conn.send(h11.EndOfMessage())
+                    + self.conn.send(h11.Data(data=b"ok"))
+                    + self.conn.send(h11.EndOfMessage())
                 )
                 if self.conn.our_state is h11.MUST_CLOSE:
                     self.transport.close()
@@ -316,8 +341,7 @@ def _raw_server(factory: Any, cert: Path, key: Path) -> Iterator[int]:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(factory, "127.0.0.1", 0,
-                                          ssl=server_context(cert, key))
+        server = await loop.create_server(factory, "127.0.0.1", 0, ssl=server_context(cert, key))
         stop = asyncio.Event()
         holder.update(port=server.sockets[0].getsockname()[1], loop=loop, stop=stop)
         ready.set()
@@ -339,14 +363,28 @@ def _raw_server(factory: Any, cert: Path, key: Path) -> Iterator[int]:
 def test_resets_are_counted_exactly(tls_files: TLSFiles, new_connection: bool) -> None:
     _Resetting.requests = _Resetting.connections = 0
     with _raw_server(_Resetting, tls_files.server_cert, tls_files.server_key) as port:
-        result = run(_settings(f"https://localhost:{port}/", tls_files, connections=3,
-                               requests=40, duration=None, warmup=0,
-                               new_connection=new_connection))
+        result = run(
+            _settings(
+                f"https://localhost:{port}/",
+                tls_files,
+                connections=3,
+                requests=40,
+                duration=None,
+                warmup=0,
+                new_connection=new_connection,
+            )
+        )
     assert _Resetting.requests == 40
     assert result["requests"] == 40
     assert result["ok"] == 30
-    assert result["errors"] == {"connect": 0, "tls": 0, "timeout": 0, "reset": 10,
-                                "protocol": 0, "status": 0}
+    assert result["errors"] == {
+        "connect": 0,
+        "tls": 0,
+        "timeout": 0,
+        "reset": 10,
+        "protocol": 0,
+        "status": 0,
+    }
     if new_connection:
         assert _Resetting.connections == 40
         assert result["connects"] == 40
@@ -360,8 +398,16 @@ def test_refused_connections_are_connect_errors(tls_files: TLSFiles) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        result = run(_settings(f"https://localhost:{port}/", tls_files, connections=2,
-                               requests=6, duration=None, warmup=0))
+        result = run(
+            _settings(
+                f"https://localhost:{port}/",
+                tls_files,
+                connections=2,
+                requests=6,
+                duration=None,
+                warmup=0,
+            )
+        )
     assert result["requests"] == 6
     assert result["ok"] == 0
     assert result["errors"]["connect"] == 6
@@ -372,8 +418,16 @@ def test_untrusted_certificates_are_tls_errors(tls_files: TLSFiles, tmp_path: Pa
     other = pki.CertificateAuthority.create(tmp_path / "other", name="another CA")
     other.issue(["localhost", "127.0.0.1"]).write(tmp_path / "s.pem", tmp_path / "s.key")
     with _raw_server(_Resetting, tmp_path / "s.pem", tmp_path / "s.key") as port:
-        result = run(_settings(f"https://localhost:{port}/", tls_files, connections=2,
-                               requests=5, duration=None, warmup=0))
+        result = run(
+            _settings(
+                f"https://localhost:{port}/",
+                tls_files,
+                connections=2,
+                requests=5,
+                duration=None,
+                warmup=0,
+            )
+        )
     assert result["errors"]["tls"] == 5
     assert result["error_total"] == 5
     assert result["ok"] == 0
@@ -384,10 +438,22 @@ def test_status_errors_only_when_asked(tls_files: TLSFiles) -> None:
         return Response("no", status=503)
 
     with serve_in_thread(failing, tls_files) as server:
-        plain = run(_settings(server.url + "/", tls_files, connections=2, requests=10,
-                              duration=None, warmup=0))
-        strict = run(_settings(server.url + "/", tls_files, connections=2, requests=10,
-                               duration=None, warmup=0, fail_status=True))
+        plain = run(
+            _settings(
+                server.url + "/", tls_files, connections=2, requests=10, duration=None, warmup=0
+            )
+        )
+        strict = run(
+            _settings(
+                server.url + "/",
+                tls_files,
+                connections=2,
+                requests=10,
+                duration=None,
+                warmup=0,
+                fail_status=True,
+            )
+        )
     assert plain["ok"] == 10
     assert plain["statuses"] == {"503": 10}
     assert plain["error_total"] == 0
@@ -401,8 +467,17 @@ def test_processes_merge_their_results(tls_files: TLSFiles) -> None:
         return Response("Hello, world!")
 
     with serve_in_thread(hello, tls_files, loop="uvloop") as server:
-        result = run(_settings(server.url + "/", tls_files, connections=4, requests=200,
-                               duration=None, warmup=0, processes=2))
+        result = run(
+            _settings(
+                server.url + "/",
+                tls_files,
+                connections=4,
+                requests=200,
+                duration=None,
+                warmup=0,
+                processes=2,
+            )
+        )
     assert result["requests"] == 200
     assert result["ok"] == 200
     assert result["latency_us"]["count"] == 200
@@ -414,15 +489,32 @@ def test_processes_merge_their_results(tls_files: TLSFiles) -> None:
 
 @pytest.mark.slow
 def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
-    peers = [name for name, module in (("uvicorn-h11", "uvicorn"), ("aiohttp", "aiohttp"))
-             if importlib.util.find_spec(module)]
+    peers = [
+        name
+        for name, module in (("uvicorn-h11", "uvicorn"), ("aiohttp", "aiohttp"))
+        if importlib.util.find_spec(module)
+    ]
     markdown = tmp_path / "compare.md"
     raw = tmp_path / "compare.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.compare", "--quick", "--servers",
-         ",".join(["ours", *peers]), "--scenarios", "hello,json", "--markdown", str(markdown),
-         "--json", str(raw)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.compare",
+            "--quick",
+            "--servers",
+            ",".join(["ours", *peers]),
+            "--scenarios",
+            "hello,json",
+            "--markdown",
+            str(markdown),
+            "--json",
+            str(raw),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -442,8 +534,16 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
 def test_micro_benchmarks_still_run() -> None:
     # Timed only when run on their own; here each runs once, so the file keeps working.
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-disable",
-         str(ROOT / "benchmarks" / "test_micro.py")],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-disable",
+            str(ROOT / "benchmarks" / "test_micro.py"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -500,10 +600,29 @@ def test_ctrl_c_stops_the_run_and_keeps_the_results(
     plot = tmp_path / "latency.png"
     with serve_in_thread(handler, tls_files) as server:
         load = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.load", server.url + "/", "--ca",
-             str(tls_files.ca_cert), "-c", "4", "-d", "120s", "-w", "0s", "-p", str(processes),
-             "--json", str(out), *(["--plot", str(plot)] if HAVE_MATPLOTLIB else [])],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.load",
+                server.url + "/",
+                "--ca",
+                str(tls_files.ca_cert),
+                "-c",
+                "4",
+                "-d",
+                "120s",
+                "-w",
+                "0s",
+                "-p",
+                str(processes),
+                "--json",
+                str(out),
+                *(["--plot", str(plot)] if HAVE_MATPLOTLIB else []),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert handler.reached.wait(60), "the load generator never got going"

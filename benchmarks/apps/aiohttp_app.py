@@ -18,8 +18,9 @@ async def user(request: web.Request) -> web.Response:
 
 
 async def blob(request: web.Request) -> web.Response:
-    return web.Response(body=BLOBS[request.match_info["size"]],
-                        content_type="application/octet-stream")
+    return web.Response(
+        body=BLOBS[request.match_info["size"]], content_type="application/octet-stream"
+    )
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -31,10 +32,12 @@ async def upload(request: web.Request) -> web.Response:
 
 def make_app() -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
-    app.add_routes([
-        web.get("/", hello),
-        web.get(r"/users/{user_id:\d+}", user),
-        web.get("/bytes/{size}", blob),
-        web.post("/upload", upload),
-    ])
+    app.add_routes(
+        [
+            web.get("/", hello),
+            web.get(r"/users/{user_id:\d+}", user),
+            web.get("/bytes/{size}", blob),
+            web.post("/upload", upload),
+        ]
+    )
     return app

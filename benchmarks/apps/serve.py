@@ -19,8 +19,7 @@ from typing import Any
 
 import uvloop
 
-SERVERS = ("ours", "uvicorn-h11", "uvicorn-httptools", "hypercorn", "aiohttp", "bare",
-           "bare-h11")
+SERVERS = ("ours", "uvicorn-h11", "uvicorn-httptools", "hypercorn", "aiohttp", "bare", "bare-h11")
 
 HELLO_RESPONSE = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 13\r\n"
@@ -69,8 +68,14 @@ async def _serve_ours(args: argparse.Namespace) -> None:
         # What `framework serve` sets up, with a file for stderr.
         accesslog.install(open(args.access_log, "a"))  # noqa: ASYNC230 - before serving
         logging.getLogger("framework.access").setLevel(logging.INFO)
-    server = Server(app, host=args.host, port=args.port, ssl=store,
-                    access_log=bool(args.access_log), h11_only=args.h11_only)
+    server = Server(
+        app,
+        host=args.host,
+        port=args.port,
+        ssl=store,
+        access_log=bool(args.access_log),
+        h11_only=args.h11_only,
+    )
     await server.start()
     print(f"ready {server.url}", flush=True)
     await _until_signal()
@@ -86,8 +91,15 @@ def _run_uvicorn(args: argparse.Namespace, http: str) -> None:
     from .starlette_app import app
 
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, loop="uvloop", http=http, lifespan="off",
-        ssl_certfile=args.cert, ssl_keyfile=args.key, log_level="warning",
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http=http,
+        lifespan="off",
+        ssl_certfile=args.cert,
+        ssl_keyfile=args.key,
+        log_level="warning",
         access_log=bool(args.access_log),
     )
     config.load()
@@ -124,8 +136,12 @@ async def _serve_aiohttp(args: argparse.Namespace) -> None:
 
     runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port,
-                       ssl_context=_plain_context(args.cert, args.key, args.no_tickets))
+    site = web.TCPSite(
+        runner,
+        args.host,
+        args.port,
+        ssl_context=_plain_context(args.cert, args.key, args.no_tickets),
+    )
     await site.start()
     print("ready", flush=True)
     try:
@@ -156,8 +172,10 @@ class _BareH11(asyncio.Protocol):
         self.h11 = h11
         self.transport = transport
         self.conn = h11.Connection(h11.SERVER)
-        self.head = h11.Response(status_code=200, headers=[
-            ("content-type", "text/plain; charset=utf-8"), ("content-length", "13")])
+        self.head = h11.Response(
+            status_code=200,
+            headers=[("content-type", "text/plain; charset=utf-8"), ("content-length", "13")],
+        )
         self.body = h11.Data(data=b"Hello, world!")
         self.end = h11.EndOfMessage()
 
@@ -168,8 +186,9 @@ class _BareH11(asyncio.Protocol):
             event = conn.next_event()
             kind = type(event)
             if kind is h11.EndOfMessage:
-                self.transport.write(conn.send(self.head) + conn.send(self.body)
-                                     + conn.send(self.end))
+                self.transport.write(
+                    conn.send(self.head) + conn.send(self.body) + conn.send(self.end)
+                )
                 conn.start_next_cycle()
             elif event is h11.NEED_DATA or event is h11.PAUSED:
                 return
@@ -180,9 +199,13 @@ class _BareH11(asyncio.Protocol):
 
 async def _serve_bare(args: argparse.Namespace, factory: type[asyncio.Protocol]) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(factory, args.host, args.port,
-                                      ssl=_plain_context(args.cert, args.key, args.no_tickets),
-                                      backlog=2048)
+    server = await loop.create_server(
+        factory,
+        args.host,
+        args.port,
+        ssl=_plain_context(args.cert, args.key, args.no_tickets),
+        backlog=2048,
+    )
     print("ready", flush=True)
     await _until_signal()
     server.close()

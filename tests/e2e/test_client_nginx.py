@@ -103,7 +103,8 @@ def nginx(tls_files: TLSFiles, tmp_path_factory: pytest.TempPathFactory) -> Iter
         conf.write_text(nginx_config(prefix, http, worker_connections=256))
         proc = subprocess.Popen(
             [binary, "-c", str(conf), "-p", str(prefix)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             if wait_listening(proc, ports.values()):
@@ -187,9 +188,7 @@ def test_nginx_large_downloads(nginx: Nginx, tls_files: TLSFiles, loop_name: str
                     digest.update(chunk)
                     size += len(chunk)
             assert (size, digest.hexdigest()) == (16 * MiB, expected)
-            bodies = await asyncio.gather(
-                *(client.get("/1mib.bin") for _ in range(8))
-            )
+            bodies = await asyncio.gather(*(client.get("/1mib.bin") for _ in range(8)))
             assert {len(await b.read()) for b in bodies} == {MiB}
             assert client.pool.num_active == 0  # type: ignore[union-attr]
 

@@ -105,25 +105,73 @@ def openssl(*args: str | Path, cwd: Path) -> None:
 
 def new_key_and_request(d: Path, name: str, cn: str) -> None:
     openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}",
-        "-config", "ext.cnf", cwd=d,
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={cn}",
+        "-config",
+        "ext.cnf",
+        cwd=d,
     )
 
 
 def self_signed(d: Path, name: str, cn: str, extensions: str) -> None:
     openssl(
-        "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "3650",
-        "-subj", f"/CN={cn}", "-config", "ext.cnf", "-extensions", extensions, cwd=d,
+        "req",
+        "-x509",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "3650",
+        "-subj",
+        f"/CN={cn}",
+        "-config",
+        "ext.cnf",
+        "-extensions",
+        extensions,
+        cwd=d,
     )
 
 
 def sign(d: Path, name: str, issuer: str, extensions: str, serial: int) -> None:
     openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{issuer}.pem", "-CAkey", f"{issuer}.key",
-        "-set_serial", str(serial), "-days", "90", "-sha256", "-extfile", "ext.cnf",
-        "-extensions", extensions, "-out", f"{name}.pem", cwd=d,
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{issuer}.pem",
+        "-CAkey",
+        f"{issuer}.key",
+        "-set_serial",
+        str(serial),
+        "-days",
+        "90",
+        "-sha256",
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        extensions,
+        "-out",
+        f"{name}.pem",
+        cwd=d,
     )
 
 
@@ -156,10 +204,28 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     (d / "ca.cnf").write_text(CA_CONFIG.format(dir=d))
     new_key_and_request(d, "old", "localhost")
     openssl(
-        "ca", "-batch", "-config", "ca.cnf", "-cert", "intermediate.pem",
-        "-keyfile", "intermediate.key", "-in", "old.csr", "-out", "old.pem", "-notext",
-        "-startdate", "20200101000000Z", "-enddate", "20210101000000Z",
-        "-extfile", "ext.cnf", "-extensions", "v3_localhost", cwd=d,
+        "ca",
+        "-batch",
+        "-config",
+        "ca.cnf",
+        "-cert",
+        "intermediate.pem",
+        "-keyfile",
+        "intermediate.key",
+        "-in",
+        "old.csr",
+        "-out",
+        "old.pem",
+        "-notext",
+        "-startdate",
+        "20200101000000Z",
+        "-enddate",
+        "20210101000000Z",
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        "v3_localhost",
+        cwd=d,
     )
     self_signed(d, "self", "localhost", "v3_self")
     self_signed(d, "stranger", "some other root", "v3_root")
@@ -182,13 +248,25 @@ def s_server(files: Files, cert: Path) -> Iterator[int]:
     """``openssl s_server -www`` with ``cert`` (its chain in the same file) on a free port."""
     for _ in range(5):
         port = free_port()
-        argv = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert),
-                "-key", str(files.key(cert)), "-www", "-quiet"]
+        argv = [
+            "openssl",
+            "s_server",
+            "-accept",
+            f"127.0.0.1:{port}",
+            "-cert",
+            str(cert),
+            "-key",
+            str(files.key(cert)),
+            "-www",
+            "-quiet",
+        ]
         if cert.with_suffix(".chain").exists():
             argv += ["-cert_chain", str(cert.with_suffix(".chain"))]
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             if wait_listening(proc, [port]):
