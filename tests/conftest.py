@@ -20,8 +20,20 @@ import pytest
 
 from framework import pki
 from framework.deploy import new_event_loop
+from framework.http11 import Driver
 from framework.server import Handler, Server
 from framework.tls import CertificateStore, ClientCertMode
+
+# FRAMEWORK_TEST_H11_ONLY=1 runs the suite with the plain-message path off in every driver the
+# tests make (servers and clients alike), as Server(h11_only=True) and Client(h11_only=True) do;
+# .ci/run runs the end-to-end server and client tests that way too.
+H11_ONLY = os.environ.get("FRAMEWORK_TEST_H11_ONLY") == "1"
+if H11_ONLY:
+    Driver.__init__.__kwdefaults__["plain"] = False  # type: ignore[index]
+
+
+def pytest_report_header() -> str:
+    return "drivers: h11 only (FRAMEWORK_TEST_H11_ONLY=1)" if H11_ONLY else "drivers: plain path on"
 
 
 def require_tool(name: str) -> str:

@@ -282,7 +282,10 @@ def test_driver_rejects_unknown_role() -> None:
 
 
 def test_driver_repr_shows_states() -> None:
-    assert repr(Driver("server")) == "<Driver server plain our_state=IDLE their_state=IDLE>"
+    assert (
+        repr(Driver("server", plain=True))
+        == "<Driver server plain our_state=IDLE their_state=IDLE>"
+    )
     assert repr(Driver("client", plain=False)) == "<Driver client our_state=IDLE their_state=IDLE>"
 
 

@@ -1040,3 +1040,29 @@ def test_server_connection_hands_its_transport_over(tls_files: TLSFiles, loop_na
             while len(received) < len(b"EARLY LATE"):
                 received += sock.recv(CHUNK)
             assert received == b"EARLY LATE"
+
+
+def test_server_and_client_h11_only_switch_reaches_their_drivers(tls_files: TLSFiles) -> None:
+    from framework import Client
+
+    async def main() -> list[bool]:
+        store = CertificateStore(tls_files.server_cert, tls_files.server_key)
+        seen = []
+        for h11_only in (False, True):
+            async with (
+                Server(make_app().app, port=0, ssl=store, h11_only=h11_only) as server,
+                Client(
+                    f"https://localhost:{server.port}", ca=tls_files.ca_cert, h11_only=h11_only
+                ) as client,
+            ):
+                response = await client.get("/")
+                assert response.status == 200
+                (conn,) = server.connections
+                pooled = client.pool
+                assert pooled is not None
+                (client_conn,) = pooled._connections
+                seen += [conn.driver.is_plain, client_conn.driver.is_plain]
+        return seen
+
+    # The plain path serves and reads a plain GET unless switched off, on both sides.
+    assert asyncio.run(main()) == [True, True, False, False]
