@@ -41,9 +41,18 @@ __all__ = [
     "StreamingResponse",
     "TLSInfo",
     "content_charset",
+    "reason_phrase",
 ]
 # Headers, QueryParams and content_charset live in headers.py and are named here too, where
 # the rest of the vocabulary is.
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status`` (``"Not Found"``), or ``""`` for an unknown one."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -286,10 +295,7 @@ class Response:
     @property
     def reason(self) -> str:
         """The standard phrase for the status (``"Not Found"``), or empty."""
-        try:
-            return HTTPStatus(self.status).phrase
-        except ValueError:
-            return ""
+        return reason_phrase(self.status)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status}>"

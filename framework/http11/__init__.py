@@ -22,7 +22,6 @@ from .events import (
     Request,
     Response,
 )
-from .plain import reason_phrase
 
 __all__ = [
     "CLOSED",
@@ -49,7 +48,6 @@ __all__ = [
     "State",
     "check",
     "prepare",
-    "reason_phrase",
 ]
 
 # The states of one side in the message cycle, as Driver.our_state and their_state give them

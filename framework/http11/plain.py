@@ -34,13 +34,13 @@ HTTP/1.1 request, byte for byte as h11 writes it.
 from __future__ import annotations
 
 import re
-from http import HTTPStatus
+
+from ..messages import reason_phrase
 
 __all__ = [
     "MAX_HEAD",
     "parse_request_head",
     "parse_response_head",
-    "reason_phrase",
     "status_line",
     "whole_response_head",
 ]
@@ -237,14 +237,6 @@ def parse_response_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, byte
 # --- writing -------------------------------------------------------------------------------
 
 _status_lines: dict[int, bytes] = {}
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status`` (``"Not Found"``), or ``""`` for an unknown one."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def status_line(status: int) -> bytes:

@@ -15,9 +15,9 @@ from typing import Protocol
 
 from .. import limits
 from ..errors import LocalProtocolError
-from ..http11 import SEND_RESPONSE, Data, Driver, EndOfMessage, reason_phrase
+from ..http11 import SEND_RESPONSE, Data, Driver, EndOfMessage
 from ..http11 import Response as Head
-from ..messages import Request, Response
+from ..messages import Request, Response, reason_phrase
 from ..transport import FlowControl
 
 __all__ = ["Clock", "Output", "SERVER_HEADER", "error_answer", "internal_error", "send_response"]
