@@ -11,24 +11,10 @@ from __future__ import annotations
 
 import sys
 
+from benchmarks.test_micro import BODY, HEADERS, REQUEST, RESPONSE
 from framework.http11 import Driver, Request, Response, prepare
 
 role, plain, n = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
-REQUEST = (
-    b"GET /users/42 HTTP/1.1\r\nHost: localhost:8443\r\nUser-Agent: bench/1.0\r\n"
-    b"Accept: */*\r\nAccept-Encoding: gzip, deflate\r\n\r\n"
-)
-BODY = b'{"id":42,"name":"user 42"}'
-HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"date", b"Thu, 26 Nov 2026 00:00:00 GMT"),
-    (b"server", b"framework"),
-]
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-    b"date: Thu, 26 Nov 2026 00:00:00 GMT\r\nserver: framework\r\n"
-    b"content-length: 26\r\n\r\n" + BODY
-)
 d = Driver(role, plain=plain)
 if role == "server":
     for _ in range(n):

@@ -10,6 +10,7 @@ tests/test_http11_plain.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -162,14 +163,19 @@ def _answer(driver: Driver, request: Request | None, kind: int) -> bytes:
     return driver.send_whole(Response(404, [(b"date", b"Wed, 02 Dec 2026 00:00:00 GMT")]), b"")
 
 
-def run_server(plain: bool, chunks: list[bytes], eof: bool, answers: list[int]) -> list[Any]:
-    driver = Driver("server", MAX, plain=plain)
-    log: list[Any] = [_state(driver)]
-    request: Request | None = None
-    answered = 0
+def _drive(
+    driver: Driver,
+    log: list[Any],
+    chunks: list[bytes],
+    eof: bool,
+    on_event: Callable[[Any], bool | None],
+) -> list[Any]:
+    """Feed ``chunks`` (then the end of file) and log every event and state after it.
+
+    ``on_event`` sees each event that is not NEED_DATA or PAUSED; False from it ends the run.
+    """
 
     def pump() -> bool:
-        nonlocal request, answered
         for _ in range(50):
             try:
                 event = driver.next_event()
@@ -179,28 +185,7 @@ def run_server(plain: bool, chunks: list[bytes], eof: bool, answers: list[int]) 
             log.append((_event(event), _state(driver)))
             if event is NEED_DATA or event is PAUSED:
                 return True
-            if type(event) is Request:
-                request = event
-            elif type(event) is EndOfMessage:
-                kind = answers[answered % len(answers)]
-                answered += 1
-                if kind >= 6:  # look for what follows before answering (pipelining, a close)
-                    kind -= 6
-                    try:
-                        log.append(("peek", _event(driver.next_event()), _state(driver)))
-                    except RemoteProtocolError as exc:
-                        log.append(("remote error", exc.status_hint, str(exc), _state(driver)))
-                        return False
-                try:
-                    log.append(("wrote", _answer(driver, request, kind), _state(driver)))
-                except LocalProtocolError as exc:
-                    log.append(("local error", str(exc), _state(driver)))
-                    return False
-                if not driver.is_reusable:
-                    return False
-                driver.start_next_cycle()
-                log.append(("next cycle", _state(driver)))
-            elif type(event) is ConnectionClosed:
+            if type(event) is ConnectionClosed or on_event(event) is False:
                 return False
         raise AssertionError("the driver never asked for more data")
 
@@ -214,6 +199,40 @@ def run_server(plain: bool, chunks: list[bytes], eof: bool, answers: list[int]) 
         log.append(("closed", _state(driver)))
         pump()
     return log
+
+
+def run_server(plain: bool, chunks: list[bytes], eof: bool, answers: list[int]) -> list[Any]:
+    driver = Driver("server", MAX, plain=plain)
+    log: list[Any] = [_state(driver)]
+    request: Request | None = None
+    answered = 0
+
+    def on_event(event: Any) -> bool | None:
+        nonlocal request, answered
+        if type(event) is Request:
+            request = event
+        elif type(event) is EndOfMessage:
+            kind = answers[answered % len(answers)]
+            answered += 1
+            if kind >= 6:  # look for what follows before answering (pipelining, a close)
+                kind -= 6
+                try:
+                    log.append(("peek", _event(driver.next_event()), _state(driver)))
+                except RemoteProtocolError as exc:
+                    log.append(("remote error", exc.status_hint, str(exc), _state(driver)))
+                    return False
+            try:
+                log.append(("wrote", _answer(driver, request, kind), _state(driver)))
+            except LocalProtocolError as exc:
+                log.append(("local error", str(exc), _state(driver)))
+                return False
+            if not driver.is_reusable:
+                return False
+            driver.start_next_cycle()
+            log.append(("next cycle", _state(driver)))
+        return None
+
+    return _drive(driver, log, chunks, eof, on_event)
 
 
 @EXAMPLES
@@ -298,6 +317,7 @@ def response_streams(draw: st.DrawFn) -> tuple[list[bytes], bool, list[int]]:
 
 def run_client(plain: bool, chunks: list[bytes], eof: bool, requests: list[int]) -> list[Any]:
     driver = Driver("client", MAX, plain=plain)
+    log: list[Any] = []
     sent = 0
 
     def send() -> None:
@@ -306,39 +326,17 @@ def run_client(plain: bool, chunks: list[bytes], eof: bool, requests: list[int])
         sent += 1
         log.append(("sent", _state(driver)))
 
-    log: list[Any] = []
+    def on_event(event: Any) -> bool | None:
+        if type(event) is EndOfMessage:
+            if not driver.is_reusable:
+                return False
+            driver.start_next_cycle()
+            log.append(("next cycle", _state(driver)))
+            send()
+        return None
+
     send()
-
-    def pump() -> bool:
-        for _ in range(50):
-            try:
-                event = driver.next_event()
-            except RemoteProtocolError as exc:
-                log.append(("remote error", exc.status_hint, str(exc), _state(driver)))
-                return False
-            log.append((_event(event), _state(driver)))
-            if event is NEED_DATA or event is PAUSED:
-                return True
-            if type(event) is EndOfMessage:
-                if not driver.is_reusable:
-                    return False
-                driver.start_next_cycle()
-                log.append(("next cycle", _state(driver)))
-                send()
-            elif type(event) is ConnectionClosed:
-                return False
-        raise AssertionError("the driver never asked for more data")
-
-    for chunk in chunks:
-        driver.receive_data(chunk)
-        log.append(("received", len(chunk), _state(driver)))
-        if not pump():
-            return log
-    if eof:
-        driver.receive_data(b"")
-        log.append(("closed", _state(driver)))
-        pump()
-    return log
+    return _drive(driver, log, chunks, eof, on_event)
 
 
 @EXAMPLES
