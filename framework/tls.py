@@ -1,8 +1,10 @@
-"""TLS policy for both roles, and the server's reloadable certificate store.
+"""TLS policy for both roles, the server's reloadable certificate store, and TLS diagnostics.
 
 This module decides how ``ssl.SSLContext`` objects are configured (versions, ciphers, ALPN,
 verification, client certificates); the stdlib ``ssl`` module and the event loop do the
-handshake. It knows nothing of HTTP; certificate files are checked with ``pki``.
+handshake. It also says why one failed: the client's hints for a refused handshake or
+certificate, and the server's log line for a refused client certificate. It knows nothing of
+HTTP; certificate files are checked with ``pki``.
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@
 every message is read and written by an ``h11.Connection``, except the plain ones, which the
 driver reads and writes itself on the plain path (``plain.py``): a bodiless HTTP/1.1 request
 and the whole in-memory response to it, on the server; the ``Content-Length`` response to a
-bodiless request, on the client. The moment anything is not plain (or the caller does
+request encoded once, on the client. The moment anything is not plain (or the caller does
 anything else: streams a body, sends an event, the peer closes), the driver makes an
 ``h11.Connection``, replays into it every byte of the cycle so far and lets h11 carry on, so
-the owner sees the same events, states and errors on either path (``tests/test_http11_plain.py``
-compares them). ``plain=False`` sends everything through h11.
+the owner sees the same events, states and errors on either path (tests/test_http11_paths.py
+compares them). ``plain=False`` has h11 read every message; a whole in-memory response is
+still framed by ``plain.whole_response_head``, which is held byte-equal to h11's.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Driver:
         our_role: ``"client"`` or ``"server"``.
         max_incomplete_event_size: the most bytes a message head may take; more is a
             ``RemoteProtocolError`` with status hint 431.
-        plain: read and write plain messages without h11 (``False``: h11 for everything).
+        plain: read plain messages without h11 (``False``: h11 reads every message).
     """
 
     __slots__ = (
