@@ -13,10 +13,24 @@ from __future__ import annotations
 #: is 4 x 8 KiB, uvicorn takes h11's default.
 MAX_HEADER_BYTES = 16 * 1024
 
-#: Largest request body the server buffers for ``await request.body()``, in bytes; 413 above it.
-#: Streaming with ``request.stream()`` has no cap. Precedent: nginx client_max_body_size is 1 MiB;
-#: a JSON API wants more, Starlette and uvicorn have none. We take 16 MiB.
-MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Longest request line (method, target, version), in bytes. Above it the server answers 414.
+#: Precedent: nginx's large_client_header_buffers (8 KiB per line); RFC 9112 3 recommends
+#: supporting at least 8,000 octets.
+MAX_REQUEST_LINE_BYTES = 8 * 1024
+
+#: Most header fields in a request. Above it the server answers 431.
+#: Precedent: Apache LimitRequestFields 100; Node.js maxHeadersCount 2,000 is generous.
+MAX_HEADER_COUNT = 100
+
+#: Largest request body the server buffers for ``await request.body()``, in bytes; 413 above it
+#: (per route overridable). Precedent: nginx client_max_body_size is 1 MiB; Starlette and uvicorn
+#: have none.
+MAX_BODY_BYTES = 1024 * 1024
+
+#: Largest request body read with ``request.stream()``, in bytes; 413 above it (``None`` in the
+#: config: unlimited). Precedent: Caddy's request_body max_size is unset; a streamed upload
+#: still needs a ceiling on the internet, and 1 GiB covers ordinary uploads.
+MAX_STREAM_BODY_BYTES = 1024 * 1024 * 1024
 
 #: Received bytes buffered for a request body that the handler has not read yet; reading from the
 #: socket pauses above it (read backpressure). Precedent: asyncio's StreamReader limit is 64 KiB.
@@ -41,13 +55,41 @@ WRITE_CHUNK_BYTES = 1024 * 1024
 #: Node.js 5 s. Short values save memory under many idle clients.
 KEEP_ALIVE_TIMEOUT = 5.0
 
-#: How long the TLS handshake may take. Precedent: Node.js handshakeTimeout 120 s is generous;
-#: nginx's ssl_handshake_timeout is 60 s.
-TLS_HANDSHAKE_TIMEOUT = 60.0
+#: How long the TLS handshake may take. Precedent: Go's net/http TLSHandshakeTimeout 10 s;
+#: nginx's ssl_handshake_timeout 60 s keeps stalled handshakes (and their memory) for a minute.
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 #: How long a request's head may take to arrive once its first byte has (slowloris).
 #: Precedent: Node.js headersTimeout 60 s; Apache mod_reqtimeout header=20-40.
 REQUEST_HEAD_TIMEOUT = 30.0
+
+#: Longest silence while a request body is being received; 408 and a close after it.
+#: Precedent: nginx client_body_timeout 60 s; Apache mod_reqtimeout body=20.
+BODY_TIMEOUT = 30.0
+
+#: Longest a whole request (head and body) may take to arrive; ``None``: no such deadline.
+#: Precedent: Go's ReadTimeout (unset by default); nginx has none.
+REQUEST_TIMEOUT: float | None = None
+
+#: Longest a response write may wait for a client that does not read; then the connection is
+#: dropped. Precedent: nginx send_timeout 60 s; Go WriteTimeout unset.
+WRITE_TIMEOUT = 30.0
+
+#: Most open connections per worker; above it the server stops accepting until one closes.
+#: Precedent: nginx worker_connections 512-1024 (per worker, commonly raised); uvicorn
+#: --limit-concurrency unset. 4,096 fits the common file-descriptor limit once raised.
+MAX_CONNECTIONS = 4096
+
+#: Most requests handled at once per worker; above it the server answers 503 with
+#: ``Retry-After``. ``None``: no limit. Precedent: uvicorn --limit-concurrency (unset).
+MAX_IN_FLIGHT: int | None = None
+
+#: Seconds sent in ``Retry-After`` with a 503 for too many requests in flight.
+RETRY_AFTER = 1
+
+#: Requests served on one connection before it is closed (``Connection: close`` on the last).
+#: Precedent: nginx keepalive_requests 1,000 (since 1.19.10); Apache MaxKeepAliveRequests 100.
+MAX_REQUESTS_PER_CONNECTION = 1000
 
 #: On SIGINT/SIGTERM, how long in-flight requests may run before connections are closed.
 #: Precedent: uvicorn --timeout-graceful-shutdown (none by default); Kubernetes gives 30 s

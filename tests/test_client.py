@@ -74,7 +74,7 @@ async def data(request: Request) -> dict[str, Any]:
 
 @app.route("/echo", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 async def echo(request: Request) -> Response:
-    body = await request.body()
+    body = await request.body(max_size=16 * 1024 * 1024)  # uploads of several MiB
     info = {
         "method": request.method,
         "target": request.url,

@@ -22,6 +22,20 @@ class ServerConfig:
         head_timeout: how long a request head may take once its first byte arrived.
         tls_handshake_timeout: how long the TLS handshake may take.
         max_header_bytes: the largest request head; 431 above it.
+        max_request_line_bytes: the longest request line; 414 above it.
+        max_header_count: the most header fields in a request; 431 above it.
+        max_body_bytes: the largest body ``await request.body()`` buffers; 413 above it.
+        max_stream_body_bytes: the largest body ``request.stream()`` reads; 413 above it
+            (``None``: unlimited).
+        body_timeout: the longest silence while a request body arrives; 408 after it.
+        request_timeout: the longest a whole request may take to arrive (``None``: no limit).
+        write_timeout: how long a response may wait on a client that does not read.
+        max_connections: open connections above which the server stops accepting.
+        max_in_flight: requests handled at once above which it answers 503 (``None``: no
+            limit).
+        max_requests_per_connection: requests served on a connection before it is closed
+            (``None``: no limit).
+        retry_after: the seconds a 503 for too many requests asks the client to wait.
         backlog: connections the kernel queues before they are accepted.
         access_log: log one line per request to the ``framework.access`` logger.
         h11_only: read every request with h11, none on the driver's plain path (the
@@ -36,16 +50,57 @@ class ServerConfig:
     head_timeout: float = limits.REQUEST_HEAD_TIMEOUT
     tls_handshake_timeout: float = limits.TLS_HANDSHAKE_TIMEOUT
     max_header_bytes: int = limits.MAX_HEADER_BYTES
+    max_request_line_bytes: int = limits.MAX_REQUEST_LINE_BYTES
+    max_header_count: int = limits.MAX_HEADER_COUNT
+    max_body_bytes: int = limits.MAX_BODY_BYTES
+    max_stream_body_bytes: int | None = limits.MAX_STREAM_BODY_BYTES
+    body_timeout: float = limits.BODY_TIMEOUT
+    request_timeout: float | None = limits.REQUEST_TIMEOUT
+    write_timeout: float = limits.WRITE_TIMEOUT
+    max_connections: int = limits.MAX_CONNECTIONS
+    max_in_flight: int | None = limits.MAX_IN_FLIGHT
+    max_requests_per_connection: int | None = limits.MAX_REQUESTS_PER_CONNECTION
+    retry_after: int = limits.RETRY_AFTER
     backlog: int = limits.BACKLOG
     access_log: bool = False
     h11_only: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("keep_alive_timeout", "head_timeout", "tls_handshake_timeout"):
+        for name in _SECONDS:
             value = getattr(self, name)
-            if not value > 0:
+            if value is None and name in _OPTIONAL:
+                continue
+            if not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-        for name in ("max_header_bytes", "backlog"):
+        for name in _COUNTS:
             value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+
+
+_SECONDS = (
+    "keep_alive_timeout",
+    "head_timeout",
+    "tls_handshake_timeout",
+    "body_timeout",
+    "request_timeout",
+    "write_timeout",
+)
+_COUNTS = (
+    "max_header_bytes",
+    "max_request_line_bytes",
+    "max_header_count",
+    "max_body_bytes",
+    "max_stream_body_bytes",
+    "max_connections",
+    "max_in_flight",
+    "max_requests_per_connection",
+    "retry_after",
+    "backlog",
+)
+#: Settings where ``None`` means "no limit".
+_OPTIONAL = frozenset(
+    {"max_stream_body_bytes", "request_timeout", "max_in_flight", "max_requests_per_connection"}
+)
