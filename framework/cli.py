@@ -87,6 +87,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls=not args.no_tls,
         client_ca=args.client_ca,
         client_cert=args.client_cert,
+        client_crl=args.client_crl,
+        tls_profile=args.tls_profile,
+        session_resumption=not args.no_session_resumption,
         access_log=not args.no_access_log,
         log_level=args.log_level,
         use_uvloop=args.loop != "asyncio",
@@ -165,6 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("required", "optional"),
         default="required",
         help="with --client-ca: refuse clients without one (required) or let handlers decide",
+    )
+    serve.add_argument(
+        "--client-crl",
+        metavar="CRL",
+        help="with --client-ca: refuse client certificates this CRL (PEM) revokes; re-read on "
+        "SIGHUP and when it changes",
+    )
+    serve.add_argument(
+        "--tls-profile",
+        choices=("intermediate", "modern"),
+        default="intermediate",
+        help="Mozilla's TLS profile: intermediate (TLS 1.2+, default) or modern (TLS 1.3 only)",
+    )
+    serve.add_argument(
+        "--no-session-resumption",
+        action="store_true",
+        help="no TLS session tickets or session cache: every handshake is a full one",
     )
     serve.add_argument("--no-access-log", action="store_true", help="no line per request")
     serve.add_argument(

@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from framework import pki
 from framework.errors import CertificateError, FrameworkError, PKIError
-from framework.limits import DEFAULT_KEY_TYPE, DEV_RENEW_DAYS, LEAF_DAYS
+from framework.limits import CRL_DAYS, DEFAULT_KEY_TYPE, DEV_RENEW_DAYS, LEAF_DAYS
 
 __all__ = ["register"]
 
@@ -260,6 +260,7 @@ def _show(args: argparse.Namespace) -> int:
             f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC ({left.days} days left)"
         )
         print(f"  key:      {pki.describe_key(cert.public_key())}")
+        print(f"  serial:   {cert.serial_number:X}")
         print(f"  sha256:   {_fingerprint(cert)}")
         print(f"  usage:    {_usage(cert)}")
         if left.total_seconds() <= 0:
@@ -301,6 +302,39 @@ def _pkcs12(args: argparse.Namespace) -> int:
     pki.write_file(args.out, bundle, force=args.force, mode=0o600)
     print(f"wrote {args.out} (PKCS#12: key + {len(chain)} certificate(s), 0600)")
     return 0
+
+
+@_command
+def _revoke(args: argparse.Namespace) -> int:
+    ca = pki.CertificateAuthority.load(args.ca)
+    serial = pki.parse_serial(args.serial)
+    if pki.revoke(ca, serial):
+        print(f"revoked serial {serial:X} (recorded in {ca.directory / 'revoked.txt'})")
+    else:
+        print(f"serial {serial:X} was revoked already")
+    print(
+        f"next: framework certs crl --ca {args.ca} --out crl.pem, then give crl.pem to the "
+        "servers (serve --client-crl) or clients (crl=)"
+    )
+    return 0
+
+
+@_command
+def _crl(args: argparse.Namespace) -> int:
+    ca = pki.CertificateAuthority.load(args.ca)
+    crl = pki.make_crl(ca, days=args.days)
+    pki.write_file(Path(args.out), crl.public_bytes(serialization.Encoding.PEM), force=True)
+    count = len(list(crl))
+    assert crl.next_update_utc is not None
+    print(
+        f"wrote {args.out} (CRL of {_common_name_of(ca)}, {count} revoked, next update "
+        f"{crl.next_update_utc:%Y-%m-%d %H:%M} UTC: make a new one before then)"
+    )
+    return 0
+
+
+def _common_name_of(ca: pki.CertificateAuthority) -> str:
+    return ca.certificate.subject.rfc4514_string()
 
 
 @_command
@@ -388,6 +422,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     password.add_argument("--password-env", metavar="VAR", help="environment variable with it")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_pkcs12)
+
+    p = sub.add_parser("revoke", help="record a certificate as revoked (then: certs crl)")
+    p.add_argument(
+        "serial", metavar="SERIAL", help="its serial (hex, as certs show prints it) or file"
+    )
+    p.add_argument("--ca", required=True, metavar="DIR", help="the CA's directory")
+    p.set_defaults(func=_revoke)
+
+    p = sub.add_parser("crl", help="write a CRL signed by the CA listing what it revoked")
+    p.add_argument("--ca", required=True, metavar="DIR", help="the CA's directory")
+    p.add_argument("--out", required=True, help="the CRL file to write (PEM); replaced")
+    p.add_argument(
+        "--days", type=_days, default=CRL_DAYS, help=f"until its nextUpdate (default {CRL_DAYS})"
+    )
+    p.set_defaults(func=_crl)
 
     p = sub.add_parser(
         "dev-ca", help="print the development CA's certificate path (made if needed)"

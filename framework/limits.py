@@ -149,8 +149,19 @@ TLS12_CIPHERS = ":".join(
     ]
 )
 
+#: Key-exchange groups a server offers, preferred first. Precedent: Mozilla's "intermediate"
+#: and "modern" profiles (X25519, prime256v1, secp384r1); OpenSSL alone also offers X448 and
+#: secp521r1.
+TLS_GROUPS = "X25519:prime256v1:secp384r1"
+#: Seconds between two INFO lines summing up failed TLS handshakes (the first is logged at
+#: once). Precedent: none (nginx logs each at INFO); a scanner makes hundreds a minute.
+TLS_FAILURE_LOG_INTERVAL = 60.0
+
 # --- certificates (pki) ---------------------------------------------------------------------
 
+#: How long a CRL from ``certs crl`` is valid (its nextUpdate). Precedent: ``openssl ca``'s
+#: default_crl_days of 30 in the stock openssl.cnf.
+CRL_DAYS = 30
 #: Default key type. Precedent: mkcert uses RSA 2048 for compatibility; Let's Encrypt and
 #: trustme default to ECDSA P-256, which is faster to handshake and universally supported.
 DEFAULT_KEY_TYPE = "ec-p256"

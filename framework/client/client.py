@@ -92,8 +92,11 @@ class Client:
         ca: trust only these CA certificate file(s) (PEM).
         cert: a client certificate (PEM, with intermediates) for mutual TLS.
         key: the client certificate's private key (when not inside ``cert``).
+        crl: refuse server certificates this CRL (PEM file) revokes; a CRL inside the ``ca``
+            file is not used. The handshake also fails when the CRL has expired or is not from
+            the server's CA.
         ssl_context: your own ``ssl.SSLContext``, used as it is and never modified (instead
-            of ``ca``/``cert``/``key``).
+            of ``ca``/``cert``/``key``/``crl``).
         timeout: a ``Timeout``, seconds for every phase, or ``None`` for none.
         follow_redirects: follow 301/302/303/307/308 (off by default).
         max_redirects: redirects followed before ``TooManyRedirects``.
@@ -129,6 +132,7 @@ class Client:
         ca: PathLike | Sequence[PathLike] | None = None,
         cert: PathLike | None = None,
         key: PathLike | None = None,
+        crl: PathLike | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: Timeout | float | None = _DEFAULT_TIMEOUT,
         follow_redirects: bool = False,
@@ -146,8 +150,8 @@ class Client:
             raise TypeError(
                 f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}"
             )
-        if ssl_context is not None and (ca is not None or cert is not None or key is not None):
-            raise ValueError("pass ssl_context= or ca=/cert=/key=, not both")
+        if ssl_context is not None and any(x is not None for x in (ca, cert, key, crl)):
+            raise ValueError("pass ssl_context= or ca=/cert=/key=/crl=, not both")
         if key is not None and cert is None:
             raise ValueError("key= needs cert= (the client certificate it belongs to)")
         check_bounds(max_connections, max_connections_per_host)
@@ -160,7 +164,7 @@ class Client:
         self.max_redirects = max_redirects
         self.allow_insecure_redirects = allow_insecure_redirects
         self.max_decoded_bytes = max_decoded_bytes
-        self._ca, self._cert, self._key = ca, cert, key
+        self._ca, self._cert, self._key, self._crl = ca, cert, key, crl
         self._user_context = ssl_context
         self._resolve = dict(resolve or {})
         self._limits = (max_connections, max_connections_per_host, keep_alive_expiry)
@@ -193,7 +197,7 @@ class Client:
             if self._pool is None:
                 context = self._user_context
                 if context is None:
-                    context = await load_context(self._ca, self._cert, self._key)
+                    context = await load_context(self._ca, self._cert, self._key, self._crl)
                 connector = Connector(
                     context, self._resolve, self._max_header_bytes, self._h11_only
                 )

@@ -42,19 +42,23 @@ def system_context() -> ssl.SSLContext:
 
 
 async def load_context(
-    ca: PathLike | Sequence[PathLike] | None, cert: PathLike | None, key: PathLike | None
+    ca: PathLike | Sequence[PathLike] | None,
+    cert: PathLike | None,
+    key: PathLike | None,
+    crl: PathLike | None = None,
 ) -> ssl.SSLContext:
     """The context for https origins: trusting only ``ca`` (presenting ``cert`` and ``key``
-    when given), or else the system's CAs; loaded in a worker thread.
+    when given, refusing what ``crl`` revokes), or else the system's CAs; loaded in a worker
+    thread.
 
     Raises:
         CertificateError: a file cannot be loaded.
     """
-    if ca is None and cert is None:
+    if ca is None and cert is None and crl is None:
         if _system_context is not None:
             return _system_context
         return await asyncio.to_thread(system_context)
-    return await asyncio.to_thread(tls.client_context, ca, cert=cert, key=key)
+    return await asyncio.to_thread(tls.client_context, ca, cert=cert, key=key, crl=crl)
 
 
 class Connector:

@@ -14,12 +14,12 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import TextIO, TypedDict, Unpack
+from typing import Any, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
 from ..server import Handler, Server, ServerConfig
-from ..tls import CertificateStore, ClientCertMode
+from ..tls import CertificateStore, ClientCertMode, TLSProfile
 
 __all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
 
@@ -45,6 +45,11 @@ class ListenOptions(TypedDict, total=False):
         tls: ``False`` serves plain HTTP, for use behind a TLS-terminating proxy.
         client_ca, client_cert: ask clients for certificates (mutual TLS); ``client_cert`` is
             ``"required"`` (the default) or ``"optional"``.
+        client_crl: with ``client_ca``: refuse the client certificates this CRL revokes
+            (re-read on SIGHUP and when the file changes).
+        tls_profile: Mozilla's ``"intermediate"`` (TLS 1.2 and 1.3, the default) or
+            ``"modern"`` (TLS 1.3 only).
+        session_resumption: ``False`` turns off session tickets and the session cache.
         access_log: log one line per request (on by default).
     """
 
@@ -55,27 +60,33 @@ class ListenOptions(TypedDict, total=False):
     tls: bool
     client_ca: str | None
     client_cert: ClientCertMode
+    client_crl: str | None
+    tls_profile: TLSProfile
+    session_resumption: bool
     access_log: bool
 
 
-def _certificates(
-    certfile: str | None,
-    keyfile: str | None,
-    client_ca: str | None,
-    client_cert: ClientCertMode,
-) -> tuple[CertificateStore, str | None]:
+def _certificates(options: ListenOptions) -> tuple[CertificateStore, str | None]:
     """The certificate store, and the dev CA's certificate path when that is what is used."""
+    certfile, keyfile = options.get("certfile"), options.get("keyfile")
+    settings: dict[str, Any] = {
+        "client_ca": options.get("client_ca"),
+        "client_cert": options.get("client_cert", "required"),
+        "client_crl": options.get("client_crl"),
+        "tls_profile": options.get("tls_profile", "intermediate"),
+        "session_resumption": options.get("session_resumption", True),
+    }
+    if settings["client_crl"] is not None and settings["client_ca"] is None:
+        raise FrameworkError("--client-crl needs --client-ca, the CA whose certificates it revokes")
     if certfile is None:
         if keyfile is not None:
             raise FrameworkError("--keyfile was given without --certfile; pass both, or neither")
         from ..pki import dev_certificate
 
         dev = dev_certificate()
-        store = CertificateStore(
-            dev.cert_path, dev.key_path, client_ca=client_ca, client_cert=client_cert
-        )
+        store = CertificateStore(dev.cert_path, dev.key_path, **settings)
         return store, str(dev.ca_cert_path)
-    return CertificateStore(certfile, keyfile, client_ca=client_ca, client_cert=client_cert), None
+    return CertificateStore(certfile, keyfile, **settings), None
 
 
 async def start_server(
@@ -101,15 +112,14 @@ async def start_server(
     """
     host = options.get("host", "127.0.0.1")
     port = options.get("port", 8443)
-    certfile, keyfile = options.get("certfile"), options.get("keyfile")
-    client_ca = options.get("client_ca")
-    client_cert: ClientCertMode = options.get("client_cert", "required")
     dev_ca: str | None = None
     store: CertificateStore | None = None
     if options.get("tls", True):
-        store, dev_ca = _certificates(certfile, keyfile, client_ca, client_cert)
-    elif certfile or keyfile or client_ca:
-        raise FrameworkError("--no-tls serves plain HTTP; drop --certfile/--keyfile/--client-ca")
+        store, dev_ca = _certificates(options)
+    elif any(options.get(k) for k in ("certfile", "keyfile", "client_ca", "client_crl")):
+        raise FrameworkError(
+            "--no-tls serves plain HTTP; drop --certfile/--keyfile/--client-ca/--client-crl"
+        )
     startup = [handler.startup] if hasattr(handler, "startup") else []
     shutdown = [handler.shutdown] if hasattr(handler, "shutdown") else []
     server = Server(
@@ -172,7 +182,8 @@ def serve(
     Args:
         handler: an ``App`` or any ``async (Request) -> Response`` callable.
         options: where and how to listen (``ListenOptions``: host, port, certfile, keyfile,
-            tls, client_ca, client_cert, access_log).
+            tls, client_ca, client_cert, client_crl, tls_profile, session_resumption,
+            access_log).
         log_level: the ``framework`` loggers' level.
         graceful_timeout: how long in-flight requests may run after a stop signal.
         ready: called with the server once it listens.
@@ -206,9 +217,10 @@ async def _serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         raise
-    if server.certificates is not None:
-        # SIGHUP re-reads the certificate files (after a renewal wrote them anew), as nginx does.
-        loop.add_signal_handler(signal.SIGHUP, _reload, server)
+    # SIGHUP re-reads the certificate files (after a renewal wrote them anew), as nginx does.
+    # Without TLS there is nothing to re-read, but a process manager's reload must not kill the
+    # server (SIGHUP's default action): it is logged and ignored.
+    loop.add_signal_handler(signal.SIGHUP, _reload, server)
     if ready is not None:
         ready(server)
     try:
@@ -222,6 +234,9 @@ async def _serve(
 
 
 def _reload(server: Server) -> None:
+    if server.certificates is None:
+        log.info("SIGHUP: nothing to reload (plain HTTP, no certificate); still serving")
+        return
     try:
         server.reload_certificate()
     except FrameworkError:

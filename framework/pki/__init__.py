@@ -3,8 +3,8 @@
 The rest of the package and its users import these names from here; they live in
 ``keys`` (keys, files, signing requests), ``hostnames`` (names and name policy), ``ca`` (the
 certificate authority), ``issued`` (what it hands over), ``verify`` (why a chain does or does
-not verify) and ``devca`` (the development CA). All of it is ``cryptography`` alone: no HTTP,
-sockets, ``ssl`` or asyncio.
+not verify), ``revocation`` (revoked serials and CRLs) and ``devca`` (the development CA).
+All of it is ``cryptography`` alone: no HTTP, sockets, ``ssl`` or asyncio.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .keys import (
     write_file,
     write_private_key,
 )
+from .revocation import make_crl, parse_serial, revoke, revoked_serials
 from .verify import check_key_matches, check_server_files, verify_certificate
 
 __all__ = [
@@ -48,9 +49,13 @@ __all__ = [
     "load_certificates",
     "load_private_key",
     "load_signing_request",
+    "make_crl",
     "make_signing_request",
+    "parse_serial",
     "parse_hosts",
     "private_key_pem",
+    "revoke",
+    "revoked_serials",
     "subject_names",
     "to_pkcs12",
     "verify_certificate",

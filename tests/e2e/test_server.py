@@ -700,21 +700,6 @@ def test_server_logs_a_failed_handshake_when_debug_logging_is_on(
     assert any("TLS handshake failed" in r.getMessage() for r in caplog.records)
 
 
-def test_server_without_client_certificates_or_debug_keeps_the_plain_ssl_object(
-    tls_files: TLSFiles,
-) -> None:
-    # The reporting subclass costs ~14 us a connection and would have nothing to report.
-    logging.getLogger("framework.server").setLevel(logging.INFO)
-    try:
-        with serve_in_thread(make_app().app, tls_files) as server:
-            assert server.ssl_context is not None
-            assert server.ssl_context.sslobject_class is ssl.SSLObject
-            with https(server, tls_files) as conn:
-                assert fetch(conn, "GET", "/")[0].status == 200
-    finally:
-        logging.getLogger("framework.server").setLevel(logging.NOTSET)
-
-
 def test_server_refuses_a_cipher_without_forward_secrecy(tls_files: TLSFiles) -> None:
     def tls12_context(cipher: str) -> ssl.SSLContext:
         context = tls_files.client_context()
