@@ -16,7 +16,7 @@ from .errors import HTTPError
 from .messages import Hook, JSONResponse, Request, Response
 from .routing import Route, Router
 
-__all__ = ["App", "CallNext", "Middleware", "to_response"]
+__all__ = ["HSTS_MAX_AGE", "App", "CallNext", "Middleware", "hsts_value", "to_response"]
 
 log = logging.getLogger("framework.app")
 
@@ -60,8 +60,51 @@ def _error_response(exc: HTTPError) -> Response:
     return Response(detail, exc.status, exc.headers)
 
 
+#: ``max-age`` of ``App(hsts=True)``: one year, the least hstspreload.org accepts and what
+#: OWASP advises.
+HSTS_MAX_AGE = 31_536_000
+
+
+def hsts_value(hsts: bool | int | str) -> str | None:
+    """The ``Strict-Transport-Security`` value ``App(hsts=...)`` sends, or ``None`` for none.
+
+    ``True`` is one year (``max-age=31536000``), an ``int`` that many seconds, and a ``str``
+    is sent as it is (``"max-age=63072000; includeSubDomains; preload"``).
+
+    Raises:
+        ValueError: a negative ``max-age``, or a string that does not start with ``max-age=``.
+    """
+    if hsts is False:
+        return None
+    if hsts is True:
+        return f"max-age={HSTS_MAX_AGE}"
+    if isinstance(hsts, int):
+        if hsts < 0:
+            raise ValueError(f"hsts max-age must be 0 or more seconds, not {hsts}")
+        return f"max-age={hsts}"
+    if isinstance(hsts, str):
+        value = hsts.strip()
+        head = value.split(";")[0].strip().lower()
+        if not head.startswith("max-age=") or not head[8:].strip('"').isdigit() or "\n" in value:
+            raise ValueError(
+                f"hsts must start with max-age=SECONDS (RFC 6797), as in "
+                f"'max-age=31536000; includeSubDomains', not {hsts!r}"
+            )
+        return value
+    raise TypeError(f"hsts must be a bool, a number of seconds or a str, not {type(hsts).__name__}")
+
+
 class App:
     """A web application: routes, middleware, exception handlers and lifecycle hooks.
+
+    Args:
+        routes: routes to start with.
+        hsts: add ``Strict-Transport-Security`` to every response sent over HTTPS (never
+            over plain HTTP, as RFC 6797 section 7.2 requires): ``True`` for one year, a
+            number of seconds, or the header's whole value. Off by default, as in Caddy,
+            nginx and uvicorn: a browser that saw it refuses plain HTTP to the host for that
+            long, which on ``localhost`` covers every other local server too. A handler's own
+            ``Strict-Transport-Security`` header is left as it is.
 
     Example::
 
@@ -72,8 +115,9 @@ class App:
             return {"id": user_id}
     """
 
-    def __init__(self, routes: Iterable[Route] = ()) -> None:
+    def __init__(self, routes: Iterable[Route] = (), *, hsts: bool | int | str = False) -> None:
         self.router = Router(routes)
+        self.hsts = hsts_value(hsts)
         self.middleware_stack: list[Middleware] = []
         self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
         self.startup_hooks: list[Hook] = []
@@ -196,10 +240,13 @@ class App:
     async def __call__(self, request: Request) -> Response:
         """Answer ``request``: the server's handler interface."""
         try:
-            return await self._entry(request)
+            response = await self._entry(request)
         except Exception as exc:
             # Raised by a middleware (handlers' errors were answered in _dispatch).
-            return await self._handle_exception(request, exc)
+            response = await self._handle_exception(request, exc)
+        if self.hsts is not None and request.tls is not None:
+            response.headers.setdefault("strict-transport-security", self.hsts)
+        return response
 
     async def _dispatch(self, request: Request) -> Response:
         try:

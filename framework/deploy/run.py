@@ -207,20 +207,22 @@ async def _serve(
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    started: list[Server] = []
     # Installed before the start-up line is printed: whoever reads it (a supervisor, a test)
-    # may signal at once, and must get a graceful stop rather than the default kill.
+    # may signal at once, and must get a graceful stop rather than the default kill. SIGHUP
+    # re-reads the certificate files (after a renewal wrote them anew), as nginx does; without
+    # TLS there is nothing to re-read, but a process manager's reload must not kill the server
+    # (SIGHUP's default action), so it is logged and ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, started)
     try:
         server = await start_server(handler, out=sys.stderr, config=config, **options)
     except BaseException:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         raise
-    # SIGHUP re-reads the certificate files (after a renewal wrote them anew), as nginx does.
-    # Without TLS there is nothing to re-read, but a process manager's reload must not kill the
-    # server (SIGHUP's default action): it is logged and ignored.
-    loop.add_signal_handler(signal.SIGHUP, _reload, server)
+    started.append(server)
     if ready is not None:
         ready(server)
     try:
@@ -233,7 +235,11 @@ async def _serve(
         log.info("stopped")
 
 
-def _reload(server: Server) -> None:
+def _reload(started: list[Server]) -> None:
+    if not started:
+        log.info("SIGHUP while starting: nothing to reload yet")
+        return
+    server = started[0]
     if server.certificates is None:
         log.info("SIGHUP: nothing to reload (plain HTTP, no certificate); still serving")
         return

@@ -10,10 +10,14 @@ What is logged, and how loud:
 
 - a client certificate refused (mutual TLS): one WARNING line each, as before;
 - a client that refused us or that we share nothing with (it does not trust our CA, it
-  offers only TLS 1.0, no common cipher): INFO, rate-limited: the first with its reason and a
-  hint, then at most one line per ``limits.TLS_FAILURE_LOG_INTERVAL`` with the count since;
+  offers only TLS 1.0, no common cipher): INFO, rate-limited: the first of each reason at
+  once with a hint, then at most one line per ``limits.TLS_FAILURE_LOG_INTERVAL`` with the
+  counts since (each is also a DEBUG line);
 - plain HTTP sent to the TLS port: answered ``400`` in plain text (as nginx does) and logged
-  at INFO, rate-limited the same way;
+  at INFO, rate-limited the same way. The answer goes out at once; the connection is closed
+  when the client closes or sends more (curl and browsers close after reading it), or at the
+  handshake deadline: the SSL protocols of both loops send nothing more once a handshake has
+  failed, and give the ``SSLObject`` no way to close the socket itself;
 - bytes that are neither TLS nor HTTP (a scanner, a confused client): DEBUG only.
 """
 
@@ -87,21 +91,24 @@ _HINTS = {
 
 
 class _Summary:
-    """Counts failures; says the first at once and the rest at most once per interval."""
+    """Counts failures; says the first of each kind at once, the rest at most once per interval.
+
+    The kinds are OpenSSL's reasons, a small fixed set, so what is remembered stays bounded.
+    """
 
     def __init__(self, log: logging.Logger) -> None:
         self.log = log
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        self.first_done = False
-        self.last = 0.0
+        self.said: set[str] = set()
+        self.last = time.monotonic()
 
     def add(self, what: str, hint: str | None) -> None:
         now = time.monotonic()
         args: tuple[object, ...]
         with self.lock:
-            if not self.first_done:
-                self.first_done, self.last = True, now
+            if what not in self.said and len(self.said) < 64:
+                self.said.add(what)
                 line, args = "TLS handshake failed: %s%s", (what, f" ({hint})" if hint else "")
             else:
                 self.counts[what] += 1
