@@ -69,7 +69,8 @@ def test_server_context_has_no_compression_and_no_renegotiation(tls_files: TLSFi
     assert ctx.options & ssl.OP_NO_RENEGOTIATION
     assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
     tls12 = [c for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
-    assert tls12 and all(c["aead"] and c["kea"] == "kx-ecdhe" for c in tls12), tls12
+    assert tls12
+    assert all(c["aead"] and c["kea"] == "kx-ecdhe" for c in tls12), tls12
 
 
 # --- key-exchange groups -------------------------------------------------------------------
@@ -178,8 +179,8 @@ def test_group_list_is_set_on_each_python(python: str, tls_files: TLSFiles) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["X25519"] and result["prime256v1"] and result["secp384r1"], result
-    assert result["X448"] is False and result["secp521r1"] is False, result
+    assert [result[g] for g in ("X25519", "prime256v1", "secp384r1")] == [True] * 3, result
+    assert [result[g] for g in ("X448", "secp521r1")] == [False] * 2, result
 
 
 def test_groups_fall_back_to_openssl_defaults_when_the_check_fails(
@@ -209,7 +210,8 @@ def test_a_second_connection_resumes_the_session(
     ctx = client(tls_files, version)
     with serving(store(tls_files), loop=loop) as server:
         first = get(server.port, ctx)
-        assert first.session is not None and not first.session_reused
+        assert first.session is not None
+        assert not first.session_reused
         second = get(server.port, ctx, session=first.session)
         assert second.data.startswith(b"HTTP/1.1 200 ")
         assert second.session_reused
@@ -313,14 +315,16 @@ def test_plain_http_to_the_tls_port_is_answered_400(
                 assert int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) == len(
                     body
                 )
-                assert b"plain HTTP" in body and body.count(b"\n") == 1
+                assert b"plain HTTP" in body
+                assert body.count(b"\n") == 1
                 # The client is done: the server closes as soon as it says so.
                 sock.shutdown(socket.SHUT_WR)
                 assert sock.recv(4096) == b""
     lines = [
         r for r in caplog.records if "plain HTTP request sent to the HTTPS port" in r.getMessage()
     ]
-    assert len(lines) == 1 and lines[0].levelno == logging.INFO
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.INFO
 
 
 def test_curl_plain_http_to_the_tls_port_gets_400(tls_files: TLSFiles) -> None:
@@ -385,7 +389,8 @@ def test_failed_handshakes_are_summarised_at_info(
             assert get(server.port, client(tls_files)).data.startswith(b"HTTP/1.1 200 ")
             # the server logs before it closes; its line is in by the time the next one is served
             assert len(refused()) == 1, refused()
-            assert "unknown ca" in refused()[0] and "does not trust the CA" in refused()[0]
+            assert "unknown ca" in refused()[0]
+            assert "does not trust the CA" in refused()[0]
             assert "framework certs dev-ca" in refused()[0]
             monkeypatch.setattr(limits, "TLS_FAILURE_LOG_INTERVAL", 0.0)
             with pytest.raises(ssl.SSLCertVerificationError):
