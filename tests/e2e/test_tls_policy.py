@@ -423,3 +423,39 @@ def test_sighup_with_no_tls_is_logged_and_ignored(tmp_path: Path) -> None:
         assert answer.startswith(b"HTTP/1.1 200 ")
         assert served.stop() == 0
     assert not any("Traceback" in line for line in served.seen)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_serve_tls_profile_modern_and_no_session_resumption(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    from tests.e2e.test_mtls import serving as serving_cli
+
+    with serving_cli(
+        "examples.hello:app",
+        "--certfile", str(tls_files.server_cert),
+        "--keyfile", str(tls_files.server_key),
+        "--tls-profile", "modern",
+        "--no-session-resumption",
+        home=tmp_path / "home",
+    ) as served:  # fmt: skip
+        fetched = get(served.port, client(tls_files))
+        assert fetched.version == "TLSv1.3"
+        assert fetched.session is not None
+        assert not fetched.session.has_ticket  # none was sent
+        assert not get(served.port, client(tls_files), session=fetched.session).session_reused
+        with pytest.raises(ssl.SSLError):
+            get(served.port, client(tls_files, ssl.TLSVersion.TLSv1_2))
+
+
+def test_serve_client_crl_needs_client_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from framework.cli import main
+
+    crl = tmp_path / "crl.pem"
+    crl.write_text("")
+    assert main(["serve", "examples.hello:app", "--client-crl", str(crl)]) == 2
+    assert "--client-crl needs --client-ca" in capsys.readouterr().err
