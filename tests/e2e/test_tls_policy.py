@@ -441,11 +441,12 @@ def test_serve_tls_profile_modern_and_no_session_resumption(
         "--no-session-resumption",
         home=tmp_path / "home",
     ) as served:  # fmt: skip
-        fetched = get(served.port, client(tls_files))
+        ctx = client(tls_files)
+        fetched = get(served.port, ctx)
         assert fetched.version == "TLSv1.3"
         assert fetched.session is not None
         assert not fetched.session.has_ticket  # none was sent
-        assert not get(served.port, client(tls_files), session=fetched.session).session_reused
+        assert not get(served.port, ctx, session=fetched.session).session_reused
         with pytest.raises(ssl.SSLError):
             get(served.port, client(tls_files, ssl.TLSVersion.TLSv1_2))
 
