@@ -73,6 +73,8 @@ def _open() -> Any:
     lib.SSL_CTX_get_options.argtypes = [ctypes.c_void_p]
     lib.SSL_CTX_get_verify_mode.restype = ctypes.c_int
     lib.SSL_CTX_get_verify_mode.argtypes = [ctypes.c_void_p]
+    lib.ERR_clear_error.restype = None
+    lib.ERR_clear_error.argtypes = []
     return lib
 
 
@@ -131,6 +133,8 @@ def set_groups(ctx: ssl.SSLContext, groups: str) -> bool:
     if not lib:
         return False
     if lib.SSL_CTX_ctrl(_pointer(ctx), _SSL_CTRL_SET_GROUPS_LIST, 0, groups.encode()) != 1:
+        # Left on OpenSSL's error queue, it would be reported by the next unrelated ssl call.
+        lib.ERR_clear_error()
         raise ValueError(f"OpenSSL refused the group list {groups!r}")
     return True
 

@@ -217,12 +217,26 @@ def test_a_second_connection_resumes_the_session(
         assert second.session_reused
 
 
+def test_tls_1_2_resumes_by_session_id_without_tickets(tls_files: TLSFiles) -> None:
+    ctx = client(tls_files, ssl.TLSVersion.TLSv1_2)
+    ctx.options |= ssl.OP_NO_TICKET
+    with serving(store(tls_files)) as server:
+        first = get(server.port, ctx)
+        assert first.session is not None
+        assert not first.session.has_ticket
+        assert get(server.port, ctx, session=first.session).session_reused
+    with serving(store(tls_files, session_resumption=False)) as server:
+        first = get(server.port, ctx)
+        assert first.session is not None
+        assert not get(server.port, ctx, session=first.session).session_reused
+
+
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 def test_session_resumption_can_be_turned_off(tls_files: TLSFiles, version: ssl.TLSVersion) -> None:
     ctx = client(tls_files, version)
     with serving(store(tls_files, session_resumption=False)) as server:
         first = get(server.port, ctx)
-        if first.session is not None:  # TLS 1.2 has one (not resumable); TLS 1.3 none
+        if first.session is not None:  # a session, but one the server will not resume
             second = get(server.port, ctx, session=first.session)
             assert second.data.startswith(b"HTTP/1.1 200 ")
             assert not second.session_reused
