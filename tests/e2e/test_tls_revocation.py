@@ -289,3 +289,41 @@ def test_client_refuses_a_certificate_naming_the_host_only_in_the_cn(tmp_path: P
             asyncio.run(_client_get(server.port, ca=ca.directory / "ca.pem"))
     assert "subjectAltName" in str(caught.value)
     assert "CN alone" in str(caught.value)
+
+
+def test_serve_client_crl_refuses_after_sighup(tmp_path: Path) -> None:
+    import signal
+
+    from tests.e2e.test_mtls import serving as serving_cli
+
+    ca = make_ca(tmp_path)
+    ca.issue(HOSTS).write(tmp_path / "s.pem", tmp_path / "s.key")
+    dave = ca.issue(["dave"], client=True)
+    dave.write(tmp_path / "dave.pem", tmp_path / "dave.key")
+    crl = tmp_path / "crl.pem"
+    _write_crl(ca, crl)
+    ctx = ssl.create_default_context(cafile=str(ca.directory / "ca.pem"))
+    ctx.load_cert_chain(tmp_path / "dave.pem", tmp_path / "dave.key")
+    with serving_cli(
+        "examples.hello:app",
+        "--certfile", str(tmp_path / "s.pem"),
+        "--keyfile", str(tmp_path / "s.key"),
+        "--client-ca", str(ca.directory / "ca.pem"),
+        "--client-crl", str(crl),
+        home=tmp_path / "home",
+    ) as process:  # fmt: skip
+        assert served(process.port, ctx)
+        pki.revoke(ca, dave.certificate.serial_number)
+        _write_crl(ca, crl)
+        mark = process.mark()
+        process.process.send_signal(signal.SIGHUP)
+        process.wait_for(re.compile(r"INFO framework\.tls: certificate reloaded"), after=mark)
+        # The reload happened on the server's loop: poll new connections until they show it.
+        deadline = time.monotonic() + 5.0
+        for _ in range(500):
+            if not served(process.port, ctx) or time.monotonic() > deadline:
+                break
+        assert not served(process.port, ctx)
+        process.wait_for(
+            re.compile(r"WARNING .*client certificate verify failed: certificate revoked")
+        )
