@@ -80,22 +80,9 @@ def _base_context(purpose: ssl.Purpose, profile: TLSProfile = "intermediate") ->
         # Fresh ECDHE keys per handshake; the client picks among our (all strong) suites, as
         # Mozilla's profiles now advise, so a client without AES hardware may take ChaCha20.
         ctx.options |= ssl.OP_SINGLE_ECDH_USE
-        if not native.set_groups(ctx, limits.TLS_GROUPS):
-            _warn_groups_once()
+        # False where this Python offers no way (native.py logged why, once, at DEBUG).
+        native.set_groups(ctx, limits.TLS_GROUPS)
     return ctx
-
-
-_groups_warned = False
-
-
-def _warn_groups_once() -> None:
-    global _groups_warned
-    if not _groups_warned:
-        _groups_warned = True
-        log.debug(
-            "key-exchange groups left at OpenSSL's defaults (this Python cannot set %s)",
-            limits.TLS_GROUPS,
-        )
 
 
 def _load_chain(
