@@ -71,9 +71,9 @@ def test_certs_revoke_and_crl_are_read_by_openssl(
     assert text.returncode == 0, text.stderr
     assert "verify OK" in text.stderr + text.stdout
     assert "Next Update:" in text.stdout
-    assert f"Serial Number: {bad.serial_number:X}" in text.stdout.upper().replace(
-        "SERIAL NUMBER", "Serial Number"
-    )
+    # openssl pads the hex to whole bytes: compare the numbers.
+    listed = [int(h, 16) for h in re.findall(r"Serial Number: ([0-9A-Fa-f]+)", text.stdout)]
+    assert listed == [bad.serial_number], text.stdout
     assert "X509v3 CRL Number" in text.stdout
 
     def verify(cert: str) -> subprocess.CompletedProcess[str]:
