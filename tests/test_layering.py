@@ -36,7 +36,7 @@ ALLOWED: dict[str, set[str] | None] = {
     # protocol: no I/O; the only importer of h11
     "http11": {"messages", "headers", "errors", "limits"},
     # adapter: asyncio back pressure and body queues, shared by both roles
-    "transport": {"limits"},
+    "transport": {"errors", "limits"},
     # roles
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
