@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "limits": set(),
     "headers": set(),
     "messages": {"headers", "errors", "limits"},
-    "accesslog": set(),
+    "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
     "tls": {"pki", "messages", "errors", "limits"},
@@ -47,6 +47,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "deploy": None,
     "cli": None,
     "cli_certs": None,
+    "cli_limits": None,
     "__main__": None,
     "__init__": None,
 }
