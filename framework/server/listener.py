@@ -245,7 +245,7 @@ class Server:
                     self.config.tls_handshake_timeout if self.ssl_context is not None else None
                 ),
             )
-        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError) as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             # A handshake that failed or timed out: the peer's doing, so one line at DEBUG.
             log.debug("connection not established: %s", exc or type(exc).__name__)
             sock.close()
