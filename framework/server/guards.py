@@ -10,6 +10,7 @@ connection. Each deadline is a phase of ``timeouts.py``, swept by the server's t
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -22,9 +23,43 @@ from ..transport import BodyQueue, FlowControl
 from . import respond, timeouts
 from .config import ServerConfig
 
-__all__ = ["Guards"]
+__all__ = ["Guards", "PeerLog", "peer_log"]
 
 log = logging.getLogger("framework.server")
+
+
+class PeerLog:
+    """INFO lines about peers' misbehaviour, at most ``per_second`` a second.
+
+    Past that, lines go to DEBUG and the next second starts with one INFO line counting them:
+    a flood of slow or oversized clients cannot flood the log.
+    """
+
+    __slots__ = ("_per_second", "_window", "_shown", "_held")
+
+    def __init__(self, per_second: int = 10) -> None:
+        self._per_second = per_second
+        self._window = 0.0
+        self._shown = 0
+        self._held = 0
+
+    def info(self, message: str, *args: object) -> None:
+        """Log ``message % args`` at INFO, or at DEBUG once this second's lines are used."""
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            if self._held:
+                log.info("%d more lines like the above in the last second (at DEBUG)", self._held)
+            self._window, self._shown, self._held = now, 0, 0
+        if self._shown < self._per_second:
+            self._shown += 1
+            log.info(message, *args)
+        else:
+            self._held += 1
+            log.debug(message, *args)
+
+
+#: The server's one ``PeerLog``.
+peer_log = PeerLog()
 
 
 class _Context(Protocol):
@@ -83,7 +118,7 @@ class Guards:
             self._request_deadline = context.deadlines.now() + config.request_timeout
         limit = config.max_in_flight
         if limit is not None and context.in_flight >= limit:
-            log.info("refusing %s: %d requests in flight already (503)", self.client, limit)
+            peer_log.info("refusing %s: %d requests in flight already (503)", self.client, limit)
             retry = (b"retry-after", b"%d" % config.retry_after)
             self.answer_and_close(503, head, (retry,))
             return True
@@ -91,7 +126,7 @@ class Guards:
         if limit is not None and not self.driver.is_plain:
             # Right after the head this is the whole Content-Length (or the first chunk).
             if self.driver.announced_body_bytes > limit:
-                log.info("refusing %s: request body over %d bytes (413)", self.client, limit)
+                peer_log.info("refusing %s: request body over %d bytes (413)", self.client, limit)
                 self.answer_and_close(413, head)
                 return True
         return False
@@ -102,7 +137,7 @@ class Guards:
         context = self.context
         limit = context.config.max_stream_body_bytes
         if limit is not None and self._body_bytes + self.driver.announced_body_bytes > limit:
-            log.info("refusing %s: request body over %d bytes (413)", self.client, limit)
+            peer_log.info("refusing %s: request body over %d bytes (413)", self.client, limit)
             if self._body is not None:
                 self._body.lose("request body too large (413)")
             self.answer_and_close(413)
@@ -132,13 +167,13 @@ class Guards:
         config = self.context.config
         deadline = self._request_deadline
         if deadline is not None and self.context.deadlines.now() >= deadline:
-            log.info(
+            peer_log.info(
                 "closing %s: request not received whole in %g s (408)",
                 self.client,
                 config.request_timeout,
             )
         else:
-            log.info(
+            peer_log.info(
                 "closing %s: no request body byte for %g s (408)", self.client, config.body_timeout
             )
         body.lose("request body not received in time (408)")

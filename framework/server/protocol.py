@@ -34,7 +34,7 @@ from ..tls import tls_info
 from ..transport import BodyQueue, FlowControl
 from . import respond, timeouts
 from .config import ServerConfig
-from .guards import Guards
+from .guards import Guards, peer_log
 
 __all__ = ["ServerContext", "ServerProtocol"]
 
@@ -362,13 +362,13 @@ class ServerProtocol(Guards, asyncio.Protocol):
         phase = self.phase
         if phase is timeouts.HEAD:
             limit = self.context.config.head_timeout
-            log.info("closing %s: request head not received in %g s", self.client, limit)
+            peer_log.info("closing %s: request head not received in %g s", self.client, limit)
             self.answer_and_close(408)
         elif phase is timeouts.BODY:
             self._body_expired()
         elif phase is timeouts.WRITE:
             limit = self.context.config.write_timeout
-            log.info(
+            peer_log.info(
                 "closing %s: the response waited %g s for the client to read", self.client, limit
             )
             self.abort()
