@@ -6,6 +6,7 @@ from .deploy import serve
 from .errors import (
     CertificateError,
     CertificateVerifyError,
+    ClientDisconnect,
     ClientError,
     ConnectError,
     ConnectTimeout,
@@ -51,6 +52,7 @@ __all__ = [
     "CertificateStore",
     "CertificateVerifyError",
     "Client",
+    "ClientDisconnect",
     "ClientError",
     "ClientResponse",
     "ConnectError",

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from typing import IO
 
-__all__ = ["AccessLogHandler", "install", "log_request"]
+from .limits import ACCESS_LOG_TARGET_CHARS
+
+__all__ = ["AccessLogHandler", "install", "log_request", "safe_target"]
 
 access_log = logging.getLogger("framework.access")
 
@@ -95,12 +98,36 @@ def _fast_handler() -> AccessLogHandler | None:
     return None
 
 
+# What a request target may hold that must not reach a log line as it is: control bytes
+# (a forged line, a terminal escape), the quote that ends the field, the escape itself.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\]')
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def safe_target(target: str) -> str:
+    """``target`` as a log line carries it: control characters and quotes escaped (``\\x0a``),
+    and cut after ``ACCESS_LOG_TARGET_CHARS`` with a marker naming what was left out."""
+    if len(target) > ACCESS_LOG_TARGET_CHARS:
+        left = len(target) - ACCESS_LOG_TARGET_CHARS
+        target = target[:ACCESS_LOG_TARGET_CHARS]
+        return _UNSAFE.sub(_escape, target) + f"...[{left} more]"
+    return _UNSAFE.sub(_escape, target)
+
+
 def log_request(
     client: tuple[str, int] | None, method: str, target: str, http_version: str, status: int
 ) -> None:
-    """Log one answered request: ``127.0.0.1 - "GET /path HTTP/1.1" 200``."""
+    """Log one answered request: ``127.0.0.1 - "GET /path HTTP/1.1" 200``.
+
+    The target is escaped and capped (``safe_target``): a peer cannot forge or flood lines.
+    """
     if not access_log.isEnabledFor(logging.INFO):
         return
+    if len(target) > ACCESS_LOG_TARGET_CHARS or _UNSAFE.search(target):
+        target = safe_target(target)
     host = client[0] if client else "-"
     handler = _fast_handler()
     if handler is None:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from .errors import HTTPError
+from .errors import ClientDisconnect, HTTPError
 from .messages import Hook, JSONResponse, Request, Response
 from .routing import Route, Router
 
@@ -132,53 +132,83 @@ class App:
         endpoint: Callable[..., Any],
         methods: Iterable[str] = ("GET",),
         name: str | None = None,
+        *,
+        max_body_size: int | None = None,
     ) -> Route:
-        """Add a route; the decorators below call this."""
+        """Add a route; the decorators below call this.
+
+        ``max_body_size`` raises (or lowers) the most bytes ``await request.body()`` buffers
+        for this route, from the server's ``max_body_bytes`` (1 MiB); above it, 413.
+        """
         if not inspect.iscoroutinefunction(endpoint):
             raise TypeError(
                 f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
                 "function (async def)"
             )
-        return self.router.add(Route(path, endpoint, methods, name))
+        return self.router.add(Route(path, endpoint, methods, name, max_body_size))
 
     def route(
-        self, path: str, methods: Iterable[str] = ("GET",), name: str | None = None
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        *,
+        max_body_size: int | None = None,
     ) -> Callable[[F], F]:
-        """Decorate a handler for ``path`` and ``methods``; the handler is returned unchanged."""
+        """Decorate a handler for ``path`` and ``methods``; the handler is returned unchanged.
+
+        Example::
+
+            @app.route("/upload", ["POST", "PUT"], max_body_size=50 * 1024 * 1024)
+        """
 
         def decorate(endpoint: F) -> F:
-            self.add_route(path, endpoint, methods, name)
+            self.add_route(path, endpoint, methods, name, max_body_size=max_body_size)
             return endpoint
 
         return decorate
 
-    def get(self, path: str, name: str | None = None) -> Callable[[F], F]:
+    def get(
+        self, path: str, name: str | None = None, *, max_body_size: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate a GET handler (HEAD is served by it too, without the body)."""
-        return self.route(path, ("GET",), name)
+        return self.route(path, ("GET",), name, max_body_size=max_body_size)
 
-    def post(self, path: str, name: str | None = None) -> Callable[[F], F]:
+    def post(
+        self, path: str, name: str | None = None, *, max_body_size: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate a POST handler."""
-        return self.route(path, ("POST",), name)
+        return self.route(path, ("POST",), name, max_body_size=max_body_size)
 
-    def put(self, path: str, name: str | None = None) -> Callable[[F], F]:
+    def put(
+        self, path: str, name: str | None = None, *, max_body_size: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate a PUT handler."""
-        return self.route(path, ("PUT",), name)
+        return self.route(path, ("PUT",), name, max_body_size=max_body_size)
 
-    def patch(self, path: str, name: str | None = None) -> Callable[[F], F]:
+    def patch(
+        self, path: str, name: str | None = None, *, max_body_size: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate a PATCH handler."""
-        return self.route(path, ("PATCH",), name)
+        return self.route(path, ("PATCH",), name, max_body_size=max_body_size)
 
-    def delete(self, path: str, name: str | None = None) -> Callable[[F], F]:
+    def delete(
+        self, path: str, name: str | None = None, *, max_body_size: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate a DELETE handler."""
-        return self.route(path, ("DELETE",), name)
+        return self.route(path, ("DELETE",), name, max_body_size=max_body_size)
 
-    def head(self, path: str, name: str | None = None) -> Callable[[F], F]:
+    def head(
+        self, path: str, name: str | None = None, *, max_body_size: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate a HEAD handler (needed only when it differs from the GET handler)."""
-        return self.route(path, ("HEAD",), name)
+        return self.route(path, ("HEAD",), name, max_body_size=max_body_size)
 
-    def options(self, path: str, name: str | None = None) -> Callable[[F], F]:
+    def options(
+        self, path: str, name: str | None = None, *, max_body_size: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate an OPTIONS handler."""
-        return self.route(path, ("OPTIONS",), name)
+        return self.route(path, ("OPTIONS",), name, max_body_size=max_body_size)
 
     def middleware(self, func: Middleware) -> Middleware:
         """Decorate ``async def mw(request, call_next) -> Response``; the first added is outermost.
@@ -252,6 +282,8 @@ class App:
         try:
             route, params = self.router.resolve(request.method, request.path)
             request.path_params = params
+            if route.max_body_size is not None:
+                request.max_body_size = route.max_body_size
             result = await route.endpoint(request, **params)
             if type(result) is Response:
                 return result
@@ -269,6 +301,10 @@ class App:
                 return Response("Internal Server Error", status=500)
         if isinstance(exc, HTTPError):
             return _error_response(exc)
+        if isinstance(exc, ClientDisconnect):
+            # The peer's doing, not a bug: no traceback, and nobody to answer.
+            log.debug("%s %s ended: %s", request.method, request.path, exc.reason)
+            return Response("Client Closed Request", status=400)
         log.error(
             "unhandled error in handler for %s %s", request.method, request.path, exc_info=exc
         )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__
+from .cli_limits import add_limit_flags, config_from_args, limits_table
 from .errors import FrameworkError
 
 __all__ = ["build_parser", "limits_table", "load_app", "main"]
@@ -71,12 +72,12 @@ def load_app(spec: str) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from .deploy import serve
-    from .server import ServerConfig
 
     if (args.client_cert != "required") and not args.client_ca:
         raise FrameworkError(
             "--client-cert needs --client-ca, the CA that signs client certificates"
         )
+    config = config_from_args(args, h11_only=args.h11_only)
     app = load_app(args.app)
     serve(
         app,
@@ -93,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         log_level=args.log_level,
         use_uvloop=args.loop != "asyncio",
-        config=ServerConfig(h11_only=args.h11_only),
+        config=config,
     )
     return 0
 
@@ -106,37 +107,6 @@ def _port(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0-65535, not {port}")
     return port
-
-
-def limits_table() -> str:
-    """The Markdown table of every limit and default, made from ``framework/limits.py``.
-
-    Each row is a constant with its value and the ``#:`` comment above it (what it is, and
-    its precedent), so the README's table cannot drift from the code.
-    """
-    import ast
-    import inspect
-
-    from . import limits
-
-    source = inspect.getsource(limits)
-    lines = source.splitlines()
-    rows = ["| name | value | what, and its precedent |", "|---|---|---|"]
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
-            continue
-        name = node.targets[0].id
-        comment: list[str] = []
-        index = node.lineno - 2
-        while index >= 0 and lines[index].startswith("#:"):
-            comment.insert(0, lines[index][2:].strip())
-            index -= 1
-        value = getattr(limits, name)
-        shown = f"{value:,}" if isinstance(value, int) else repr(value)
-        if isinstance(value, str) and len(value) > 40:
-            shown = value.replace(":", " ")
-        rows.append(f"| `{name}` | {shown} | {' '.join(comment)} |")
-    return "\n".join(rows)
 
 
 def _limits(args: argparse.Namespace) -> int:
@@ -194,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    add_limit_flags(serve)
     serve.set_defaults(func=_serve)
 
     limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")

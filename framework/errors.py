@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "CertificateError",
     "CertificateVerifyError",
+    "ClientDisconnect",
     "ClientError",
     "ConnectError",
     "ConnectTimeout",
@@ -84,6 +85,23 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent something HTTP/1.1 forbids (400, 431, 501, ...)."""
+
+
+class ClientDisconnect(FrameworkError, ConnectionResetError):
+    """The request body cannot be read whole: the client went away, or the server gave up on it.
+
+    Raised by ``await request.body()`` and ``request.stream()`` when the connection was lost,
+    the body was malformed, too slow (408) or too large for the server's streaming limit
+    (413). Nothing can be answered any more; ``App`` ends the handler quietly (one line at
+    DEBUG, no 500 and no traceback). Also a builtin ``ConnectionResetError``.
+
+    Attributes:
+        reason: what happened, in a few words.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 # --- client errors, by the phase in which they happen -------------------------------------

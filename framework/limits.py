@@ -28,8 +28,9 @@ MAX_HEADER_COUNT = 100
 MAX_BODY_BYTES = 1024 * 1024
 
 #: Largest request body read with ``request.stream()``, in bytes; 413 above it (``None`` in the
-#: config: unlimited). Precedent: Caddy's request_body max_size is unset; a streamed upload
-#: still needs a ceiling on the internet, and 1 GiB covers ordinary uploads.
+#: config, ``unlimited`` on the command line: no limit). Precedent: Caddy's request_body
+#: max_size is unset; a streamed upload still needs a ceiling on the internet, and 1 GiB
+#: covers ordinary uploads.
 MAX_STREAM_BODY_BYTES = 1024 * 1024 * 1024
 
 #: Received bytes buffered for a request body that the handler has not read yet; reading from the
@@ -52,7 +53,9 @@ WRITE_CHUNK_BYTES = 1024 * 1024
 # --- server: timeouts, in seconds ------------------------------------------------------------
 
 #: How long an idle kept-alive connection stays open. Precedent: uvicorn 5 s, nginx 75 s,
-#: Node.js 5 s. Short values save memory under many idle clients.
+#: Node.js 5 s. Short values save memory under many idle clients. Behind a load balancer that
+#: keeps connections to us, its idle timeout must be the shorter one, or it sends a request
+#: just as we close and answers its client 502: AWS ALB idles 60 s, so set 65 s behind one.
 KEEP_ALIVE_TIMEOUT = 5.0
 
 #: How long the TLS handshake may take. Precedent: Go's net/http TLSHandshakeTimeout 10 s;
@@ -84,7 +87,8 @@ MAX_CONNECTIONS = 4096
 #: ``Retry-After``. ``None``: no limit. Precedent: uvicorn --limit-concurrency (unset).
 MAX_IN_FLIGHT: int | None = None
 
-#: Seconds sent in ``Retry-After`` with a 503 for too many requests in flight.
+#: Seconds sent in ``Retry-After`` with a 503 for too many requests in flight. Precedent:
+#: RFC 9110 10.2.3; a second spreads retries without making clients wait long.
 RETRY_AFTER = 1
 
 #: Requests served on one connection before it is closed (``Connection: close`` on the last).
@@ -98,6 +102,11 @@ GRACEFUL_SHUTDOWN_TIMEOUT = 10.0
 
 #: Most connections accepted but not yet served. Precedent: uvicorn --backlog 2048.
 BACKLOG = 2048
+
+#: Longest request target an access-log line carries, in characters; past it the target is cut
+#: and marked. Precedent: nginx logs the whole line (up to its 8 KiB buffer); a log line past
+#: 1 KiB is an attack or a mistake, not something to keep whole.
+ACCESS_LOG_TARGET_CHARS = 1024
 
 # --- client ----------------------------------------------------------------------------------
 

@@ -132,6 +132,12 @@ class Request:
         tls: what TLS agreed for the connection, or ``None`` on plain HTTP.
         path_params: the typed values matched by the route template.
         state: a dict for middleware and handlers to share data on.
+        max_body_size: the most bytes ``await request.body()`` buffers (the server's
+            ``max_body_bytes``, or the route's ``max_body_size``); 413 above it.
+
+    When the client disconnects while its request is handled, the handler is not cancelled
+    (as under uvicorn and Starlette): reading the body raises ``ClientDisconnect``, and
+    ``await request.is_disconnected()`` says so, for long handlers to stop early.
     """
 
     __slots__ = (
@@ -149,6 +155,8 @@ class Request:
         "_source",
         "_body",
         "_streamed",
+        "max_body_size",
+        "_gone",
     )
 
     def __init__(
@@ -161,6 +169,8 @@ class Request:
         client: tuple[str, int] | None = None,
         tls: TLSInfo | None = None,
         http_version: str = "1.1",
+        max_body_size: int = limits.MAX_BODY_BYTES,
+        disconnected: Callable[[], bool] | None = None,
     ) -> None:
         if isinstance(target, str):
             target = target.encode("latin-1")
@@ -183,6 +193,12 @@ class Request:
             self._source = body
             self._body = None
         self._streamed = False
+        self.max_body_size = max_body_size
+        self._gone = disconnected
+
+    async def is_disconnected(self) -> bool:
+        """True once the client's connection is gone: nobody will read the response."""
+        return self._gone is not None and self._gone()
 
     @property
     def query(self) -> QueryParams:
@@ -210,9 +226,22 @@ class Request:
         while chunk := await self._source.read_chunk():
             yield chunk
 
-    async def body(self, max_size: int = limits.MAX_BODY_BYTES) -> bytes:
-        """The whole body; ``HTTPError(413)`` past ``max_size`` bytes."""
+    async def body(self, max_size: int | None = None) -> bytes:
+        """The whole body; ``HTTPError(413)`` past ``max_size`` bytes (``max_body_size``).
+
+        A ``Content-Length`` above the limit is refused before anything is read (and before
+        ``100 Continue`` is sent), a chunked body once it has grown past it.
+
+        Raises:
+            HTTPError: 413, the body is larger than the limit.
+            ClientDisconnect: the body will not arrive whole.
+        """
         if self._body is None:
+            if max_size is None:
+                max_size = self.max_body_size
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_size:
+                raise HTTPError(413, f"request body larger than {max_size} bytes")
             parts = []
             size = 0
             async for chunk in self.stream():

@@ -40,6 +40,8 @@ class Route:
         endpoint: ``async def handler(request, **params)``.
         methods: the HTTP methods it answers; ``HEAD`` is implied by ``GET``.
         name: a name for the route (the handler's name by default).
+        max_body_size: the most bytes ``await request.body()`` buffers for this route, instead
+            of the server's ``max_body_bytes`` (``None``: the server's).
 
     Example::
 
@@ -50,6 +52,7 @@ class Route:
     endpoint: Callable[..., Any]
     methods: Iterable[str] = ("GET",)
     name: str | None = None
+    max_body_size: int | None = None
     param_names: tuple[str, ...] = field(init=False)
     _regex: re.Pattern[str] | None = field(init=False, repr=False)
     _converters: tuple[Callable[[str], Any], ...] = field(init=False, repr=False)
@@ -57,6 +60,9 @@ class Route:
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
             raise ValueError(f"route path must start with '/', not {self.path!r}")
+        size = self.max_body_size
+        if size is not None and not (isinstance(size, int) and size >= 0):
+            raise ValueError(f"max_body_size must be a whole number of bytes, not {size!r}")
         methods = {m.upper() for m in self.methods}
         if "GET" in methods:
             methods.add("HEAD")

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 
 from . import limits
+from .errors import ClientDisconnect
 
 __all__ = ["BodyQueue", "FlowControl"]
 
@@ -151,9 +152,19 @@ class BodyQueue:
         self.wake()
 
     def lose(self, reason: str) -> None:
-        """The connection went away: a reader waiting for more gets ``ConnectionResetError``."""
-        self._lost = reason
+        """The body will not arrive whole: a reader wanting more gets ``ClientDisconnect``.
+
+        The first reason given is kept (a connection closed after a timeout reports the
+        timeout, not the close).
+        """
+        if self._lost is None:
+            self._lost = reason
         self.wake()
+
+    @property
+    def is_waiting(self) -> bool:
+        """True while a reader waits in ``read_chunk()`` for bytes not received yet."""
+        return self._waiter is not None
 
     def wake(self) -> None:
         """Wake a reader waiting in ``read_chunk()``."""
@@ -190,14 +201,15 @@ class BodyQueue:
         """The next piece of the body, waiting for it; ``b""`` once it is complete.
 
         Raises:
-            ConnectionResetError: the connection was lost before the whole body arrived.
+            ClientDisconnect: the body will not arrive whole (the connection was lost, or
+                the server gave up on it); also a ``ConnectionResetError``.
         """
         while True:
             chunk = self.pop()
             if chunk is not None:
                 return chunk
             if self._lost is not None:
-                raise ConnectionResetError(self._lost)
+                raise ClientDisconnect(self._lost)
             if self._on_wait is not None:
                 self._on_wait()
             self._flow.resume_reading()

@@ -29,14 +29,14 @@ ALLOWED: dict[str, set[str] | None] = {
     "limits": set(),
     "headers": set(),
     "messages": {"headers", "errors", "limits"},
-    "accesslog": set(),
+    "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
     "tls": {"pki", "messages", "errors", "limits"},
     # protocol: no I/O; the only importer of h11
     "http11": {"messages", "headers", "errors", "limits"},
     # adapter: asyncio back pressure and body queues, shared by both roles
-    "transport": {"limits"},
+    "transport": {"errors", "limits"},
     # roles
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
@@ -47,6 +47,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "deploy": None,
     "cli": None,
     "cli_certs": None,
+    "cli_limits": None,
     "__main__": None,
     "__init__": None,
 }

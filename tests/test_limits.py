@@ -32,8 +32,24 @@ def test_limits_readme_table_matches_module() -> None:
 
 def test_limits_every_constant_has_a_precedent_comment() -> None:
     for row in limits_table().splitlines()[2:]:
-        name, _, comment = row.strip("|").split("|")[0::1][:3]
+        name, _, _, comment = row.strip("|").split("|")[:4]
         assert comment.strip(), f"{name.strip()} has no #: comment in limits.py"
+
+
+def test_limits_every_server_setting_has_a_constant_and_a_serve_flag() -> None:
+    import dataclasses
+
+    from framework.cli import build_parser
+    from framework.cli_limits import FLAGS
+    from framework.server import ServerConfig
+
+    fields = {f.name for f in dataclasses.fields(ServerConfig)} - {"access_log", "h11_only"}
+    assert {field for field, _, _ in FLAGS.values()} == fields
+    for constant, (field, flag, _) in FLAGS.items():
+        assert getattr(ServerConfig(), field) == getattr(limits, constant), constant
+        args = build_parser().parse_args(["serve", "m:app"])
+        assert not hasattr(args, field), f"{flag} has a default of its own"
+    assert "`max_body_bytes` / `--max-body-size`" in limits_table()
 
 
 def test_limits_every_constant_is_used_by_the_package() -> None:

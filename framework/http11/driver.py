@@ -196,6 +196,22 @@ class Driver:
         return conn.our_state is _DONE and conn.their_state is _DONE
 
     @property
+    def announced_body_bytes(self) -> int:
+        """Body bytes the peer announced and has not sent yet: the rest of its Content-Length,
+        or of the chunk being read (0 when no body is being read).
+
+        A server compares it with its body limit, so that a huge chunk size is refused at once
+        rather than waited for.
+        """
+        conn = self._conn
+        reader = None if conn is None else getattr(conn, "_reader", None)
+        # h11's body readers keep what is left of the length or of the chunk in these fields.
+        left = getattr(reader, "_remaining", None)
+        if left is None:
+            left = getattr(reader, "_bytes_in_chunk", 0)
+        return left if isinstance(left, int) else 0
+
+    @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received but not yet parsed, and whether the peer closed after them.
 

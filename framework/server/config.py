@@ -24,13 +24,16 @@ class ServerConfig:
         max_header_bytes: the largest request head; 431 above it.
         max_request_line_bytes: the longest request line; 414 above it.
         max_header_count: the most header fields in a request; 431 above it.
-        max_body_bytes: the largest body ``await request.body()`` buffers; 413 above it.
+        max_body_bytes: the largest body ``await request.body()`` buffers; 413 above it (a
+            route's ``max_body_size=`` overrides it).
         max_stream_body_bytes: the largest body ``request.stream()`` reads; 413 above it
             (``None``: unlimited).
-        body_timeout: the longest silence while a request body arrives; 408 after it.
+        body_timeout: the longest silence while the handler waits for the request body; 408
+            after it.
         request_timeout: the longest a whole request may take to arrive (``None``: no limit).
         write_timeout: how long a response may wait on a client that does not read.
-        max_connections: open connections above which the server stops accepting.
+        max_connections: open connections (handshakes included) at which the server stops
+            accepting; the next wait in the kernel's backlog.
         max_in_flight: requests handled at once above which it answers 503 (``None``: no
             limit).
         max_requests_per_connection: requests served on a connection before it is closed

@@ -1,10 +1,14 @@
 """``Server``: listens, accepts, sweeps timeouts, reloads certificates and drains.
 
 The server binds its sockets (or takes one already bound), runs the startup hooks, then
-accepts connections, each a ``ServerProtocol`` sharing one ``ServerContext``. Once a second it
-refreshes the ``Date`` clock and expires connections past their phase's deadline. On
-``aclose()`` it stops accepting, lets requests in flight finish within a bound, and runs the
-shutdown hooks. The handler is any ``async (Request) -> Response`` callable.
+accepts connections, each a ``ServerProtocol`` sharing one ``ServerContext``. It accepts
+itself (``sock_accept``, then ``connect_accepted_socket`` for the TLS handshake) so that it can
+stop accepting at ``max_connections`` (connections in their handshake count) and go on below
+it: the ones above wait in the kernel's backlog, as under nginx's worker_connections, rather
+than being refused. Once a second (more often for timeouts under two seconds) it refreshes the
+``Date`` clock and expires connections past their phase's deadline. On ``aclose()`` it stops
+accepting, lets requests in flight finish within a bound, and runs the shutdown hooks. The
+handler is any ``async (Request) -> Response`` callable.
 """
 
 from __future__ import annotations
@@ -92,7 +96,12 @@ class Server:
         self.shutdown_hooks = list(shutdown)
         self._context: ServerContext | None = None
         self._draining = False
-        self._servers: list[asyncio.Server] = []
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
+        self._handshakes: set[asyncio.Task[None]] = set()
+        #: Connections accepted and not yet closed (in their handshake or open).
+        self.open_connections = 0
+        self._room: asyncio.Event | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._closed: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set in start()
@@ -115,7 +124,7 @@ class Server:
     @property
     def sockets(self) -> list[socket.socket]:
         """The listening sockets."""
-        return [s for server in self._servers for s in server.sockets]
+        return list(self._listeners)
 
     @property
     def port(self) -> int:
@@ -145,36 +154,120 @@ class Server:
         """
         self.loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
+        self._room = asyncio.Event()
         config = self.config
         context = self._context = ServerContext(self.handler, config, self.loop, self.is_tls)
-        kwargs: dict[str, Any] = {
-            "ssl": self.ssl_context,
-            "backlog": config.backlog,
-            "start_serving": False,
-        }
+        context.on_close = self._released
         if self.ssl_context is not None:
-            kwargs["ssl_handshake_timeout"] = config.tls_handshake_timeout
             report_refused_handshakes(self.ssl_context, log)
-        if self.sock is not None:
-            kwargs["sock"] = self.sock
-        else:
-            kwargs.update(host=self.host, port=self._port, reuse_address=True)
-        server = await self.loop.create_server(lambda: ServerProtocol(context), **kwargs)
+        sockets = [self.sock] if self.sock is not None else await self._bind()
         try:
             for hook in self.startup_hooks:
                 await hook()
         except BaseException:
-            server.close()
+            if self.sock is None:
+                for sock in sockets:
+                    sock.close()
             raise
-        self._servers.append(server)
-        await server.start_serving()
+        for sock in sockets:
+            sock.setblocking(False)
+            sock.listen(config.backlog)
+            self._listeners.append(sock)
+            if self._port == 0:
+                self._port = int(sock.getsockname()[1])
+            self._accepting.append(self.loop.create_task(self._accept(sock)))
         self._schedule_tick()
 
+    async def _bind(self) -> list[socket.socket]:
+        """Sockets bound to every address of ``host`` (not listening yet)."""
+        hosts = [self.host] if isinstance(self.host, str) else list(self.host)
+        sockets: list[socket.socket] = []
+        try:
+            for host in hosts:
+                infos = await self.loop.getaddrinfo(
+                    host or None,
+                    self._port,
+                    type=socket.SOCK_STREAM,
+                    flags=socket.AI_PASSIVE,
+                )
+                for family, kind, proto, _, address in dict.fromkeys(infos):
+                    sock = socket.socket(family, kind, proto)
+                    sockets.append(sock)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    try:
+                        sock.bind(address)
+                    except OSError as exc:
+                        raise OSError(
+                            exc.errno,
+                            f"error while attempting to bind on address {address!r}: "
+                            f"{exc.strerror}",
+                        ) from None
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        return sockets
+
+    async def _accept(self, listener: socket.socket) -> None:
+        """Accept connections on ``listener`` while there is room under ``max_connections``."""
+        loop = self.loop
+        config = self.config
+        room = self._room
+        assert room is not None
+        assert self._context is not None
+        context = self._context
+        while True:
+            while self.open_connections >= config.max_connections:
+                # Full: leave the next connections in the kernel's backlog until one closes.
+                room.clear()
+                await room.wait()
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # out of file descriptors, or the like: try again soon
+                log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)  # noqa: ASYNC110 - a back-off, not a synchronisation
+                continue
+            self.open_connections += 1
+            task = loop.create_task(self._connect(sock, context))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _connect(self, sock: socket.socket, context: ServerContext) -> None:
+        """The TLS handshake (within ``tls_handshake_timeout``), then the connection runs."""
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: ServerProtocol(context),
+                sock,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=(
+                    self.config.tls_handshake_timeout if self.ssl_context is not None else None
+                ),
+            )
+        except (Exception, asyncio.CancelledError) as exc:
+            # A handshake that failed or timed out: the peer's doing. A refused handshake was
+            # already reported (tls.report_refused_handshakes); anything else is one DEBUG line.
+            if not isinstance(exc, ssl.SSLError):
+                log.debug("connection not established: %s", exc or type(exc).__name__)
+            sock.close()
+            self._released()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+
+    def _released(self) -> None:
+        """A connection ended: there is room for another."""
+        self.open_connections -= 1
+        room = self._room
+        if room is not None and not room.is_set():
+            room.set()
+
     def _schedule_tick(self) -> None:
-        self._ticker = self.loop.call_later(1.0, self._tick)
+        interval = self._context.deadlines.interval if self._context is not None else 1.0
+        self._ticker = self.loop.call_later(interval, self._tick)
 
     def _tick(self) -> None:
-        """Once a second: refresh the Date header, close idle and too-slow connections."""
+        """Refresh the Date header, close idle and too-slow connections."""
         Clock.tick()
         context = self._context
         assert context is not None
@@ -219,8 +312,13 @@ class Server:
         connections = context.connections if context is not None else set()
         if context is not None:
             context.is_draining = True
-        for server in self._servers:
-            server.close()
+        for task in self._accepting:
+            task.cancel()
+        for task in list(self._handshakes):
+            task.cancel()
+        for sock in self._listeners:
+            sock.close()
+        self._listeners.clear()
         for conn in list(connections):
             conn.shutdown()
         running = {c: c.task for c in connections if c.task is not None}
@@ -233,8 +331,7 @@ class Server:
                     )
                     task.cancel()
                     conn.abort()
-        for server in self._servers:
-            await server.wait_closed()
+        await asyncio.gather(*self._accepting, *self._handshakes, return_exceptions=True)
         if self._ticker is not None:
             self._ticker.cancel()
         for hook in self.shutdown_hooks:
@@ -253,5 +350,5 @@ class Server:
         await self.aclose()
 
     def __repr__(self) -> str:
-        state = "draining" if self.is_draining else ("listening" if self._servers else "new")
+        state = "draining" if self.is_draining else ("listening" if self._listeners else "new")
         return f"<Server {self.url} {state} connections={len(self.connections)}>"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from ..accesslog import log_request
-from ..errors import ProtocolError
+from ..errors import ClientDisconnect, ProtocolError
 from ..http11 import (
     IDLE,
     NEED_DATA,
@@ -33,6 +34,7 @@ from ..tls import tls_info
 from ..transport import BodyQueue, FlowControl
 from . import respond, timeouts
 from .config import ServerConfig
+from .guards import Guards, peer_log
 
 __all__ = ["ServerContext", "ServerProtocol"]
 
@@ -47,9 +49,21 @@ class ServerContext:
     Attributes:
         connections: the open connections (each adds and removes itself).
         is_draining: set when the server shuts down: responses then close their connection.
+        in_flight: the requests being handled now (for ``max_in_flight``).
+        on_close: called once when a connection ends (the listener counts connections).
     """
 
-    __slots__ = ("handler", "config", "loop", "is_tls", "deadlines", "connections", "is_draining")
+    __slots__ = (
+        "handler",
+        "config",
+        "loop",
+        "is_tls",
+        "deadlines",
+        "connections",
+        "is_draining",
+        "in_flight",
+        "on_close",
+    )
 
     def __init__(
         self,
@@ -63,14 +77,27 @@ class ServerContext:
         self.loop = loop
         self.is_tls = is_tls
         self.deadlines = timeouts.Deadlines(
-            loop, {timeouts.IDLE: config.keep_alive_timeout, timeouts.HEAD: config.head_timeout}
+            loop,
+            {
+                timeouts.IDLE: config.keep_alive_timeout,
+                timeouts.HEAD: config.head_timeout,
+                timeouts.BODY: config.body_timeout,
+                timeouts.WRITE: config.write_timeout,
+            },
         )
         self.connections: set[ServerProtocol] = set()
         self.is_draining = False
+        self.in_flight = 0
+        self.on_close: Callable[[], None] | None = None
 
 
-class ServerProtocol(asyncio.Protocol):
-    """One client connection: HTTP/1.1 over the transport, one request at a time."""
+class ServerProtocol(Guards, asyncio.Protocol):
+    """One client connection: HTTP/1.1 over the transport, one request at a time.
+
+    Its limits and timeouts (408, 413, 503, the write stall) are the methods of ``Guards``.
+    """
+
+    context: ServerContext
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
@@ -90,6 +117,11 @@ class ServerProtocol(asyncio.Protocol):
         self._body: BodyQueue | None = None
         self._continue_sent = False
         self._closing = False  # finish the current response, then close
+        self._request: Request | None = None
+        #: When the request being received must have arrived whole (``request_timeout``).
+        self._request_deadline: float | None = None
+        self._body_bytes = 0  # body bytes received for the current request
+        self._ended = False  # on_close was called
 
     # --- asyncio callbacks ------------------------------------------------------------------
 
@@ -139,6 +171,7 @@ class ServerProtocol(asyncio.Protocol):
         if self._body is not None:
             self._body.lose("client disconnected before sending the whole body")
         self.context.connections.discard(self)
+        self._end()
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -159,7 +192,7 @@ class ServerProtocol(asyncio.Protocol):
         if event is NEED_DATA:
             if driver.trailing_data[0] and self.phase is timeouts.IDLE:
                 # Part of a request head has arrived: the head timeout applies from now.
-                self.context.deadlines.enter(self, timeouts.HEAD)
+                self._enter_head()
             return
         if event is PAUSED:  # pragma: no cover - only reached between cycles, never here
             return
@@ -181,9 +214,13 @@ class ServerProtocol(asyncio.Protocol):
                 self._protocol_error(exc)
                 return
             if type(event) is Data:
+                if self._body_received(len(event.data)):
+                    return
                 body.feed(event.data)
             elif type(event) is EndOfMessage:
                 body.finish()
+                if self.phase is timeouts.BODY:
+                    self.phase, self.deadline = timeouts.BUSY, None
             elif event is NEED_DATA or event is PAUSED:
                 return
             elif type(event) is ConnectionClosed:  # the client closed mid-body
@@ -195,13 +232,16 @@ class ServerProtocol(asyncio.Protocol):
         context = self.context
         self.phase, self.deadline = timeouts.BUSY, None
         self.requests += 1
+        if self._refused(event):
+            return
         if not self._tls_done:
             self._tls_done = True
             if context.is_tls:
                 self._tls = tls_info(self.transport.get_extra_info("ssl_object"))  # type: ignore[union-attr]
-        body = self._body = BodyQueue(self.flow, self.send_continue)
+        body = self._body = BodyQueue(self.flow, self._body_wanted)
         self._continue_sent = False
-        request = Request(
+        self._body_bytes = 0
+        request = self._request = Request(
             event.method.decode("ascii"),
             event.target,
             Headers.from_raw(event.headers),
@@ -209,8 +249,13 @@ class ServerProtocol(asyncio.Protocol):
             client=self.client,
             tls=self._tls,
             http_version=event.http_version.decode("ascii"),
+            max_body_size=context.config.max_body_bytes,
+            disconnected=self._is_gone,
         )
         self._process_body()
+        if self.is_closed:  # the body was refused already (413, 400): nothing to dispatch
+            return
+        context.in_flight += 1
         self._task = context.loop.create_task(self._respond(request))
 
     def send_continue(self) -> None:
@@ -240,11 +285,22 @@ class ServerProtocol(asyncio.Protocol):
                     raise TypeError(
                         f"handler returned {type(response).__name__}, expected a Response"
                     )
-            except Exception:
+            except Exception as exc:
+                if self.is_closed or isinstance(exc, ClientDisconnect):
+                    # The client went away, or was cut off: nobody to answer, and the
+                    # peer's doing rather than a bug, so one line and no traceback.
+                    log.debug(
+                        "%s %s from %s ended: %r", request.method, request.path, self.client, exc
+                    )
+                    self.abort()
+                    return
                 response = respond.internal_error(request)
             if self.is_closed:
                 return
             body = self._body
+            limit = context.config.max_requests_per_connection
+            if limit is not None and self.requests >= limit:
+                self._closing = True  # the last request this connection may carry
             if self._closing or body is None or not body.is_complete or context.is_draining:
                 # The request body was not all read (so the connection cannot be reused), or
                 # the server is shutting down: say so, and close after this response.
@@ -260,6 +316,7 @@ class ServerProtocol(asyncio.Protocol):
             self.abort()
         finally:
             self._task = None
+            context.in_flight -= 1
         if context.config.access_log:
             log_request(self.client, request.method, request.url, request.http_version, status)
         self._end_cycle()
@@ -273,6 +330,8 @@ class ServerProtocol(asyncio.Protocol):
             return
         driver.start_next_cycle()
         self._body = None
+        self._request = None
+        self._request_deadline = None
         self.context.deadlines.enter(self, timeouts.IDLE)
         self.flow.resume_reading()
         # Pipelined requests already received are waiting in the driver.
@@ -287,7 +346,7 @@ class ServerProtocol(asyncio.Protocol):
             # A handler is running for a request whose body turned out malformed: it cannot
             # be answered sensibly any more.
             if self._body is not None:
-                self._body.finish()
+                self._body.lose(f"malformed request body: {exc}")
             self.abort()
             return
         driver = self.driver
@@ -299,11 +358,22 @@ class ServerProtocol(asyncio.Protocol):
         self._close()
 
     def expire(self) -> None:
-        """The deadline of the current phase passed: close the connection."""
-        if self.phase is timeouts.HEAD:
+        """The deadline of the current phase passed: close the connection (408 when due)."""
+        phase = self.phase
+        if phase is timeouts.HEAD:
             limit = self.context.config.head_timeout
-            log.info("closing %s: request head not received in %.0f s", self.client, limit)
-        self._close()
+            peer_log.info("closing %s: request head not received in %g s", self.client, limit)
+            self.answer_and_close(408)
+        elif phase is timeouts.BODY:
+            self._body_expired()
+        elif phase is timeouts.WRITE:
+            limit = self.context.config.write_timeout
+            peer_log.info(
+                "closing %s: the response waited %g s for the client to read", self.client, limit
+            )
+            self.abort()
+        else:
+            self._close()
 
     def _close(self) -> None:
         if not self.is_closed and self.transport is not None:
@@ -343,6 +413,7 @@ class ServerProtocol(asyncio.Protocol):
         self.is_closed = True
         self.deadline = None
         self.context.connections.discard(self)
+        self._end()
         self.flow.resume_reading()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)

@@ -51,6 +51,9 @@ class Output(Protocol):
     def write(self, data: bytes) -> None:
         """Write ``data`` to the transport (nothing once the connection is closed)."""
 
+    async def drain(self) -> None:
+        """Wait until the client takes more bytes (within the write timeout)."""
+
 
 def internal_error(request: Request) -> Response:
     """The response that stands in for a handler that failed; logs the error being handled."""
@@ -138,13 +141,12 @@ async def _send_stream(out: Output, request: Request, response: Response, close:
         if iterator is not None and hasattr(iterator, "aclose"):
             await iterator.aclose()
         return _send_error_instead(out, request, exc, close)
-    flow = out.flow
     if iterator is None:
         if request.method != "HEAD":
             body = response.body
             for start in range(0, len(body), limits.WRITE_CHUNK_BYTES):
                 out.write(driver.send(Data(body[start : start + limits.WRITE_CHUNK_BYTES])))
-                await flow.drain()
+                await out.drain()
         out.write(driver.send(_END))
         return response.status
     try:
@@ -153,7 +155,7 @@ async def _send_stream(out: Output, request: Request, response: Response, close:
                 if chunk:
                     out.write(driver.send(Data(chunk)))
                     # Write back pressure: wait while the client is slower than us.
-                    await flow.drain()
+                    await out.drain()
         out.write(driver.send(_END))
     finally:
         aclose = getattr(iterator, "aclose", None)
@@ -162,7 +164,7 @@ async def _send_stream(out: Output, request: Request, response: Response, close:
     return response.status
 
 
-def error_answer(driver: Driver, status: int) -> bytes:
+def error_answer(driver: Driver, status: int, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
     """The bytes of a short plain-text answer to malformed input, which closes the connection.
 
     Raises:
@@ -175,5 +177,6 @@ def error_answer(driver: Driver, status: int) -> bytes:
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", b"%d" % len(body)),
         (b"connection", b"close"),
+        *extra,
     ]
     return driver.send(Head(status, headers)) + driver.send(Data(body)) + driver.send(_END)

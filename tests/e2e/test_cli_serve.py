@@ -167,6 +167,15 @@ def bad_inputs(tls_files: TLSFiles, tmp_path: Path, busy_port: int) -> dict[str,
             "--keyfile",
             str(tls_files.server_key),
         ],
+        "negative timeout": ["serve", "examples.hello:app", "--body-timeout", "-1"],
+        "size not a size": ["serve", "examples.hello:app", "--max-body-size", "lots"],
+        "count not a number": ["serve", "examples.hello:app", "--max-connections", "1.5"],
+        "unlimited where a limit is needed": [
+            "serve",
+            "examples.hello:app",
+            "--max-connections",
+            "unlimited",
+        ],
     }
 
 
@@ -181,6 +190,10 @@ CASES = [
     ("port in use", "already in use"),
     ("port not a number", "port must be a number, not 'abc'"),
     ("keyfile without certfile", "--keyfile was given without --certfile"),
+    ("negative timeout", "--body-timeout: expected a positive number of seconds, not '-1'"),
+    ("size not a size", "--max-body-size: expected a positive size in bytes"),
+    ("count not a number", "--max-connections: expected a whole number, not '1.5'"),
+    ("unlimited where a limit is needed", "expected a whole number, not 'unlimited'"),
 ]
 
 
