@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..accesslog import log_request
+from ..accesslog import log_rejected, log_request
 from ..errors import ProtocolError
 from ..http11 import (
     IDLE,
@@ -75,7 +75,13 @@ class ServerProtocol(asyncio.Protocol):
     def __init__(self, context: ServerContext) -> None:
         self.context = context
         config = context.config
-        self.driver = Driver("server", config.max_header_bytes, plain=not config.h11_only)
+        self.driver = Driver(
+            "server",
+            config.max_header_bytes,
+            plain=not config.h11_only,
+            max_request_line_bytes=config.max_request_line_bytes,
+            max_header_count=config.max_header_count,
+        )
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl = None  # type: ignore[assignment]  # set in connection_made
         self.client: tuple[str, int] | None = None
@@ -211,6 +217,11 @@ class ServerProtocol(asyncio.Protocol):
             http_version=event.http_version.decode("ascii"),
         )
         self._process_body()
+        if self.is_closed:
+            # The body's framing failed in the same read as the head, and was answered:
+            # the request is never dispatched.
+            self._body = None
+            return
         self._task = context.loop.create_task(self._respond(request))
 
     def send_continue(self) -> None:
@@ -296,6 +307,9 @@ class ServerProtocol(asyncio.Protocol):
                 self.write(respond.error_answer(driver, exc.status_hint))
             except ProtocolError:  # pragma: no cover - the driver refused; nothing more to say
                 pass
+            else:
+                if self.context.config.access_log:
+                    log_rejected(self.client, exc.status_hint)
         self._close()
 
     def expire(self) -> None:
