@@ -46,12 +46,15 @@ def test_client_refuses_hostile_response(name: str, h11_only: bool, tls_files: T
     async def main() -> None:
         async with raw_serving(tls_files, handle) as url:
             async with Client(ca=tls_files.ca_cert, h11_only=h11_only, timeout=5) as client:
+
+                async def fetch() -> bytes:
+                    return await (await client.get(url)).read()
+
                 with pytest.raises(ReadError, match="malformed HTTP/1.1"):
-                    response = await client.get(url)
-                    await response.read()
+                    await fetch()
                 assert_pool_empty(client.pool)
                 assert client.pool.num_connections == 0  # type: ignore[union-attr]
-                assert await (await client.get(url)).read() == b"good"
+                assert await fetch() == b"good"
                 assert len(served) == 2
 
     run(main)
