@@ -222,3 +222,12 @@ def test_client_driver_reads_a_valid_chunked_response(plain: bool) -> None:
     assert type(seen[0]) is Response
     assert b"".join(e.data for e in seen if type(e) is Data) == b"ok"
     assert seen[-1] == EndOfMessage([(b"x-t", b"1")])
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "h11"])
+def test_head_over_the_limit_in_whitespace_h11_strips(plain: bool) -> None:
+    # h11 strips the OWS around a value, so the head it reports is small; the bytes were not.
+    driver = Driver("server", plain=plain)
+    _, error = events(driver, [get(b"X-A: a" + b" " * 17_000)])
+    assert error is not None
+    assert error.status_hint == 431

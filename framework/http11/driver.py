@@ -22,14 +22,13 @@ from ..errors import LocalProtocolError, RemoteProtocolError
 from ..messages import reason_phrase
 from . import plain as codec
 from .checks import check_chunked_buffer, check_head, check_partial_head, head_size, refused_head
-from .convert import Prepared, to_h11
+from .convert import Prepared, from_h11_head, to_h11
 from .events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
     Event,
     HeaderList,
-    InformationalResponse,
     Request,
     Response,
 )
@@ -399,7 +398,10 @@ class Driver:
         # A head is due: keep the bytes it comes in, since h11's parser merges an obs-fold
         # and accepts a bare LF, which checks.py refuses on the bytes themselves.
         head_due = conn.their_state is (_IDLE if self._server else _SEND_RESPONSE)
-        before = conn.trailing_data[0] if head_due else b""
+        # No more than a head within the limits (a body may follow it in the buffer).
+        buffer = conn._receive_buffer
+        before = bytes(buffer._data[: self._max_size + 4]) if head_due else b""
+        total = len(buffer)
         try:
             if head_due and self._server:
                 check_partial_head(before, self._max_line, self._max_count)
@@ -420,21 +422,11 @@ class Driver:
             return event
         if kind is _H11Request or kind is _H11Response or kind is _H11Info:
             headers = pairs(event.headers)  # type: ignore[union-attr]
-            if kind is _H11Request:
-                head: Request | Response = Request(
-                    event.method,  # type: ignore[union-attr]
-                    event.target,  # type: ignore[union-attr]
-                    headers,
-                    event.http_version,  # type: ignore[union-attr]
-                )
-            else:
-                head = (Response if kind is _H11Response else InformationalResponse)(
-                    event.status_code,  # type: ignore[union-attr]
-                    headers,
-                    event.reason,  # type: ignore[union-attr]
-                    event.http_version,  # type: ignore[union-attr]
-                )
-            raw = before[: len(before) - len(conn.trailing_data[0])]
+            head = from_h11_head(event, headers)  # type: ignore[arg-type]
+            consumed = total - len(buffer)
+            if consumed > len(before):
+                raise RemoteProtocolError(f"head larger than the {self._max_size} byte limit", 431)
+            raw = before[:consumed]
             check_head(head, raw, self._max_size, self._max_line, self._max_count)
             self._chunked = any(name == b"transfer-encoding" for name, _ in headers)
             if type(head) is not Request:
