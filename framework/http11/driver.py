@@ -337,7 +337,7 @@ class Driver:
                 if (
                     request is None
                     or len(request[2]) > self._max_count
-                    or head.find(b"\r\n") > self._max_line
+                    or (len(head) > self._max_line and head.find(b"\r\n") > self._max_line)
                 ):
                     return None
                 event: Request | Response = Request(*request)

@@ -138,10 +138,11 @@ def parse_request_head(head: bytes) -> tuple[bytes, bytes, list[tuple[bytes, byt
         return None
     # h11 wants 1*VCHAR. SP cannot be here (split at), and _lines let nothing below SP through
     # but HTAB, nor DEL: so ASCII without HTAB is VCHAR.
-    if target[:1] != b"/" or not target.isascii() or b"\t" in target:
+    if not target or target[0] != 0x2F or not target.isascii() or b"\t" in target:
         return None
-    path = target.partition(b"?")[0]
-    if b"%" in path or b"/." in path:
+    if (b"%" in target or b"/." in target) and (
+        b"%" in target.partition(b"?")[0] or b"/." in target.partition(b"?")[0]
+    ):
         return None
 
     # The header loop is written out here and in parse_response_head rather than shared: a
