@@ -18,7 +18,7 @@ from typing import IO
 
 from .limits import ACCESS_LOG_TARGET_CHARS
 
-__all__ = ["AccessLogHandler", "install", "log_request", "safe_target"]
+__all__ = ["AccessLogHandler", "install", "log_rejected", "log_request", "safe_target"]
 
 access_log = logging.getLogger("framework.access")
 
@@ -137,6 +137,22 @@ def log_request(
         f"{handler.asctime(time.time())} INFO framework.access: "
         f'{host} - "{method} {target} HTTP/{http_version}" {status}\n'
     )
+
+
+def log_rejected(client: tuple[str, int] | None, status: int) -> None:
+    """Log input refused before it became a request: ``127.0.0.1 - "-" 400``.
+
+    The request line is not repeated: it may be missing, huge or hostile (nginx writes
+    ``"-"`` too when it has none).
+    """
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    host = client[0] if client else "-"
+    handler = _fast_handler()
+    if handler is None:
+        access_log.info('%s - "-" %d', host, status)
+        return
+    handler.add(f'{handler.asctime(time.time())} INFO framework.access: {host} - "-" {status}\n')
 
 
 def install(stream: IO[str]) -> AccessLogHandler:

@@ -279,6 +279,8 @@ class App:
         return response
 
     async def _dispatch(self, request: Request) -> Response:
+        if request.path == "*":
+            return self._options_asterisk()
         try:
             route, params = self.router.resolve(request.method, request.path)
             request.path_params = params
@@ -290,6 +292,12 @@ class App:
             return to_response(result)
         except Exception as exc:
             return await self._handle_exception(request, exc)
+
+    def _options_asterisk(self) -> Response:
+        # "OPTIONS *" asks about the server itself (RFC 9110 9.3.7); the server lets no other
+        # method reach the app with "*". The answer: every method some route takes.
+        methods = sorted({method for route in self.router.routes for method in route.methods})
+        return Response(b"", status=200, headers={"Allow": ", ".join(methods)})
 
     async def _handle_exception(self, request: Request, exc: Exception) -> Response:
         handler = self._find_handler(type(exc))

@@ -124,7 +124,9 @@ class Request:
 
     Attributes:
         method: ``"GET"``, ``"POST"``, ... (uppercase).
-        path: the decoded path, without the query string.
+        path: the decoded path, without the query string, its dot-segments resolved
+            (``/a/./b/../c`` is ``/a/c``; RFC 3986 5.2.4): what routing
+            matches. ``*`` for ``OPTIONS *``.
         raw_path: the target's path as received, still percent-encoded.
         query_string: the raw query string (bytes).
         headers: the request headers.
@@ -274,10 +276,35 @@ class Request:
 
 def _decode_path(raw_path: bytes) -> str:
     if b"%" not in raw_path:
-        return raw_path.decode("latin-1")
-    from urllib.parse import unquote_to_bytes
+        path = raw_path.decode("latin-1")
+    else:
+        from urllib.parse import unquote_to_bytes
 
-    return unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    return _remove_dot_segments(path) if "/." in path else path
+
+
+def _remove_dot_segments(path: str) -> str:
+    """``path`` with its ``.`` and ``..`` segments resolved (RFC 3986 5.2.4), kept under ``/``.
+
+    ``/a/./b/../c`` becomes ``/a/c``. A ``..`` at the root stays at the root, as RFC 3986
+    says; the server never gets that far, it answers such a request 400 (``/../etc``, like
+    nginx), so only a ``Request`` made in code can reach this with one.
+    """
+    if not path.startswith("/"):
+        return path
+    out: list[str] = []
+    segments = path.split("/")[1:]
+    for segment in segments:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    # A final "." or ".." leaves the path ending in "/" ("/a/b/.." is "/a/").
+    if segments and segments[-1] in (".", ".."):
+        out.append("")
+    return "/" + "/".join(out)
 
 
 class Response:

@@ -316,3 +316,22 @@ def test_redirect_response_location_and_status() -> None:
     assert response.headers["location"] == "/a%20b?x=1"
     assert response.body == b""
     assert RedirectResponse("https://example.test/", status=301).status == 301
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        ("/a/./b/../c", "/a/c"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/.", "/a/b/"),
+        ("/a/%2e%2e/c", "/c"),
+        ("/a%2f..%2fc", "/c"),  # decoded first: routing sees what the app would
+        ("/../x", "/x"),  # kept at the root (the server answers such a target 400)
+        ("/a..b/.c/c.", "/a..b/.c/c."),  # names with dots are no dot-segments
+        ("/x?y=/../z", "/x"),
+    ],
+)
+def test_request_path_resolves_dot_segments(target: str, path: str) -> None:
+    request = Request("GET", target)
+    assert request.path == path
+    assert request.raw_path == target.partition("?")[0].encode()

@@ -15,12 +15,13 @@ from .events import (
     Data,
     EndOfMessage,
     Event,
+    HeaderList,
     InformationalResponse,
     Request,
     Response,
 )
 
-__all__ = ["Prepared", "check", "prepare", "to_h11"]
+__all__ = ["Prepared", "check", "from_h11_head", "prepare", "to_h11"]
 
 H11_END = h11.EndOfMessage()
 _H11Request, _H11Response, _H11Info = h11.Request, h11.Response, h11.InformationalResponse
@@ -60,6 +61,16 @@ def to_h11(event: Event) -> h11.Event:
     except h11.LocalProtocolError as exc:  # h11 validates headers as the event is made
         raise LocalProtocolError(str(exc), exc.error_status_hint) from exc
     raise TypeError(f"cannot send {event!r}: not an HTTP/1.1 event")
+
+
+def from_h11_head(
+    event: h11.Request | h11.Response | h11.InformationalResponse, headers: HeaderList
+) -> Request | Response:
+    """Our head for h11's ``event``; ``headers`` are its (lowercase name, value) pairs."""
+    if type(event) is _H11Request:
+        return Request(event.method, event.target, headers, event.http_version)
+    kind = Response if type(event) is _H11Response else InformationalResponse
+    return kind(event.status_code, headers, event.reason, event.http_version)  # type: ignore[union-attr]
 
 
 def check(head: Request | Response) -> None:
@@ -116,3 +127,13 @@ def prepare(head: Request, body: bytes = b"") -> Prepared:
     # connection (MUST_CLOSE) or may switch protocols (CONNECT, Upgrade).
     plain = head.method != b"HEAD" and conn.our_state is h11.DONE
     return Prepared(data, tuple(events), plain)
+
+
+def announced_left(conn: object) -> int:
+    """Body bytes an h11 connection was told to expect and has not read (0 without a body)."""
+    reader = getattr(conn, "_reader", None)
+    # h11's body readers keep what is left of the length or of the chunk in these fields.
+    left = getattr(reader, "_remaining", None)
+    if left is None:
+        left = getattr(reader, "_bytes_in_chunk", 0)
+    return left if isinstance(left, int) else 0

@@ -19,16 +19,16 @@ from typing import Any, Literal, TypeAlias
 import h11
 
 from ..errors import LocalProtocolError, RemoteProtocolError
+from ..messages import reason_phrase
 from . import plain as codec
-from .checks import check_head_size, head_size
-from .convert import Prepared, to_h11
+from .checks import check_chunked_buffer, check_head, check_partial_head, head_size, refused_head
+from .convert import Prepared, announced_left, from_h11_head, to_h11
 from .events import (
     ConnectionClosed,
     Data,
     EndOfMessage,
     Event,
     HeaderList,
-    InformationalResponse,
     Request,
     Response,
 )
@@ -95,6 +95,11 @@ class Driver:
         max_incomplete_event_size: the most bytes a message head may take; more is a
             ``RemoteProtocolError`` with status hint 431.
         plain: read plain messages without h11 (``False``: h11 reads every message).
+        max_request_line_bytes: the longest request line (server role); 414 above it.
+        max_header_count: the most header fields in a request (server role); 431 above it.
+
+    The checks h11 leaves out (``checks.py``) apply to every message received: a message
+    that fails one raises ``RemoteProtocolError``, and so does every ``next_event()`` after.
     """
 
     __slots__ = (
@@ -102,7 +107,11 @@ class Driver:
         "_server",
         "_h11_role",
         "_max_size",
+        "_max_line",
+        "_max_count",
         "_plain",
+        "_error",
+        "_chunked",
         "_conn",
         "_fresh",
         "_step",
@@ -117,7 +126,13 @@ class Driver:
     )
 
     def __init__(
-        self, our_role: Role, max_incomplete_event_size: int = 16 * 1024, *, plain: bool = True
+        self,
+        our_role: Role,
+        max_incomplete_event_size: int = 16 * 1024,
+        *,
+        plain: bool = True,
+        max_request_line_bytes: int = 8 * 1024,
+        max_header_count: int = 100,
     ) -> None:
         self._h11_role: State
         if our_role == "server":
@@ -129,7 +144,13 @@ class Driver:
         self.our_role = our_role
         self._server = our_role == "server"
         self._max_size = max_incomplete_event_size
+        self._max_line = max_request_line_bytes
+        self._max_count = max_header_count
         self._plain = plain
+        # The error a check raised: raised again by every next_event() after it.
+        self._error: RemoteProtocolError | None = None
+        # The message being received has a chunked body (h11 path).
+        self._chunked = False
         # The h11 connection, or None while the cycle is on the plain path.
         self._conn: h11.Connection | None = None if plain else self._new_h11()
         # True while an h11 connection made after both messages of a cycle were complete
@@ -171,6 +192,8 @@ class Driver:
     @property
     def their_state(self) -> State:
         """The peer's state."""
+        if self._error is not None:
+            return _ERROR
         conn = self._conn
         if conn is not None:
             state = conn.their_state
@@ -197,19 +220,9 @@ class Driver:
 
     @property
     def announced_body_bytes(self) -> int:
-        """Body bytes the peer announced and has not sent yet: the rest of its Content-Length,
-        or of the chunk being read (0 when no body is being read).
-
-        A server compares it with its body limit, so that a huge chunk size is refused at once
-        rather than waited for.
-        """
-        conn = self._conn
-        reader = None if conn is None else getattr(conn, "_reader", None)
-        # h11's body readers keep what is left of the length or of the chunk in these fields.
-        left = getattr(reader, "_remaining", None)
-        if left is None:
-            left = getattr(reader, "_bytes_in_chunk", 0)
-        return left if isinstance(left, int) else 0
+        """Body bytes announced (the rest of a Content-Length or of a chunk) and not yet sent:
+        a server refuses a huge chunk size at once rather than wait for it."""
+        return announced_left(self._conn)
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
@@ -313,6 +326,10 @@ class Driver:
                 if (
                     self._eof
                     or len(buf) > self._max_size
+                    or (
+                        self._server
+                        and (len(buf) > self._max_line or buf.count(b"\n") > self._max_count)
+                    )
                     or (buf and buf[0] < 0x21)
                     or b"\n\n" in buf
                     or b"\n\r\n" in buf
@@ -322,7 +339,12 @@ class Driver:
             head = buf[:end]
             if self._server:
                 request = codec.parse_request_head(head)
-                if request is None:
+                # The limits checks.py enforces: over them, h11's path says why.
+                if (
+                    request is None
+                    or len(request[2]) > self._max_count
+                    or (len(head) > self._max_line and head.find(b"\r\n") > self._max_line)
+                ):
                     return None
                 event: Request | Response = Request(*request)
             else:
@@ -333,7 +355,7 @@ class Driver:
                 event = Response(status, headers, reason)
             if head_size(event) > self._max_size:
                 return None
-            keep_alive = _keep_alive(event.headers)
+            keep_alive = codec.keep_alive(event.headers)
             if keep_alive is None or (not keep_alive and not self._server):
                 return None
             self._cycle.append(buf[: end + 4])
@@ -369,45 +391,63 @@ class Driver:
 
     def _next_h11(self) -> Event | Any:
         conn = self._h11()
+        if self._error is not None:
+            raise self._error
         try:
+            return self._read_h11(conn)
+        except RemoteProtocolError as exc:
+            # The peer broke HTTP/1.1: nothing it sends counts any more.
+            self._error = exc
+            raise
+
+    def _read_h11(self, conn: h11.Connection) -> Event | Any:
+        # A head is due: keep the bytes it comes in, since h11's parser merges an obs-fold
+        # and accepts a bare LF, which checks.py refuses on the bytes themselves.
+        head_due = conn.their_state is (_IDLE if self._server else _SEND_RESPONSE)
+        # No more than a head within the limits (a body may follow it in the buffer).
+        buffer = conn._receive_buffer
+        before = bytes(buffer._data[: self._max_size + 4]) if head_due else b""
+        total = len(buffer)
+        try:
+            if head_due and self._server:
+                check_partial_head(before, self._max_line, self._max_count)
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise _remote(exc) from exc
+            ours = refused_head(before, self._server, self._max_line, self._max_count)
+            raise (ours or _remote(exc)) from exc
         kind = type(event)
         if kind is _H11Data:
             return Data(event.data)  # type: ignore[union-attr]
         if kind is _H11End:
+            self._chunked = False
             trailers = event.headers  # type: ignore[union-attr]
             return EndOfMessage(pairs(trailers)) if trailers else _END
-        if kind is _H11Request:
-            request = Request(
-                event.method,  # type: ignore[union-attr]
-                event.target,  # type: ignore[union-attr]
-                pairs(event.headers),  # type: ignore[union-attr]
-                event.http_version,  # type: ignore[union-attr]
-            )
-            check_head_size(request, self._max_size)
+        if event is NEED_DATA:
+            if self._chunked and conn.their_state is _SEND_BODY:
+                check_chunked_buffer(conn.trailing_data[0])
+            return event
+        if kind is _H11Request or kind is _H11Response or kind is _H11Info:
+            headers = pairs(event.headers)  # type: ignore[union-attr]
+            head = from_h11_head(event, headers)  # type: ignore[arg-type]
+            consumed = total - len(buffer)
+            if consumed > len(before):
+                raise RemoteProtocolError(f"head larger than the {self._max_size} byte limit", 431)
+            raw = before[:consumed]
+            check_head(head, raw, self._max_size, self._max_line, self._max_count)
+            self._chunked = any(name == b"transfer-encoding" for name, _ in headers)
+            if type(head) is not Request:
+                return head
             self._fresh = False
-            self._their_head = request.method == b"HEAD"
-            self._their_11 = request.http_version == b"1.1"
+            self._their_head = head.method == b"HEAD"
+            self._their_11 = head.http_version == b"1.1"
             # Any mention of "close" counts: a false match only closes a connection early.
             self._their_keep_alive = self._their_11 and not any(
-                name == b"connection" and b"close" in value.lower()
-                for name, value in request.headers
+                name == b"connection" and b"close" in value.lower() for name, value in headers
             )
-            return request
-        if kind is _H11Response or kind is _H11Info:
-            head = (Response if kind is _H11Response else InformationalResponse)(
-                event.status_code,  # type: ignore[union-attr]
-                pairs(event.headers),  # type: ignore[union-attr]
-                event.reason,  # type: ignore[union-attr]
-                event.http_version,  # type: ignore[union-attr]
-            )
-            check_head_size(head, self._max_size)
             return head
         if kind is _H11Closed:
             return _CLOSED
-        return event  # NEED_DATA or PAUSED
+        return event  # PAUSED
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -474,7 +514,9 @@ class Driver:
                     # h11, told nothing of the response, must never write on it again.
                     conn.send_failed()
                 return written if self._their_head else written + body
-        framed = Response(status, [*headers, (b"content-length", b"%d" % len(body))], head.reason)
+        # The reason phrase as the plain path writes it (codec.status_line).
+        reason = head.reason or reason_phrase(status).encode("ascii")
+        framed = Response(status, [*headers, (b"content-length", b"%d" % len(body))], reason)
         parts = [self.send(framed)]
         if body and not self._their_head:
             parts.append(self.send(Data(body)))
@@ -554,18 +596,3 @@ def _record(conn: h11.Connection, prepared: Prepared) -> None:
             process(conn.our_role, event)
         else:  # pragma: no cover - an h11 without the private method
             conn.send(event)
-
-
-def _keep_alive(headers: list[tuple[bytes, bytes]]) -> bool | None:
-    """What the ``Connection`` headers say: keep alive (True), close (False), or None when
-    they say anything else (the plain path then leaves the message to h11)."""
-    keep_alive = True
-    for name, value in headers:
-        if name == b"connection":
-            for token in value.split(b","):
-                token = token.strip().lower()
-                if token == b"close":
-                    keep_alive = False
-                elif token != b"keep-alive":
-                    return None
-    return keep_alive

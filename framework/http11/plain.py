@@ -13,10 +13,13 @@ this module.
 Reading. A plain request head is:
 
 - the request line ``METHOD SP TARGET SP HTTP/1.1``: the method a token other than CONNECT,
-  the target visible ASCII (what h11 accepts: origin-form or not, it is reported as sent);
+  the target visible ASCII in origin form (starting with ``/``) whose path holds neither a
+  dot-segment nor a percent-escape (``checks.check_request`` judges those, and ``*`` and the
+  absolute form);
 - header lines ``name ":" OWS value OWS``: the name a token, the value made of HTAB, SP,
   VCHAR and obs-text (0x80-0xFF), reported with the OWS around it stripped as h11 strips it;
-- exactly one Host; Content-Length absent or once with the value ``0``; no Transfer-Encoding,
+- exactly one Host, a valid ``host[:port]`` (``checks.HOST``); Content-Length absent or once
+  with the value ``0``; no Transfer-Encoding,
   Expect or Upgrade: so no body, no 100-continue and no protocol switch follow;
 - CRLF line ends only and no other control byte anywhere (no NUL, DEL, bare CR or LF), no
   obs-fold, no leading empty line, and at most ``MAX_HEAD`` bytes.
@@ -36,9 +39,11 @@ from __future__ import annotations
 import re
 
 from ..messages import reason_phrase
+from .checks import HOST
 
 __all__ = [
     "MAX_HEAD",
+    "keep_alive",
     "parse_request_head",
     "parse_response_head",
     "status_line",
@@ -68,6 +73,7 @@ _CACHE_MAX = 1024
 _names: dict[bytes, bytes] = {}
 _special_names: dict[bytes, bytes] = {}
 _methods: set[bytes] = set()
+_hosts: set[bytes] = set()
 _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
 
 # More digits than this in a response's Content-Length go to h11 (which allows 20): 18 digits
@@ -132,7 +138,11 @@ def parse_request_head(head: bytes) -> tuple[bytes, bytes, list[tuple[bytes, byt
         return None
     # h11 wants 1*VCHAR. SP cannot be here (split at), and _lines let nothing below SP through
     # but HTAB, nor DEL: so ASCII without HTAB is VCHAR.
-    if not target or not target.isascii() or b"\t" in target:
+    if not target or target[0] != 0x2F or not target.isascii() or b"\t" in target:
+        return None
+    if (b"%" in target or b"/." in target) and (
+        b"%" in target.partition(b"?")[0] or b"/." in target.partition(b"?")[0]
+    ):
         return None
 
     # The header loop is written out here and in parse_response_head rather than shared: a
@@ -156,6 +166,11 @@ def parse_request_head(head: bytes) -> tuple[bytes, bytes, list[tuple[bytes, byt
                 value = value.strip(b" \t")
                 if lower == b"host":
                     hosts += 1
+                    if value not in _hosts:
+                        if HOST.fullmatch(value) is None:
+                            return None
+                        if len(_hosts) < _CACHE_MAX:
+                            _hosts.add(value)
                 elif lower == b"content-length":
                     # h11 would merge repeats and read "0, 0" or "00" as 0: only the one
                     # spelling is reported unchanged.
@@ -232,6 +247,21 @@ def parse_response_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, byte
     if not length:
         return None
     return status, first[13:], headers, int(length)
+
+
+def keep_alive(headers: list[tuple[bytes, bytes]]) -> bool | None:
+    """What the ``Connection`` headers say: keep alive (True), close (False), or None when
+    they say anything else (the plain path then leaves the message to h11)."""
+    alive = True
+    for name, value in headers:
+        if name == b"connection":
+            for token in value.split(b","):
+                token = token.strip().lower()
+                if token == b"close":
+                    alive = False
+                elif token != b"keep-alive":
+                    return None
+    return alive
 
 
 # --- writing -------------------------------------------------------------------------------

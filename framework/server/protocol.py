@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ..accesslog import log_request
+from ..accesslog import log_rejected, log_request
 from ..errors import ClientDisconnect, ProtocolError
 from ..http11 import (
     IDLE,
@@ -102,7 +102,13 @@ class ServerProtocol(Guards, asyncio.Protocol):
     def __init__(self, context: ServerContext) -> None:
         self.context = context
         config = context.config
-        self.driver = Driver("server", config.max_header_bytes, plain=not config.h11_only)
+        self.driver = Driver(
+            "server",
+            config.max_header_bytes,
+            plain=not config.h11_only,
+            max_request_line_bytes=config.max_request_line_bytes,
+            max_header_count=config.max_header_count,
+        )
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl = None  # type: ignore[assignment]  # set in connection_made
         self.client: tuple[str, int] | None = None
@@ -253,7 +259,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
             disconnected=self._is_gone,
         )
         self._process_body()
-        if self.is_closed:  # the body was refused already (413, 400): nothing to dispatch
+        if self.is_closed:
+            # The body was refused already (413), or its framing failed in the same read as
+            # the head and was answered (400): the request is never dispatched.
+            self._body = None
             return
         context.in_flight += 1
         self._task = context.loop.create_task(self._respond(request))
@@ -355,6 +364,9 @@ class ServerProtocol(Guards, asyncio.Protocol):
                 self.write(respond.error_answer(driver, exc.status_hint))
             except ProtocolError:  # pragma: no cover - the driver refused; nothing more to say
                 pass
+            else:
+                if self.context.config.access_log:
+                    log_rejected(self.client, exc.status_hint)
         self._close()
 
     def expire(self) -> None:

@@ -179,4 +179,9 @@ def error_answer(driver: Driver, status: int, extra: tuple[tuple[bytes, bytes], 
         (b"connection", b"close"),
         *extra,
     ]
-    return driver.send(Head(status, headers)) + driver.send(Data(body)) + driver.send(_END)
+    if status == 405:
+        # RFC 9110 15.5.6: a 405 names the methods allowed. Refused before routing (CONNECT),
+        # the target is no resource of this server: it allows none.
+        headers.append((b"allow", b""))
+    head = Head(status, headers, reason_phrase(status).encode("ascii"))
+    return driver.send(head) + driver.send(Data(body)) + driver.send(_END)
