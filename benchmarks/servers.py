@@ -67,6 +67,13 @@ SERVERS = (
         args=("--h11-only",),
         note="the plain-message path off: h11 reads every request",
     ),
+    ServerSpec(
+        "framework, lazy tasks",
+        "ours",
+        args=("--lazy-tasks",),
+        scenarios=("hello", "json"),
+        note="request tasks scheduled by the loop, not started eagerly (as on Python 3.11)",
+    ),
     ServerSpec("uvicorn h11", "uvicorn-h11", ("uvicorn", "starlette"), note="Starlette app"),
     ServerSpec(
         "uvicorn httptools",
@@ -83,6 +90,14 @@ SERVERS = (
         reference=True,
         scenarios=("hello",),
         note="floor: fixed bytes per read, no parsing",
+    ),
+    ServerSpec(
+        "bare uvloop TLS, framework context",
+        "bare",
+        reference=True,
+        scenarios=("hello",),
+        args=("--framework-tls",),
+        note="the same floor with this package's SSLContext (for memory per connection)",
     ),
     ServerSpec(
         "bare h11",

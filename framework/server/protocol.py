@@ -11,7 +11,10 @@ the config, the loop and the set of open connections; it never sees the ``Server
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ..accesslog import log_request
 from ..errors import ProtocolError
@@ -49,7 +52,16 @@ class ServerContext:
         is_draining: set when the server shuts down: responses then close their connection.
     """
 
-    __slots__ = ("handler", "config", "loop", "is_tls", "deadlines", "connections", "is_draining")
+    __slots__ = (
+        "handler",
+        "config",
+        "loop",
+        "is_tls",
+        "deadlines",
+        "connections",
+        "is_draining",
+        "start_task",
+    )
 
     def __init__(
         self,
@@ -67,6 +79,19 @@ class ServerContext:
         )
         self.connections: set[ServerProtocol] = set()
         self.is_draining = False
+        #: Starts a request's task. On Python 3.12+ the task starts eagerly: a handler that
+        #: answers without waiting runs to its end inside this call, and costs no scheduling
+        #: of the loop. A task factory the application set on the loop is used instead.
+        self.start_task = _task_starter(loop)
+
+
+def _task_starter(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
+    eager = getattr(asyncio, "eager_task_factory", None)
+    if eager is None or loop.get_task_factory() is not None:
+        return loop.create_task
+    return functools.partial(eager, loop)
 
 
 class ServerProtocol(asyncio.Protocol):
@@ -90,6 +115,10 @@ class ServerProtocol(asyncio.Protocol):
         self._body: BodyQueue | None = None
         self._continue_sent = False
         self._closing = False  # finish the current response, then close
+        # While a request's task is being started (it may run to its end inside the call, on
+        # 3.12+), the next pipelined request is read by _process's loop, not from inside it.
+        self._starting = False
+        self._read_next = False
 
     # --- asyncio callbacks ------------------------------------------------------------------
 
@@ -149,26 +178,30 @@ class ServerProtocol(asyncio.Protocol):
     # --- reading ----------------------------------------------------------------------------
 
     def _process(self) -> None:
-        """Handle received events until a request starts or more data is needed."""
+        """Handle received events until a request is being answered or more data is needed."""
         driver = self.driver
-        try:
-            event = driver.next_event()
-        except ProtocolError as exc:
-            self._protocol_error(exc)
-            return
-        if event is NEED_DATA:
-            if driver.trailing_data[0] and self.phase is timeouts.IDLE:
-                # Part of a request head has arrived: the head timeout applies from now.
-                self.context.deadlines.enter(self, timeouts.HEAD)
-            return
-        if event is PAUSED:  # pragma: no cover - only reached between cycles, never here
-            return
-        if type(event) is RequestHead:
-            self._start_request(event)
-        else:
-            # ConnectionClosed: the client closed between requests. Nothing else can start
-            # a cycle; the driver raises for anything else.
-            self._close()
+        while True:
+            try:
+                event = driver.next_event()
+            except ProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            if event is NEED_DATA:
+                if driver.trailing_data[0] and self.phase is timeouts.IDLE:
+                    # Part of a request head has arrived: the head timeout applies from now.
+                    self.context.deadlines.enter(self, timeouts.HEAD)
+                return
+            if event is PAUSED:  # pragma: no cover - only reached between cycles, never here
+                return
+            if type(event) is RequestHead:
+                if not self._start_request(event):
+                    return
+                # The request was answered inside _start_request: read the next one.
+            else:
+                # ConnectionClosed: the client closed between requests. Nothing else can
+                # start a cycle; the driver raises for anything else.
+                self._close()
+                return
 
     def _process_body(self) -> None:
         """Pass received body events to the request being handled."""
@@ -191,7 +224,9 @@ class ServerProtocol(asyncio.Protocol):
                 self._closing = True
                 return
 
-    def _start_request(self, event: RequestHead) -> None:
+    def _start_request(self, event: RequestHead) -> bool:
+        """Start the task answering ``event``; True when it was answered at once and the
+        connection is ready for the next request."""
         context = self.context
         self.phase, self.deadline = timeouts.BUSY, None
         self.requests += 1
@@ -211,7 +246,18 @@ class ServerProtocol(asyncio.Protocol):
             http_version=event.http_version.decode("ascii"),
         )
         self._process_body()
-        self._task = context.loop.create_task(self._respond(request))
+        self._starting = True
+        try:
+            task = context.start_task(self._respond(request))
+        finally:
+            self._starting = False
+        if not task.done():
+            self._task = task
+            return False
+        # An eager task ran to its end inside start_task: _respond has already cleared the
+        # task and ended the cycle (so self._task must not be set to the finished task).
+        read_next, self._read_next = self._read_next, False
+        return read_next
 
     def send_continue(self) -> None:
         """Send ``100 Continue`` once, if the client is waiting for it (RFC 9110 10.1.1).
@@ -276,7 +322,10 @@ class ServerProtocol(asyncio.Protocol):
         self.context.deadlines.enter(self, timeouts.IDLE)
         self.flow.resume_reading()
         # Pipelined requests already received are waiting in the driver.
-        self._process()
+        if self._starting:
+            self._read_next = True  # _process reads it when start_task returns
+        else:
+            self._process()
 
     # --- errors, timeouts and closing -------------------------------------------------------
 
