@@ -26,6 +26,7 @@ __all__ = [
     "ServerSpec",
     "available",
     "free_port",
+    "open_idle",
     "idle_connection_memory",
     "make_certificates",
     "nginx_config",
@@ -67,6 +68,13 @@ SERVERS = (
         args=("--h11-only",),
         note="the plain-message path off: h11 reads every request",
     ),
+    ServerSpec(
+        "framework (lazy tasks)",
+        "ours",
+        args=("--lazy-tasks",),
+        scenarios=("hello", "json"),
+        note="request tasks scheduled by the loop, not started eagerly (as on Python 3.11)",
+    ),
     ServerSpec("uvicorn h11", "uvicorn-h11", ("uvicorn", "starlette"), note="Starlette app"),
     ServerSpec(
         "uvicorn httptools",
@@ -83,6 +91,14 @@ SERVERS = (
         reference=True,
         scenarios=("hello",),
         note="floor: fixed bytes per read, no parsing",
+    ),
+    ServerSpec(
+        "bare uvloop TLS, framework context",
+        "bare",
+        reference=True,
+        scenarios=("hello",),
+        args=("--framework-tls",),
+        note="the same floor with this package's SSLContext (for memory per connection)",
     ),
     ServerSpec(
         "bare h11",
@@ -311,7 +327,9 @@ def _nginx_argv(certs: Certificates, prefix: Path, port: int) -> list[str]:
     return [nginx_path() or "nginx", "-p", str(prefix), "-c", str(path)]
 
 
-async def _open_idle(port: int, ca: Path, count: int, concurrency: int = 100) -> list[object]:
+async def open_idle(
+    port: int, ca: Path, count: int, concurrency: int = 100
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     """Open ``count`` TLS connections, make one request on each, and leave them open."""
     from framework.http11 import NEED_DATA, Driver, EndOfMessage, Request, prepare
     from framework.tls import client_context
@@ -349,9 +367,9 @@ def idle_connection_memory(server: Launched, ca: Path, count: int) -> float:
     before = server.rss_bytes()
 
     async def main() -> int:
-        conns = await _open_idle(server.port, ca, count)
+        conns = await open_idle(server.port, ca, count)
         after = server.rss_bytes()
-        for _, writer in conns:  # type: ignore[misc]
+        for _, writer in conns:
             writer.transport.abort()
         return after
 

@@ -1,7 +1,8 @@
 """Start one benchmark server in this process, on uvloop, until SIGTERM or SIGINT.
 
 ``python -m benchmarks.apps.serve KIND --port P --cert C --key K [--no-tickets]
-[--access-log FILE]``, with KIND one of ``SERVERS``. Every server runs in the process that was
+[--access-log FILE] [--h11-only] [--lazy-tasks] [--framework-tls]``, with KIND one of
+``SERVERS``. Every server runs in the process that was
 started (no worker or reloader child), so the caller can pin it and read its CPU time and
 memory from /proc. ``--no-tickets`` turns TLS session resumption off (no TLS 1.3 tickets, no
 TLS 1.2 tickets), so a client reconnecting pays for a full handshake on every server alike.
@@ -43,6 +44,18 @@ def _plain_context(cert: str, key: str, no_tickets: bool) -> ssl.SSLContext:
     return _no_tickets(ctx) if no_tickets else ctx
 
 
+def _lazy_task(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    return asyncio.Task(coro, loop=loop, **kwargs)
+
+
+def _framework_context(cert: str, key: str, no_tickets: bool) -> ssl.SSLContext:
+    """The server ``SSLContext`` this package makes (its cipher and protocol policy)."""
+    from framework.tls import CertificateStore
+
+    ctx = CertificateStore(cert, key).context
+    return _no_tickets(ctx) if no_tickets else ctx
+
+
 async def _until_signal() -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -68,6 +81,10 @@ async def _serve_ours(args: argparse.Namespace) -> None:
         # What `framework serve` sets up, with a file for stderr.
         accesslog.install(open(args.access_log, "a"))  # noqa: ASYNC230 - before serving
         logging.getLogger("framework.access").setLevel(logging.INFO)
+    if args.lazy_tasks:
+        # A task factory of the application's own: the server then uses it for its request
+        # tasks instead of starting them eagerly (Python 3.12+), as on 3.11.
+        asyncio.get_running_loop().set_task_factory(_lazy_task)
     server = Server(
         app,
         host=args.host,
@@ -203,7 +220,9 @@ async def _serve_bare(args: argparse.Namespace, factory: type[asyncio.Protocol])
         factory,
         args.host,
         args.port,
-        ssl=_plain_context(args.cert, args.key, args.no_tickets),
+        ssl=(_framework_context if args.framework_tls else _plain_context)(
+            args.cert, args.key, args.no_tickets
+        ),
         backlog=2048,
     )
     print("ready", flush=True)
@@ -221,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tickets", action="store_true", help="no TLS session resumption")
     parser.add_argument("--access-log", metavar="FILE", help="log one line per request here")
     parser.add_argument("--h11-only", action="store_true", help="ours: no plain-message path")
+    parser.add_argument(
+        "--lazy-tasks", action="store_true", help="ours: no eager request tasks (Python 3.12+)"
+    )
+    parser.add_argument(
+        "--framework-tls", action="store_true", help="bare kinds: this package's SSLContext"
+    )
     args = parser.parse_args(argv)
     if args.kind.startswith("uvicorn"):
         _run_uvicorn(args, args.kind.removeprefix("uvicorn-"))

@@ -11,8 +11,10 @@ the config, the loop and the set of open connections; it never sees the ``Server
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ..accesslog import log_rejected, log_request
 from ..errors import ClientDisconnect, ProtocolError
@@ -63,6 +65,7 @@ class ServerContext:
         "is_draining",
         "in_flight",
         "on_close",
+        "start_task",
     )
 
     def __init__(
@@ -89,6 +92,19 @@ class ServerContext:
         self.is_draining = False
         self.in_flight = 0
         self.on_close: Callable[[], None] | None = None
+        #: Starts a request's task. On Python 3.12+ the task starts eagerly: a handler that
+        #: answers without waiting runs to its end inside this call, and costs no scheduling
+        #: of the loop. A task factory the application set on the loop is used instead.
+        self.start_task = _task_starter(loop)
+
+
+def _task_starter(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
+    eager = getattr(asyncio, "eager_task_factory", None)
+    if eager is None or loop.get_task_factory() is not None:
+        return loop.create_task
+    return functools.partial(eager, loop)
 
 
 class ServerProtocol(Guards, asyncio.Protocol):
@@ -128,6 +144,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self._request_deadline: float | None = None
         self._body_bytes = 0  # body bytes received for the current request
         self._ended = False  # on_close was called
+        # While a request's task is being started (it may run to its end inside the call, on
+        # 3.12+), the next pipelined request is read by _process's loop, not from inside it.
+        self._starting = False
+        self._read_next = False
 
     # --- asyncio callbacks ------------------------------------------------------------------
 
@@ -188,26 +208,30 @@ class ServerProtocol(Guards, asyncio.Protocol):
     # --- reading ----------------------------------------------------------------------------
 
     def _process(self) -> None:
-        """Handle received events until a request starts or more data is needed."""
+        """Handle received events until a request is being answered or more data is needed."""
         driver = self.driver
-        try:
-            event = driver.next_event()
-        except ProtocolError as exc:
-            self._protocol_error(exc)
-            return
-        if event is NEED_DATA:
-            if driver.trailing_data[0] and self.phase is timeouts.IDLE:
-                # Part of a request head has arrived: the head timeout applies from now.
-                self._enter_head()
-            return
-        if event is PAUSED:  # pragma: no cover - only reached between cycles, never here
-            return
-        if type(event) is RequestHead:
-            self._start_request(event)
-        else:
-            # ConnectionClosed: the client closed between requests. Nothing else can start
-            # a cycle; the driver raises for anything else.
-            self._close()
+        while True:
+            try:
+                event = driver.next_event()
+            except ProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            if event is NEED_DATA:
+                if driver.trailing_data[0] and self.phase is timeouts.IDLE:
+                    # Part of a request head has arrived: the head timeout applies from now.
+                    self._enter_head()
+                return
+            if event is PAUSED:  # pragma: no cover - only reached between cycles, never here
+                return
+            if type(event) is RequestHead:
+                if not self._start_request(event):
+                    return
+                # The request was answered inside _start_request: read the next one.
+            else:
+                # ConnectionClosed: the client closed between requests. Nothing else can
+                # start a cycle; the driver raises for anything else.
+                self._close()
+                return
 
     def _process_body(self) -> None:
         """Pass received body events to the request being handled."""
@@ -234,12 +258,14 @@ class ServerProtocol(Guards, asyncio.Protocol):
                 self._closing = True
                 return
 
-    def _start_request(self, event: RequestHead) -> None:
+    def _start_request(self, event: RequestHead) -> bool:
+        """Start the task answering ``event``; True when it was answered at once and the
+        connection is ready for the next request."""
         context = self.context
         self.phase, self.deadline = timeouts.BUSY, None
         self.requests += 1
         if self._refused(event):
-            return
+            return False
         if not self._tls_done:
             self._tls_done = True
             if context.is_tls:
@@ -263,9 +289,20 @@ class ServerProtocol(Guards, asyncio.Protocol):
             # The body was refused already (413), or its framing failed in the same read as
             # the head and was answered (400): the request is never dispatched.
             self._body = None
-            return
+            return False
         context.in_flight += 1
-        self._task = context.loop.create_task(self._respond(request))
+        self._starting = True
+        try:
+            task = context.start_task(self._respond(request))
+        finally:
+            self._starting = False
+        if not task.done():
+            self._task = task
+            return False
+        # An eager task ran to its end inside start_task: _respond has already cleared the
+        # task and ended the cycle (so self._task must not be set to the finished task).
+        read_next, self._read_next = self._read_next, False
+        return read_next
 
     def send_continue(self) -> None:
         """Send ``100 Continue`` once, if the client is waiting for it (RFC 9110 10.1.1).
@@ -344,7 +381,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self.context.deadlines.enter(self, timeouts.IDLE)
         self.flow.resume_reading()
         # Pipelined requests already received are waiting in the driver.
-        self._process()
+        if self._starting:
+            self._read_next = True  # _process reads it when start_task returns
+        else:
+            self._process()
 
     # --- errors, timeouts and closing -------------------------------------------------------
 

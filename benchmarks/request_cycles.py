@@ -1,0 +1,69 @@
+"""Whole request cycles for instruction counts: ``python -m benchmarks.request_cycles TASKS N``.
+
+The server of ``apps/ours.py`` and a client that sends N keep-alive GETs of ``/`` one after
+another, in one process on one uvloop loop, over plain TCP on 127.0.0.1 (no TLS: its
+instructions would only add the same to every variant). TASKS is ``eager`` (the server's own
+choice: eager request tasks on Python 3.12+) or ``lazy`` (a task factory of the application's
+own, so every request task waits for the loop's next turn). Under ``valgrind --tool=callgrind``
+the instructions of N cycles less those of a smaller N, divided by the difference, are one
+request's, server and client together: a count that repeats, unlike wall-clock time on a
+shared machine (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import uvloop
+
+from benchmarks.apps.ours import app
+from framework.server import Server
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+class _Client(asyncio.Protocol):
+    def __init__(self, count: int, done: asyncio.Future[None]) -> None:
+        self.left = count
+        self.done = done
+        self.received = b""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(REQUEST)
+
+    def data_received(self, data: bytes) -> None:
+        # The answer to "/" is 13 bytes after a fixed head; one answer per request.
+        self.received += data
+        if not self.received.endswith(b"Hello, world!"):
+            return
+        self.received = b""
+        self.left -= 1
+        if self.left:
+            self.transport.write(REQUEST)
+        else:
+            self.transport.close()
+            self.done.set_result(None)
+
+
+def _lazy(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    return asyncio.Task(coro, loop=loop, **kwargs)
+
+
+async def main(tasks: str, count: int) -> None:
+    loop = asyncio.get_running_loop()
+    if tasks == "lazy":
+        loop.set_task_factory(_lazy)
+    server = Server(app, host="127.0.0.1", port=0, ssl=None)
+    await server.start()
+    if count:
+        done: asyncio.Future[None] = loop.create_future()
+        await loop.create_connection(lambda: _Client(count, done), "127.0.0.1", server.port)
+        await done
+    await server.aclose(1)
+
+
+if __name__ == "__main__":
+    uvloop.run(main(sys.argv[1], int(sys.argv[2])))
