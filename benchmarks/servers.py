@@ -51,6 +51,7 @@ class ServerSpec:
     scenarios: tuple[str, ...] | None = None  # None: every scenario
     note: str = ""
     args: tuple[str, ...] = ()  # more arguments for apps/serve.py
+    launcher: str = "benchmarks.apps.serve"  # the module that starts it (kind is its KIND)
 
 
 SERVERS = (
@@ -85,6 +86,26 @@ SERVERS = (
     ServerSpec("hypercorn", "hypercorn", ("hypercorn", "starlette"), note="Starlette app"),
     ServerSpec("aiohttp.web", "aiohttp", ("aiohttp",)),
     ServerSpec("nginx", "nginx", reference=True, note="the ceiling: C, one worker"),
+    *(
+        ServerSpec(
+            f"ASGI hello: {name}",
+            kind,
+            needs,
+            scenarios=("hello",),
+            note="the same raw ASGI app (apps/asgi_hello.py)"
+            if kind != "asgi-native"
+            else "the native route with the same response, for the adapter's cost",
+            launcher="benchmarks.apps.serve_asgi",
+        )
+        for name, kind, needs in (
+            ("framework", "asgi-ours", ()),
+            ("framework native twin", "asgi-native", ()),
+            ("uvicorn httptools", "asgi-uvicorn-httptools", ("uvicorn", "httptools")),
+            ("uvicorn h11", "asgi-uvicorn-h11", ("uvicorn",)),
+            ("hypercorn", "asgi-hypercorn", ("hypercorn",)),
+            ("Granian", "asgi-granian", ("granian",)),
+        )
+    ),
     ServerSpec(
         "bare uvloop TLS",
         "bare",
@@ -239,7 +260,7 @@ class Launched:
             argv = [
                 sys.executable,
                 "-m",
-                "benchmarks.apps.serve",
+                spec.launcher,
                 spec.kind,
                 "--port",
                 str(port),

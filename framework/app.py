@@ -2,7 +2,9 @@
 
 An ``App`` is itself the server's handler, ``async (Request) -> Response``: it resolves the
 route, calls the handler with its typed path parameters, turns the return value into a
-``Response`` and errors into responses. It knows nothing of sockets, TLS or h11.
+``Response`` and errors into responses. It is also an ASGI 3 application,
+``async (scope, receive, send)``, so uvicorn, hypercorn or Granian can serve it. It knows
+nothing of sockets, TLS or h11.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
+from . import asgi
 from .errors import ClientDisconnect, HTTPError
 from .messages import Hook, JSONResponse, Request, Response
 from .routing import Route, Router
@@ -267,8 +270,40 @@ class App:
 
     # --- serving --------------------------------------------------------------------------
 
-    async def __call__(self, request: Request) -> Response:
-        """Answer ``request``: the server's handler interface."""
+    @overload
+    async def __call__(self, request: Request) -> Response: ...
+
+    @overload
+    async def __call__(
+        self, request: asgi.Scope, receive: asgi.Receive, send: asgi.Send
+    ) -> None: ...
+
+    async def __call__(
+        self,
+        request: Request | asgi.Scope,
+        receive: asgi.Receive | None = None,
+        send: asgi.Send | None = None,
+    ) -> Response | None:
+        """Answer ``request`` (the server's handler interface), or an ASGI scope.
+
+        Called as ``await app(scope, receive, send)`` it is an ASGI 3 application: ``http``
+        scopes are answered as requests are here, ``lifespan`` runs the startup and shutdown
+        hooks.
+        """
+        if type(request) is Request or receive is None:
+            return await self._answer(request)  # type: ignore[arg-type]
+        assert send is not None, "an ASGI call takes scope, receive and send"
+        await asgi.run_asgi(
+            self._answer,
+            request,  # type: ignore[arg-type]
+            receive,
+            send,
+            startup=self.startup,
+            shutdown=self.shutdown,
+        )
+        return None
+
+    async def _answer(self, request: Request) -> Response:
         try:
             response = await self._entry(request)
         except Exception as exc:

@@ -66,7 +66,9 @@ def load_app(spec: str) -> Any:
                 f"{', '.join(n for n in dir(module) if not n.startswith('_'))[:200]}"
             ) from None
     if not callable(obj):
-        raise FrameworkError(f"{spec} is a {type(obj).__name__}, not an app (an App instance)")
+        raise FrameworkError(
+            f"{spec} is a {type(obj).__name__}, not an app (an App instance or an ASGI app)"
+        )
     return obj
 
 
@@ -78,7 +80,14 @@ def _serve(args: argparse.Namespace) -> int:
             "--client-cert needs --client-ca, the CA that signs client certificates"
         )
     config = config_from_args(args, h11_only=args.h11_only)
-    app = load_app(args.app)
+    from .asgi import as_handler
+
+    try:
+        app = as_handler(
+            load_app(args.app), args.interface, root_path=args.root_path, lifespan=args.lifespan
+        )
+    except ValueError as exc:  # a root path that is not one
+        raise FrameworkError(str(exc)) from exc
     serve(
         app,
         host=args.host,
@@ -161,6 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--h11-only",
         action="store_true",
         help="read every request with h11, none on the plain-message fast path",
+    )
+    serve.add_argument(
+        "--interface",
+        choices=("auto", "asgi", "native"),
+        default="auto",
+        help="how to call the app: ASGI 3 (scope, receive, send), native (request), or tell "
+        "by its signature (default; an App is native)",
+    )
+    serve.add_argument(
+        "--root-path",
+        default="",
+        help="ASGI apps: the path they are mounted at behind a proxy (scope root_path)",
+    )
+    serve.add_argument(
+        "--lifespan",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="ASGI apps: run the lifespan protocol when supported (auto), always, or never",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")

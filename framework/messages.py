@@ -131,6 +131,7 @@ class Request:
         query_string: the raw query string (bytes).
         headers: the request headers.
         client: the peer's (address, port), or ``None``.
+        server: the local (address, port) the request arrived on, or ``None``.
         tls: what TLS agreed for the connection, or ``None`` on plain HTTP.
         path_params: the typed values matched by the route template.
         state: a dict for middleware and handlers to share data on.
@@ -149,6 +150,7 @@ class Request:
         "query_string",
         "headers",
         "client",
+        "server",
         "tls",
         "http_version",
         "path_params",
@@ -173,6 +175,7 @@ class Request:
         http_version: str = "1.1",
         max_body_size: int = limits.MAX_BODY_BYTES,
         disconnected: Callable[[], bool] | None = None,
+        server: tuple[str, int] | None = None,
     ) -> None:
         if isinstance(target, str):
             target = target.encode("latin-1")
@@ -183,6 +186,7 @@ class Request:
         self.query_string = query
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.client = client
+        self.server = server
         self.tls = tls
         self.http_version = http_version
         self.path_params: dict[str, Any] = {}
@@ -201,6 +205,11 @@ class Request:
     async def is_disconnected(self) -> bool:
         """True once the client's connection is gone: nobody will read the response."""
         return self._gone is not None and self._gone()
+
+    @property
+    def body_source(self) -> BodySource | None:
+        """Where the body is read from (the server's ``BodyQueue``); ``None`` for bytes given."""
+        return self._source
 
     @property
     def query(self) -> QueryParams:

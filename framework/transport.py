@@ -119,6 +119,7 @@ class BodyQueue:
         "is_complete",
         "_lost",
         "_waiter",
+        "_on_lost",
     )
 
     def __init__(
@@ -137,6 +138,7 @@ class BodyQueue:
         self.is_complete = False
         self._lost: str | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._on_lost: Callable[[], None] | None = None
 
     def feed(self, data: bytes) -> None:
         """Queue a received piece; pause reading when the reader lags."""
@@ -160,6 +162,19 @@ class BodyQueue:
         if self._lost is None:
             self._lost = reason
         self.wake()
+        if self._on_lost is not None:
+            callback, self._on_lost = self._on_lost, None
+            callback()
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the connection is lost (now, if it already was).
+
+        One callback per queue: the ASGI adapter's ``http.disconnect`` comes from here.
+        """
+        if self._lost is not None:
+            callback()
+        else:
+            self._on_lost = callback
 
     @property
     def is_waiting(self) -> bool:

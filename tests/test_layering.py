@@ -42,7 +42,9 @@ ALLOWED: dict[str, set[str] | None] = {
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
     # app
     "routing": {"messages", "errors", "limits"},
-    "app": {"routing", "messages", "errors", "limits"},
+    "app": {"routing", "asgi", "messages", "errors", "limits"},
+    # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
+    "asgi": {"transport", "messages", "headers", "errors", "limits"},
     # entry points
     "deploy": None,
     "cli": None,
@@ -74,6 +76,7 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "transport": {"ssl", "socket", "h11"},
     "routing": {"ssl", "socket", "h11", "asyncio"},
     "app": {"ssl", "socket", "h11", "asyncio"},
+    "asgi": {"ssl", "socket", "h11"},
 }
 
 # Modules held to a rule of their own instead of their unit's.

@@ -102,7 +102,8 @@ async def start_server(
     coroutine methods, as ``App`` does); its shutdown hooks run when the server closes.
 
     Args:
-        handler: an ``App`` or any ``async (Request) -> Response`` callable.
+        handler: an ``App``, any ``async (Request) -> Response`` callable, or an ASGI 3 app
+            (``async (scope, receive, send)``, served through ``ASGIHandler``).
         out: where to print the start-up lines (nowhere when ``None``).
         config: the server's limits and timeouts (``ServerConfig``).
         options: see ``ListenOptions``.
@@ -120,6 +121,13 @@ async def start_server(
         raise FrameworkError(
             "--no-tls serves plain HTTP; drop --certfile/--keyfile/--client-ca/--client-crl"
         )
+    from ..asgi import ASGIHandler, interface_of
+
+    if interface_of(handler) == "asgi":
+        handler = ASGIHandler(handler)  # type: ignore[arg-type]  # serve(fastapi_app) works too
+    if store is not None and getattr(handler, "server_cert", False) is None:
+        # An ASGI app's TLS extension names the certificate presented (the leaf, PEM).
+        handler.server_cert = _leaf_pem(store.certfile)  # type: ignore[attr-defined]
     startup = [handler.startup] if hasattr(handler, "startup") else []
     shutdown = [handler.shutdown] if hasattr(handler, "shutdown") else []
     server = Server(
@@ -149,6 +157,18 @@ async def start_server(
     if out is not None:
         _announce(server, dev_ca, out)
     return server
+
+
+def _leaf_pem(certfile: object) -> str | None:
+    try:
+        with open(str(certfile), encoding="ascii") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    end = "-----END CERTIFICATE-----"
+    start = text.find("-----BEGIN CERTIFICATE-----")
+    stop = text.find(end, start)
+    return text[start : stop + len(end)] + "\n" if start >= 0 and stop >= 0 else None
 
 
 def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:

@@ -128,6 +128,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl = None  # type: ignore[assignment]  # set in connection_made
         self.client: tuple[str, int] | None = None
+        self.local: tuple[str, int] | None = None
         self.is_closed = False
         #: The timeout phase (``timeouts.IDLE``, ``HEAD`` or ``BUSY``) and when it ends.
         self.phase = timeouts.IDLE
@@ -159,6 +160,9 @@ class ServerProtocol(Guards, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.client = (peer[0], peer[1])
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):
+            self.local = (local[0], local[1])
         self.context.deadlines.enter(self, timeouts.IDLE)
         self.context.connections.add(self)
 
@@ -283,6 +287,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
             http_version=event.http_version.decode("ascii"),
             max_body_size=context.config.max_body_bytes,
             disconnected=self._is_gone,
+            server=self.local,
         )
         self._process_body()
         if self.is_closed:

@@ -71,7 +71,9 @@ def test_many_pipelined_requests_answered_at_once_in_order(
     count = 3000
     seen: list[Any] = []
     box: list[Server] = []
-    with serve_in_thread(_app(seen, box), tls_files, loop=loop_name) as server:
+    # No cap on requests per connection (by default it closes after 1,000).
+    config = ServerConfig(max_requests_per_connection=None)
+    with serve_in_thread(_app(seen, box), tls_files, loop=loop_name, config=config) as server:
         box.append(server)
         with raw_tls(server, tls_files) as sock:
             # Mostly handlers that answer at once, a few that wait.

@@ -1,0 +1,374 @@
+"""``ASGIHandler``: an ASGI 3 application served as the server's ``Handler``.
+
+Each request runs the app in a task of its own. ``send`` turns the app's messages into a
+``Response``: a whole one when the body is complete by the time the server asks (the common
+case, sent on the server's fast path), else one whose body iterator is fed by ``send``, so
+the server writes each piece as the app sends it, with the same back pressure, limits,
+timeouts, access log and drain as a native handler. ``receive`` reads the request body from
+the server's ``BodyQueue`` and says ``http.disconnect`` once the client has gone or the
+response is complete. Misuse of the protocol by the app (a body before the start, a message
+after the end, returning without answering) is one log line, and a 500 when nothing was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from .. import limits
+from ..headers import Headers
+from ..messages import Request, Response
+from ..transport import BodyQueue
+from .lifespan import Lifespan
+from .scope import ASGIApp, Message, Scope, http_scope
+
+__all__ = ["ASGIHandler"]
+
+log = logging.getLogger("framework.asgi")
+
+# What send() has been given so far.
+_WAITING, _STARTED, _COMPLETE = 0, 1, 2
+# Body bytes the app may send ahead of the connection before its send() waits: the
+# response's share of back pressure, beside the transport's own buffer.
+SEND_AHEAD_BYTES = limits.WRITE_CHUNK_BYTES
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class _Truncated(ConnectionAbortedError):
+    """The app failed or stopped after its response began: the connection is cut."""
+
+
+class _Misuse(RuntimeError):
+    """The app broke the ASGI HTTP protocol (raised from ``send``)."""
+
+
+class _Cycle:
+    """One request's exchange with the app: the two callables it gets, and the response."""
+
+    __slots__ = (
+        "request",
+        "source",
+        "state",
+        "status",
+        "headers",
+        "chunks",
+        "buffered",
+        "ready",
+        "ended",
+        "handed",
+        "streamed",
+        "bodiless",
+        "consumer",
+        "space",
+        "gone",
+        "body_read",
+        "disconnect",
+        "error",
+        "task",
+    )
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.source = request.body_source
+        self.state = _WAITING
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        # The handler waits on it (made only when it must wait) until the app has started
+        # its response or ended.
+        self.ready: asyncio.Future[None] | None = None
+        self.ended = False
+        self.handed = False  # the handler gave the server a streaming response
+        self.streamed = False  # sent chunked: no Content-Length, or more than one message
+        self.bodiless = False  # a status that has no body (1xx, 204, 304): what is sent is dropped
+        self.consumer: asyncio.Future[None] | None = None  # the body iterator waits on it
+        self.space: asyncio.Future[None] | None = None  # send() waits on it
+        self.gone = False  # nobody reads the response any more
+        self.body_read = False
+        self.disconnect: asyncio.Future[None] | None = None  # receive() waits on it
+        self.error: str | None = None  # why the response cannot be finished
+        self.task: asyncio.Task[None] | None = None  # the app's
+
+    # --- the app's two callables ------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if not self.body_read:
+            source = self.source
+            if source is None:
+                self.body_read = True
+                return {
+                    "type": "http.request",
+                    "body": await self.request.body(),
+                    "more_body": False,
+                }
+            try:
+                chunk = await source.read_chunk()
+            except ConnectionError:
+                self.body_read = True
+                return _DISCONNECT
+            if not chunk:
+                self.body_read = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            more = True
+            if isinstance(source, BodyQueue) and source.is_complete and not source.buffered:
+                self.body_read = more = False
+            return {"type": "http.request", "body": chunk, "more_body": more}
+        # The body is all read: the next event is the end of the exchange (uvicorn's
+        # behaviour): the client going away, or the response being complete.
+        if self.state is not _COMPLETE and not self.gone:
+            if self.disconnect is None:
+                self.disconnect = asyncio.get_running_loop().create_future()
+                if isinstance(self.source, BodyQueue):
+                    self.source.on_lost(self._lost)
+            await asyncio.shield(self.disconnect)
+        return _DISCONNECT
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            if self.state is not _STARTED:
+                self._misuse(kind)
+            if self.gone:
+                return  # ASGI 2.3: a send after the client left is ignored
+            body = message.get("body", b"")
+            if body and not self.bodiless:
+                self.chunks.append(body)
+                self.buffered += len(body)
+            if not message.get("more_body", False):
+                self.state = _COMPLETE
+                self._wake_receiver()
+            else:
+                self.streamed = True
+            self._wake_consumer()
+            if self.buffered > SEND_AHEAD_BYTES and self.state is _STARTED and not self.gone:
+                self.space = asyncio.get_running_loop().create_future()
+                await self.space
+        elif kind == "http.response.start":
+            if self.state is not _WAITING:
+                self._misuse(kind)
+            self.status = status = message["status"]
+            # Names lower-cased as the server keeps them; values as given (ASGI: bytes).
+            headers = self.headers = [(k.lower(), v) for k, v in message.get("headers", ())]
+            self.state = _STARTED
+            # Framing as uvicorn and hypercorn choose it: without a Content-Length the body
+            # is chunked, however it is sent. A status without a body gets none.
+            if status < 200 or status == 204 or status == 304:
+                self.bodiless = True
+            else:
+                for name, _ in headers:
+                    if name == b"content-length":
+                        break
+                else:
+                    self.streamed = True
+            self._ready()
+        else:
+            raise _Misuse(f"unknown ASGI message type {kind!r} for an http scope")
+
+    def _misuse(self, kind: str) -> None:
+        if self.state is _WAITING:
+            why = f"sent {kind!r} before 'http.response.start'"
+        elif self.state is _COMPLETE:
+            why = f"sent {kind!r} after the response was complete"
+        else:
+            why = f"sent {kind!r} twice"
+        raise _Misuse(why)
+
+    # --- the server's side ------------------------------------------------------------------
+
+    def response(self) -> Response:
+        """What the handler returns, once the app has started its response or ended.
+
+        A body with a Content-Length sent in one message is a whole response; any other is
+        streamed (chunked without a Content-Length), as uvicorn frames it, even if every
+        piece has arrived by now.
+        """
+        if self.state is _WAITING:  # the app ended without starting a response
+            return Response("Internal Server Error", status=500)
+        response = Response.__new__(Response)
+        response.status = self.status
+        headers = self.headers
+        # A bodiless status goes the streamed way too: the whole-response writer would add a
+        # Content-Length, which a 204 or 304 must not carry (RFC 9110 8.6).
+        if self.state is _COMPLETE and not self.streamed and not self.bodiless:
+            body = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
+            self.chunks.clear()
+            self.buffered = 0
+            # A Content-Length the app gave that matches is left to the server to write,
+            # so the response takes its fast path.
+            length = b"%d" % len(body)
+            if (b"content-length", length) in headers:
+                headers = [h for h in headers if h[0] != b"content-length"]
+            response.body = body
+        else:
+            self.handed = True
+            response.body = b""
+            response.body_iterator = self._body()
+        response.headers = Headers.from_raw(headers)
+        return response
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        chunks = self.chunks
+        try:
+            while True:
+                if chunks:
+                    chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                    self.buffered = 0
+                    self._wake_sender()
+                    yield chunk
+                elif self.error is not None:
+                    raise _Truncated(self.error)
+                elif self.state is _COMPLETE:
+                    return
+                else:
+                    self.consumer = asyncio.get_running_loop().create_future()
+                    await self.consumer
+        finally:
+            if self.state is not _COMPLETE or chunks:
+                self._lost()
+
+    def _wake_consumer(self) -> None:
+        waiter, self.consumer = self.consumer, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_sender(self) -> None:
+        waiter, self.space = self.space, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_receiver(self) -> None:
+        if self.disconnect is not None and not self.disconnect.done():
+            self.disconnect.set_result(None)
+
+    def _lost(self) -> None:
+        """The client went away (or the server stopped reading the body): release the app."""
+        self.gone = True
+        self._wake_sender()
+        self._wake_receiver()
+
+    # --- the app's end ----------------------------------------------------------------------
+
+    def finished(self, exc: BaseException | None) -> None:
+        """The app returned (``exc`` is ``None``) or raised."""
+        request = self.request
+        where = f"{request.method} {request.path}"
+        if isinstance(exc, _Misuse):
+            log.error("ASGI app misuse in %s: %s", where, exc)
+        elif isinstance(exc, asyncio.CancelledError) or (self.gone and isinstance(exc, OSError)):
+            pass  # stopped by the server, or the client left: nothing the app did wrong
+        elif exc is not None:
+            log.error("exception in ASGI app for %s", where, exc_info=exc)
+        elif exc is None and self.state is _WAITING:
+            log.error("ASGI app returned without sending a response for %s", where)
+        elif exc is None and self.state is _STARTED and not self.gone:
+            log.error("ASGI app returned without completing the response for %s", where)
+        if self.state is _STARTED:
+            self.error = "the ASGI app ended before completing its response"
+            self._wake_consumer()
+        self._lost() if self.state is not _COMPLETE else self._wake_receiver()
+        self.ended = True
+        self._ready()
+
+    def _ready(self) -> None:
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(None)
+
+
+class ASGIHandler:
+    """Serve an ASGI 3 application with this package's server.
+
+    Args:
+        app: ``async (scope, receive, send) -> None``.
+        root_path: the path the app is mounted at behind a proxy (``scope["root_path"]``).
+        lifespan: ``"auto"`` runs the lifespan protocol when the app supports it, ``"on"``
+            requires it, ``"off"`` never sends it.
+        server_cert: the PEM certificate the server presents, for the TLS extension.
+        shutdown_timeout: how long shutdown waits for app tasks still running (background
+            work after a response) before the lifespan shutdown.
+
+    Example::
+
+        from starlette.applications import Starlette
+        serve(ASGIHandler(Starlette(...)), port=8443)
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        root_path: str = "",
+        lifespan: Literal["auto", "on", "off"] = "auto",
+        server_cert: str | None = None,
+        shutdown_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+            raise ValueError(f"root_path must start with '/' and not end with one: {root_path!r}")
+        self.app = app
+        self.root_path = root_path
+        self.server_cert = server_cert
+        self.lifespan = Lifespan(app, lifespan)
+        self.shutdown_timeout = shutdown_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The lifespan state; each request's scope gets a shallow copy."""
+        return self.lifespan.state
+
+    async def startup(self) -> None:
+        """Run the app's lifespan startup.
+
+        Raises:
+            FrameworkError: the app reported that its startup failed (its message, one line).
+        """
+        await self.lifespan.startup()
+
+    async def shutdown(self) -> None:
+        """Wait (bounded) for app tasks still running, then run the lifespan shutdown."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.shutdown_timeout)
+            for task in pending:
+                log.warning("cancelling an ASGI app task still running at shutdown")
+                task.cancel()
+        await self.lifespan.shutdown()
+
+    async def __call__(self, request: Request) -> Response:
+        """Run the app for ``request`` and answer with what it sends."""
+        loop = asyncio.get_running_loop()
+        cycle = _Cycle(request)
+        scope = http_scope(request, self.root_path, self.lifespan.state, self.server_cert)
+        task = cycle.task = loop.create_task(self._run(cycle, scope))
+        self._tasks.add(task)
+        try:
+            # The app's first step is queued ahead of this one: after one turn of the loop a
+            # simple app has answered in full, and there is nothing more to wait for.
+            await asyncio.sleep(0)
+            if cycle.state is _WAITING and not cycle.ended:
+                cycle.ready = loop.create_future()
+                await cycle.ready
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        return cycle.response()
+
+    async def _run(self, cycle: _Cycle, scope: Scope) -> None:
+        try:
+            await self.app(scope, cycle.receive, cycle.send)
+        except BaseException as exc:  # noqa: BLE001 - reported on the cycle, the server carries on
+            cycle.finished(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            cycle.finished(None)
+        finally:
+            # Here rather than a done callback: one loop callback fewer per request.
+            if cycle.task is not None:
+                self._tasks.discard(cycle.task)
+
+    def __repr__(self) -> str:
+        return f"<ASGIHandler {self.app!r}>"
