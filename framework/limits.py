@@ -45,6 +45,11 @@ WRITE_HIGH_WATER = 64 * 1024
 #: uses 64 KiB chunks.
 FILE_CHUNK_BYTES = 64 * 1024
 
+#: Most ranges one ``Range`` header may ask of a file, after overlapping and adjacent ones are
+#: merged; more and the whole file is sent (200). Precedent: Apache's MaxRanges is 200, its
+#: answer to CVE-2011-3192 (many overlapping ranges of one large file).
+MAX_RANGES = 200
+
 #: Size of the pieces a large in-memory response body is written in, waiting for the client
 #: between them, so that its encrypted copy never waits in memory whole. Precedent: nginx's
 #: sendfile_max_chunk is 2 MiB. Pieces of 64 KiB cost 1.4x the CPU of one write for a 1 MiB body.

@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "limits": set(),
     "headers": set(),
-    "messages": {"headers", "errors", "limits"},
+    "files": {"limits"},
+    "messages": {"headers", "files", "errors", "limits"},
     "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
@@ -42,7 +43,10 @@ ALLOWED: dict[str, set[str] | None] = {
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
     # app
     "routing": {"messages", "errors", "limits"},
-    "app": {"routing", "asgi", "messages", "errors", "limits"},
+    "app": {"routing", "asgi", "staticfiles", "messages", "errors", "limits"},
+    # static files, and middleware as values an app is given (never importing the app)
+    "staticfiles": {"files", "messages", "headers", "errors", "limits"},
+    "middleware": {"files", "messages", "headers", "errors", "limits"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
     # entry points
@@ -69,6 +73,9 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "limits": {"asyncio", "ssl", "socket", "h11"},
     "headers": {"asyncio", "ssl", "socket", "h11"},
     "messages": {"ssl", "socket", "h11"},
+    "files": {"ssl", "socket", "h11"},
+    "staticfiles": {"ssl", "socket", "h11"},
+    "middleware": {"ssl", "socket", "h11"},
     "accesslog": {"ssl", "socket", "h11"},
     "pki": {"asyncio", "ssl", "h11", "socket"},
     "tls": {"h11", "asyncio"},
