@@ -40,14 +40,17 @@ from .messages import (
     StreamingResponse,
     TLSInfo,
 )
+from .middleware import CompressionMiddleware, CORSMiddleware
 from .routing import Route, Router
 from .server import Server, ServerConfig
+from .staticfiles import StaticFiles
 from .tls import CertificateStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "CORSMiddleware",
     "CertificateError",
     "CertificateStore",
     "CertificateVerifyError",
@@ -55,6 +58,7 @@ __all__ = [
     "ClientDisconnect",
     "ClientError",
     "ClientResponse",
+    "CompressionMiddleware",
     "ConnectError",
     "ConnectTimeout",
     "DecodingError",
@@ -81,6 +85,7 @@ __all__ = [
     "ServerConfig",
     "ServerDisconnectedError",
     "SigningRequestError",
+    "StaticFiles",
     "StreamingResponse",
     "TLSError",
     "TLSInfo",
