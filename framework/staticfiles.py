@@ -134,6 +134,8 @@ class StaticFiles:
             st = _stat(real)
             if st is None:
                 return None
+        elif relative.endswith("/"):
+            return None  # "file.txt/" names a directory that is not there (404, as nginx)
         if not statmod.S_ISREG(st.st_mode):
             return None
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
