@@ -1,0 +1,69 @@
+"""``framework serve examples.static_site:app`` as its docstring runs it, poked with curl."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TLSFiles, require_tool
+from tests.e2e.serve_cli import REPO, SERVING, STARTUP_TIMEOUT, environment, serve_cli
+
+pytestmark = pytest.mark.tool
+
+
+def test_static_site_example(tls_files: TLSFiles, tmp_path: Path) -> None:
+    curl = require_tool("curl")
+    args = [
+        "examples.static_site:app",
+        "--port",
+        "0",
+        "--certfile",
+        str(tls_files.server_cert),
+        "--keyfile",
+        str(tls_files.server_key),
+    ]
+    with serve_cli(args, env=environment(tmp_path / "home"), cwd=tmp_path) as running:
+        port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
+        base = f"https://localhost:{port}"
+
+        def get(*extra: str) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                [
+                    curl,
+                    "--silent",
+                    "--show-error",
+                    "--max-time",
+                    "10",
+                    "--cacert",
+                    str(tls_files.ca_cert),
+                    *extra,
+                ],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )
+
+        index = (REPO / "examples" / "public" / "index.html").read_bytes()
+        css = (REPO / "examples" / "public" / "app.css").read_bytes()
+        assert get(f"{base}/assets/").stdout == index
+        assert get("-r", "0-99", f"{base}/assets/app.css").stdout == css[:100]
+        head = get("-I", f"{base}/assets/app.css").stdout.lower()
+        assert b"cache-control: public, max-age=3600" in head
+        compressed = get("--compressed", "-i", f"{base}/api/items").stdout.lower()
+        assert b"content-encoding: br" in compressed or b"content-encoding: gzip" in compressed
+        preflight = get(
+            "-i",
+            "-X",
+            "OPTIONS",
+            "-H",
+            "Origin: http://localhost:3000",
+            "-H",
+            "Access-Control-Request-Method: POST",
+            f"{base}/api/items",
+        ).stdout.lower()
+        assert preflight.startswith(b"http/1.1 204")
+        assert b"access-control-allow-origin: http://localhost:3000" in preflight
+        assert running.stop() == 0
+        assert not any("Traceback" in line for line in running.rest())
