@@ -229,7 +229,7 @@ class App:
         prefix = prefix.rstrip("/")
 
         async def static_files(request: Request, path: str = "") -> Response:
-            return await files(request)
+            return await files.response(request)
 
         self.add_route(f"{prefix}/{{path:path}}", static_files, ("GET",), f"static:{prefix}")
         if prefix:

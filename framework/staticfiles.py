@@ -55,7 +55,7 @@ class StaticFiles:
     Example::
 
         app.static("/assets", "public")            # GET /assets/app.css -> public/app.css
-        server = Server(StaticFiles("public"))     # a bare file server
+        server = Server(StaticFiles("public"))     # a bare file server, no App
     """
 
     def __init__(
@@ -80,7 +80,21 @@ class StaticFiles:
         self.cache_control = cache_control
 
     async def __call__(self, request: Request) -> Response:
-        """Answer ``request`` with a file under the directory (or 304/206/404/405/...)."""
+        """Answer ``request`` with a file under the directory (or 304/206/404/405/...).
+
+        As a bare ``Handler`` (no ``App`` around it), refusals are plain-text answers.
+        """
+        try:
+            return await self.response(request)
+        except HTTPError as exc:
+            return Response(exc.detail or "", exc.status, exc.headers)
+
+    async def response(self, request: Request) -> Response:
+        """The answer to ``request``; ``HTTPError`` 404 or 405 for what is not served.
+
+        An ``App`` serving these files calls this, so that its error handlers shape the
+        refusals like any other.
+        """
         if request.method not in ("GET", "HEAD"):
             raise HTTPError(405, "Method Not Allowed", headers={"Allow": "GET, HEAD"})
         relative = request.path_params.get("path")

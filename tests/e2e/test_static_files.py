@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framework import App, Client, FileResponse, Request, Server
+from framework import App, Client, FileResponse, Request, Server, StaticFiles
 from tests.conftest import TLSFiles, require_tool, serve_in_thread
 
 pytestmark = pytest.mark.tool
@@ -340,3 +340,15 @@ def test_hostile_ranges_over_tls(tls_files: TLSFiles, site: Site, value: str) ->
             assert (await client.get("/assets/hello.txt")).status == 200
 
     asyncio.run(main())
+
+
+def test_bare_static_files_handler(curl: str, tls_files: TLSFiles, site: Site) -> None:
+    with serve_in_thread(StaticFiles(site.root), tls_files) as server:
+        base = f"https://localhost:{server.port}"
+        result = run_curl(curl, tls_files, "-r", "0-4", "-w", "\n%{http_code}", f"{base}/hello.txt")
+        assert status_and_body(result) == (206, b"Hello")
+        result = run_curl(curl, tls_files, "-w", "\n%{http_code}", f"{base}/missing.txt")
+        assert status_and_body(result) == (404, b"Not Found")
+        result = run_curl(curl, tls_files, "-X", "DELETE", "-i", f"{base}/hello.txt")
+        assert result.stdout.startswith(b"HTTP/1.1 405")
+        assert b"allow: GET, HEAD" in result.stdout
