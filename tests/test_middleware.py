@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +173,16 @@ def test_compression_closes_the_stream_it_wraps() -> None:
 
     asyncio.run(main())
     assert closed == [True]
+
+
+def test_a_file_response_made_by_a_middleware_answers_ranges(tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(bytes(range(256)))
+    app = App()
+
+    @app.middleware
+    async def serve_file(request: Request, call_next: Handler) -> Response:
+        return FileResponse(tmp_path / "f.bin")
+
+    response = answer(app, "GET", {"range": "bytes=10-19"})
+    assert response.status == 206
+    assert response.headers["content-range"] == "bytes 10-19/256"

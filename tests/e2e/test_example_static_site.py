@@ -67,3 +67,36 @@ def test_static_site_example(tls_files: TLSFiles, tmp_path: Path) -> None:
         assert b"access-control-allow-origin: http://localhost:3000" in preflight
         assert running.stop() == 0
         assert not any("Traceback" in line for line in running.rest())
+
+
+def test_static_site_example_under_uvicorn(tls_files: TLSFiles, tmp_path: Path) -> None:
+    from tests.e2e.test_asgi_uvicorn import uvicorn
+
+    curl = require_tool("curl")
+    css_path = REPO / "examples" / "public" / "app.css"
+    css = css_path.read_bytes()
+    with uvicorn("examples.static_site:app", tls_files, "h11", tmp_path / "home") as port:
+        base = f"https://localhost:{port}"
+
+        def get(*extra: str) -> bytes:
+            return subprocess.run(
+                [
+                    curl,
+                    "--silent",
+                    "--show-error",
+                    "--max-time",
+                    "10",
+                    "--cacert",
+                    str(tls_files.ca_cert),
+                    *extra,
+                ],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            ).stdout
+
+        assert get("-r", "0-99", f"{base}/assets/app.css") == css[:100]
+        assert get("-z", str(css_path), "-w", "%{http_code}", f"{base}/assets/app.css") == b"304"
+        head = get("-i", "-H", "Accept-Encoding: gzip", f"{base}/api/items").lower()
+        assert b"content-encoding: gzip" in head
+        assert b"vary: accept-encoding, origin" in head
