@@ -14,10 +14,12 @@ from framework import (
     App,
     CompressionMiddleware,
     CORSMiddleware,
+    FileResponse,
     Request,
     Response,
     StreamingResponse,
 )
+from framework.messages import Handler
 from framework.middleware.vary import add_vary
 
 
