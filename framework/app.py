@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 
 from . import asgi
 from .errors import ClientDisconnect, HTTPError
-from .messages import FileResponse, Hook, JSONResponse, Request, Response
+from .messages import FileResponse, Hook, JSONResponse, RedirectResponse, Request, Response
 from .routing import Route, Router
 from .staticfiles import StaticFiles
 
@@ -225,16 +225,21 @@ class App:
 
             app.static("/assets", "public")     # /assets/app.css -> public/app.css
         """
-        files = StaticFiles(directory, **options)
+        served = StaticFiles(directory, **options)
         prefix = prefix.rstrip("/")
 
         async def static_files(request: Request, path: str = "") -> Response:
-            return await files.response(request)
+            return await served.response(request)
+
+        async def static_root(request: Request) -> Response:
+            # The directory itself, as nginx answers it: to its path with the final "/".
+            query = request.query_string.decode("latin-1")
+            return RedirectResponse(prefix + "/" + (f"?{query}" if query else ""), status=308)
 
         self.add_route(f"{prefix}/{{path:path}}", static_files, ("GET",), f"static:{prefix}")
         if prefix:
-            self.add_route(prefix, static_files, ("GET",), f"static:{prefix}:root")
-        return files
+            self.add_route(prefix, static_root, ("GET",), f"static:{prefix}:root")
+        return served
 
     def middleware(self, func: Middleware) -> Middleware:
         """Decorate ``async def mw(request, call_next) -> Response``; the first added is outermost.

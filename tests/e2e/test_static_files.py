@@ -352,3 +352,8 @@ def test_bare_static_files_handler(curl: str, tls_files: TLSFiles, site: Site) -
         result = run_curl(curl, tls_files, "-X", "DELETE", "-i", f"{base}/hello.txt")
         assert result.stdout.startswith(b"HTTP/1.1 405")
         assert b"allow: GET, HEAD" in result.stdout
+
+
+def test_curl_prefix_without_slash_redirects(curl: str, tls_files: TLSFiles, site: Site) -> None:
+    result = run_curl(curl, tls_files, "-w", "%{http_code} %{redirect_url}", url(site, "/assets"))
+    assert result.stdout == f"308 {url(site, '/assets/')}".encode()
