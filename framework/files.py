@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
 from . import limits
@@ -54,8 +55,9 @@ def _parse_date(value: str) -> float | None:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if parsed.tzinfo is None:  # an HTTP date is always GMT (RFC 9110 5.6.7)
-        return None
+    if parsed.tzinfo is None:
+        # asctime and "-0000" dates come without a zone; HTTP dates are GMT (RFC 9110 5.6.7).
+        parsed = parsed.replace(tzinfo=UTC)
     try:
         return parsed.timestamp()
     except (OverflowError, OSError, ValueError):

@@ -68,6 +68,15 @@ def test_preconditions_in_rfc_order() -> None:
     assert files.precondition("GET", (None, None, None, date_after), etag, mtime) == 304
     assert files.precondition("GET", (None, None, None, date_before), etag, mtime) is None
     assert files.precondition("GET", (None, None, None, "garbage"), etag, mtime) is None
+    # The obsolete forms a recipient must still read (RFC 9110 5.6.7): RFC 850 and asctime.
+    rfc850 = "Sunday, 09-Sep-01 01:46:41 GMT"
+    assert files.precondition("GET", (None, None, None, rfc850), etag, mtime) == 304
+    asctime = "Sun Sep  9 01:46:41 2001"
+    assert files.precondition("GET", (None, None, None, asctime), etag, mtime) == 304
+    assert (
+        files.precondition("GET", (None, None, None, "Sun Sep  9 01:46:39 2001"), etag, mtime)
+        is None
+    )
     assert files.precondition("PUT", (None, None, "*", None), etag, mtime) == 412
     assert files.precondition("GET", ('"x"', None, None, None), etag, mtime) == 412
     assert files.precondition("GET", ('W/"abc"', None, None, None), etag, mtime) == 412
