@@ -10,6 +10,7 @@ knows of requests, responses or routes; ``FileResponse`` and ``StaticFiles`` use
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ __all__ = [
     "Unsatisfiable",
     "etag_of",
     "http_date",
+    "media_type",
     "if_range_holds",
     "multipart_body",
     "parse_range",
@@ -38,6 +40,31 @@ ByteRange = tuple[int, int]
 
 class Unsatisfiable(Exception):
     """No range of a valid ``Range`` header overlaps the file: the answer is 416."""
+
+
+# A name like "x.css.gz" is, for mimetypes, CSS with a gzip encoding; sent as a file, it is
+# an archive: what the bytes are, not what they unpack to (nginx sends application/gzip).
+_ENCODED_TYPES = {
+    "gzip": "application/gzip",
+    "br": "application/x-brotli",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "compress": "application/x-compress",
+}
+
+
+def media_type(name: str) -> str:
+    """The ``Content-Type`` for a file called ``name``, by its extension.
+
+    Text types get ``charset=utf-8``; a compressed file (``x.css.gz``) is its archive type;
+    an unknown extension is ``application/octet-stream``.
+    """
+    guessed, encoding = mimetypes.guess_type(name, strict=False)
+    if encoding is not None:
+        return _ENCODED_TYPES.get(encoding, "application/octet-stream")
+    if guessed is None:
+        return "application/octet-stream"
+    return guessed + "; charset=utf-8" if guessed.startswith("text/") else guessed
 
 
 def etag_of(stat: os.stat_result) -> str:

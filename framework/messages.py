@@ -8,7 +8,6 @@ server drains. Nothing here knows about sockets, TLS or h11.
 from __future__ import annotations
 
 import json as jsonlib
-import mimetypes
 import os
 from collections.abc import (
     AsyncIterable,
@@ -443,10 +442,7 @@ class FileResponse(Response):
         #: The file's ``os.stat`` when the response was made; what its validators describe.
         self.stat = stat = self.path.stat()
         if media_type is None:
-            media_type = mimetypes.guess_type(filename or self.path.name)[0]
-            media_type = media_type or "application/octet-stream"
-            if media_type.startswith("text/"):
-                media_type += "; charset=utf-8"
+            media_type = files.media_type(filename or self.path.name)
         super().__init__(b"", status, headers, media_type)
         self.headers["content-length"] = str(stat.st_size)
         self.headers.setdefault("last-modified", files.http_date(stat.st_mtime))

@@ -11,7 +11,6 @@ the client takes that coding.
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 import os
 import stat as statmod
 from dataclasses import dataclass
@@ -152,9 +151,7 @@ class StaticFiles:
             return None  # "file.txt/" names a directory that is not there (404, as nginx)
         if not statmod.S_ISREG(st.st_mode):
             return None
-        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        if media_type.startswith("text/"):
-            media_type += "; charset=utf-8"
+        media_type = files.media_type(name)
         if not self.precompressed:
             return _Found(real, media_type, None, False)
         siblings = {}

@@ -266,3 +266,19 @@ def test_hostile_paths_never_leave_the_root(tree: Path, segments: list[str]) -> 
 def test_static_directory_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         StaticFiles(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.css", "text/css; charset=utf-8"),
+        ("a.css.gz", "application/gzip"),
+        ("a.tar.gz", "application/gzip"),
+        ("a.css.br", "application/x-brotli"),
+        ("a.wasm", "application/wasm"),
+        ("a.svg", "image/svg+xml"),
+        ("README", "application/octet-stream"),
+    ],
+)
+def test_media_type_by_extension(name: str, expected: str) -> None:
+    assert files.media_type(name) == expected

@@ -357,3 +357,11 @@ def test_bare_static_files_handler(curl: str, tls_files: TLSFiles, site: Site) -
 def test_curl_prefix_without_slash_redirects(curl: str, tls_files: TLSFiles, site: Site) -> None:
     result = run_curl(curl, tls_files, "-w", "%{http_code} %{redirect_url}", url(site, "/assets"))
     assert result.stdout == f"308 {url(site, '/assets/')}".encode()
+
+
+def test_curl_a_gz_file_asked_for_is_an_archive(curl: str, tls_files: TLSFiles, site: Site) -> None:
+    result = run_curl(curl, tls_files, "-i", url(site, "/assets/style.css.gz"))
+    head, _, body = result.stdout.partition(b"\r\n\r\n")
+    assert b"content-type: application/gzip" in head.lower()
+    assert b"content-encoding" not in head.lower()
+    assert gzip.decompress(body) == CSS
