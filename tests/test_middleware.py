@@ -188,3 +188,18 @@ def test_a_file_response_made_by_a_middleware_answers_ranges(tmp_path: Path) -> 
     response = answer(app, "GET", {"range": "bytes=10-19"})
     assert response.status == 206
     assert response.headers["content-range"] == "bytes 10-19/256"
+
+
+@pytest.mark.parametrize("size", [1000, 2 * 1024 * 1024], ids=["in-loop", "in-thread"])
+def test_in_memory_bodies_compressed_at_any_size(size: int) -> None:
+    app = App()
+    app.middleware(CompressionMiddleware(brotli=False))
+    body = bytes(range(32, 127)) * (size // 95)
+
+    @app.get("/x")
+    async def x(request: Request) -> Response:
+        return Response(body, media_type="text/plain")
+
+    response = answer(app, "GET", {"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(response.body) == body
