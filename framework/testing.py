@@ -36,6 +36,7 @@ __all__ = [
     "LoopThread",
     "ServedApp",
     "ThrowawayCA",
+    "eventually",
     "serve_app",
     "serve_app_in_thread",
 ]
@@ -258,6 +259,25 @@ async def serve_app(
         framework_log.removeHandler(log)
         if own_ca:
             authority.close()
+
+
+async def eventually(
+    predicate: Callable[[], object], *, within: float = 5.0, interval: float = 0.01
+) -> None:
+    """Wait until ``predicate()`` is true, checking every ``interval`` seconds.
+
+    For what the server does after the response, on its own schedule (a generator closed on
+    disconnect, a shutdown hook, a connection closed), without a fixed sleep.
+
+    Raises:
+        TimeoutError: still false after ``within`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() >= deadline:
+            raise TimeoutError(f"{predicate!r} was still false after {within:g} s")
+        await asyncio.sleep(interval)
 
 
 class LoopThread:
