@@ -9,6 +9,7 @@ what ``pip install`` writes).
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import re
 import shutil
@@ -106,7 +107,11 @@ def run(project: pytest.Pytester, tmp_path: Path, *args: str) -> pytest.RunResul
 def test_example_project_passes_and_leaves_nothing_behind(
     user_project: pytest.Pytester, tmp_path: Path
 ) -> None:
-    pytest.importorskip("pytest_asyncio")
+    if importlib.util.find_spec("pytest_asyncio") is None:
+        message = "pytest-asyncio is not installed (pip install -e '.[test]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     user_project.makeconftest(CLEANUP_CONFTEST)
     user_project.makepyfile(test_zz_cleanup=CLEANUP_TEST)
     result = run(user_project, tmp_path, "-v")

@@ -7,6 +7,7 @@ thread-hosted form), with our client, the stdlib's ``ssl`` and curl.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import socket
@@ -302,19 +303,64 @@ def test_asgi_app_with_lifespan() -> None:
     run(body)
 
 
+def require_module(name: str) -> None:
+    """Skip when ``name`` cannot be imported; fail under CI, which installs the test extra."""
+    if importlib.util.find_spec(name) is None:
+        message = f"{name} is not installed (pip install -e '.[test]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def test_starlette_app() -> None:
-    starlette = pytest.importorskip("starlette.applications")
+    require_module("starlette")
+    from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     async def home(request: Any) -> Any:
         return JSONResponse({"scheme": request.url.scheme})
 
-    app = starlette.Starlette(routes=[Route("/", home)])
+    app = Starlette(routes=[Route("/", home)])
 
     async def body() -> None:
         async with serve_app(app) as server, server.client() as client:
             assert await (await client.get("/")).json() == {"scheme": "https"}
+
+    run(body)
+
+
+def test_fastapi_app_with_lifespan_and_a_failing_route() -> None:
+    require_module("fastapi")
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    log: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        log.append("startup")
+        yield
+        log.append("shutdown")
+
+    api = FastAPI(lifespan=lifespan)
+
+    @api.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @api.get("/fail")
+    async def fail() -> None:
+        raise LookupError("fastapi handler broke")
+
+    async def body() -> None:
+        async with serve_app(api) as server, server.client() as client:
+            assert log == ["startup"]
+            assert await (await client.get("/items/7")).json() == {"id": 7}
+            assert (await client.get("/fail")).status == 500
+            assert any(isinstance(e, LookupError) for e in server.exceptions)
+        assert log == ["startup", "shutdown"]
 
     run(body)
 
