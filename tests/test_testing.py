@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -156,10 +157,10 @@ def test_serve_app_failing_startup_raises_and_cleans_up() -> None:
         async with serve_app(app):
             pytest.fail("the block ran although startup failed")
 
-    before = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
+    before = set(os.listdir(tempfile.gettempdir()))
     with pytest.raises(RuntimeError, match="no database"):
         run(body)
-    after = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
+    after = set(os.listdir(tempfile.gettempdir()))
     assert not {name for name in after - before if name.startswith("framework-test-ca-")}
 
 
