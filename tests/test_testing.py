@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -411,3 +412,22 @@ def test_serve_app_in_thread_passes_errors_in_the_block_through() -> None:
     with pytest.raises(KeyError), serve_app_in_thread(make_app()):
         raise KeyError("from the test")
     assert set(threading.enumerate()) == threads
+
+
+def test_readme_serve_app_example_runs() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    section = (repo / "README.md").read_text().split("## Testing your app", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    block = section.split("Without pytest", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    paths = [str(repo), os.environ.get("PYTHONPATH", "")]
+    result = subprocess.run(
+        [sys.executable, "-c", block],
+        cwd=repo / "examples" / "testing",
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "200 {'id': 1, 'name': 'tea'}\n"
