@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 try:  # already imported by pytest when installed, so this costs nothing
     import pytest_asyncio
-except ImportError:  # pragma: no cover - exercised where pytest-asyncio is absent
+except ImportError:  # sync tests still get framework_server
     pytest_asyncio = None  # type: ignore[assignment]
 
 __all__ = [
@@ -126,7 +126,7 @@ if pytest_asyncio is not None:
         async with framework_server.client() as client:
             yield client
 
-else:  # pragma: no cover - exercised where pytest-asyncio is absent
+else:
 
     @pytest.fixture
     def framework_client() -> None:

@@ -215,3 +215,35 @@ def test_readme_example_is_the_example_project() -> None:
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     files = [(EXAMPLE / name).read_text() for name in ("myapp.py", "test_myapp.py")]
     assert blocks[:2] == files
+
+
+@pytest.mark.slow  # pytest in a subprocess: about 2 s
+def test_without_pytest_asyncio_sync_tests_work_and_the_client_fixture_says_why_not(
+    user_project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest-asyncio made unimportable, as in a project that does not install it.
+    hidden = tmp_path / "hidden"
+    (hidden / "pytest_asyncio").mkdir(parents=True)
+    (hidden / "pytest_asyncio" / "__init__.py").write_text('raise ImportError("not installed")\n')
+    path = [str(hidden), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
+    user_project.makepyfile(
+        test_sync="""
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.framework_app("myapp:app")
+
+        def test_sync(framework_server):
+            async def main():
+                async with framework_server.client() as client:
+                    return (await client.get("/items/1")).status
+            assert asyncio.run(main()) == 200
+
+        def test_client_fixture(framework_client):
+            pass
+        """
+    )
+    result = run(user_project, tmp_path, "-p", "no:asyncio", "test_sync.py")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*framework_client is an async fixture and needs pytest-asyncio*"])
