@@ -54,6 +54,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "cli": None,
     "cli_certs": None,
     "cli_limits": None,
+    "testing": None,
+    "pytest_plugin": None,
     "__main__": None,
     "__init__": None,
 }
