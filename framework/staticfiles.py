@@ -69,7 +69,9 @@ class StaticFiles:
         root = Path(directory)
         if not root.is_dir():
             raise ValueError(
-                f"static directory {str(directory)!r} does not exist or is not a directory"
+                f"static directory {str(directory)!r} ({root.absolute()}) does not exist or is "
+                "not a directory; give the directory to serve, e.g. Path(__file__).parent / "
+                '"public"'
             )
         self.directory = root
         self.root = os.path.realpath(root)

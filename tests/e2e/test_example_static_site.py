@@ -100,3 +100,17 @@ def test_static_site_example_under_uvicorn(tls_files: TLSFiles, tmp_path: Path) 
         head = get("-i", "-H", "Accept-Encoding: gzip", f"{base}/api/items").lower()
         assert b"content-encoding: gzip" in head
         assert b"vary: accept-encoding, origin" in head
+
+
+def test_serve_with_a_missing_static_directory_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "badstatic.py").write_text(
+        'from framework import App\napp = App()\napp.static("/assets", "no-such-dir")\n'
+    )
+    env = environment(tmp_path / "home", tmp_path)
+    with serve_cli(["badstatic:app", "--port", "0"], env=env, cwd=tmp_path) as running:
+        assert running.process.wait(timeout=STARTUP_TIMEOUT) == 2
+        lines = [line for line in running.rest() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "static directory 'no-such-dir'" in lines[0]
+    assert str(tmp_path / "no-such-dir") in lines[0]
+    assert "Traceback" not in lines[0]
