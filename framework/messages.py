@@ -444,6 +444,8 @@ class FileResponse(Response):
         if media_type is None:
             media_type = files.media_type(filename or self.path.name)
         super().__init__(b"", status, headers, media_type)
+        #: The type of the file's bytes, kept when a 304 drops its ``Content-Type``.
+        self.media_type = self.headers.get("content-type") or media_type
         self.headers["content-length"] = str(stat.st_size)
         self.headers.setdefault("last-modified", files.http_date(stat.st_mtime))
         self.headers.setdefault("etag", files.etag_of(stat))

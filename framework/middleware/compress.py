@@ -126,6 +126,15 @@ class CompressionMiddleware:
         use_brotli = _brotli is not None if brotli is None else brotli
         self.offered = ("br", "gzip") if use_brotli else ("gzip",)
 
+    def compressible_type(self, content_type: str | None) -> bool:
+        """True when bodies of ``content_type`` are compressed: listed, not compressed already."""
+        media_type = (content_type or "").partition(";")[0].strip().lower()
+        if not media_type or not any(_matches(media_type, p) for p in self.media_types):
+            return False
+        return media_type in _STILL_COMPRESSIBLE_IMAGES or not any(
+            _matches(media_type, p) for p in ALREADY_COMPRESSED
+        )
+
     def compressible(self, response: Response) -> bool:
         """True when ``response`` would be compressed for a client that takes gzip."""
         status = response.status
@@ -136,12 +145,7 @@ class CompressionMiddleware:
             return False
         if "no-transform" in (headers.get("cache-control") or "").lower():
             return False
-        media_type = (headers.get("content-type") or "").partition(";")[0].strip().lower()
-        if not media_type or not any(_matches(media_type, p) for p in self.media_types):
-            return False
-        if media_type not in _STILL_COMPRESSIBLE_IMAGES and any(
-            _matches(media_type, p) for p in ALREADY_COMPRESSED
-        ):
+        if not self.compressible_type(headers.get("content-type")):
             return False
         if response.body_iterator is None:
             return len(response.body) >= self.minimum_size
@@ -156,6 +160,14 @@ class CompressionMiddleware:
         if isinstance(response, FileResponse):
             # Its Range and conditionals first: a 206 or 304 is not compressed.
             response = response.for_request(request)
+        if response.status == 304 and isinstance(response, FileResponse):
+            # A 304 carries the Vary its 200 would have (RFC 9110 15.4.5), or a cache keeps
+            # one coding's answer for every client.
+            if response.stat.st_size >= self.minimum_size and self.compressible_type(
+                response.media_type
+            ):
+                add_vary(response.headers, "Accept-Encoding")
+            return response
         if not self.compressible(response):
             return response
         add_vary(response.headers, "Accept-Encoding")

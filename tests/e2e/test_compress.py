@@ -253,3 +253,25 @@ def test_head_of_file(tmp_path: Path, tls_files: TLSFiles) -> None:
 
     with serve_in_thread(app, tls_files) as server:
         asyncio.run(main(server))
+
+
+def test_304_of_a_compressible_file_varies_like_its_200(
+    curl: str, tls_files: TLSFiles, site: Site
+) -> None:
+    head, _ = head_and_body(curl, tls_files, "-H", "Accept-Encoding: gzip", url(site, "/book"))
+    etag = next(
+        line.split(b": ", 1)[1] for line in head.split(b"\r\n") if line.startswith(b"etag:")
+    )
+    head, body = head_and_body(
+        curl,
+        tls_files,
+        "-H",
+        "Accept-Encoding: gzip",
+        "-H",
+        f"If-None-Match: {etag.decode()}",
+        url(site, "/book"),
+    )
+    assert head.startswith(b"http/1.1 304")
+    assert b"vary: accept-encoding" in head
+    assert b"content-encoding" not in head
+    assert body == b""
