@@ -23,8 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from framework.load.report import format_us, machine_info
+
 from .load import parse_duration
-from .report import format_us, machine_info
 from .servers import (
     SERVERS,
     Launched,

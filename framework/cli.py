@@ -1,4 +1,4 @@
-"""The command line: ``framework serve MODULE:ATTR`` and ``framework certs ...``.
+"""The command line: ``framework serve MODULE:ATTR``, ``framework certs ...``, ``framework load``.
 
 Every user mistake (a bad argument, a module that will not import, an unusable certificate, a
 port in use) ends in one line on stderr saying what is wrong and how to fix it, and exit
@@ -200,11 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_certs
 
     cli_certs.register(sub)
+    # Listed here for --help; main() hands everything after "load" to the load tool's parser.
+    sub.add_parser("load", help="load-test an HTTPS server (framework load --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["load"]:
+        from .load.cli import main as load_main
+
+        return load_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

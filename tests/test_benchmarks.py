@@ -25,12 +25,13 @@ import h11
 import pytest
 
 from benchmarks.compare import AGREEMENT_TOLERANCE
-from benchmarks.engine import Settings
-from benchmarks.histogram import Histogram
-from benchmarks.load import parse_duration, parse_size, run, settings_from_args
-from benchmarks.report import format_summary
 from benchmarks.tools import Scenario, parse_wrk, run_ours, run_wrk
 from framework import pki
+from framework.load.cli import parse_duration, parse_size, settings_from_args
+from framework.load.histogram import Histogram
+from framework.load.report import format_summary
+from framework.load.runner import run
+from framework.load.settings import Settings
 from framework.messages import Request, Response
 from framework.tls import server_context
 from tests.conftest import TLSFiles, require_tool, serve_in_thread
@@ -603,7 +604,7 @@ def test_ctrl_c_stops_the_run_and_keeps_the_results(
             [
                 sys.executable,
                 "-m",
-                "benchmarks.load",
+                "framework.load",
                 server.url + "/",
                 "--ca",
                 str(tls_files.ca_cert),
