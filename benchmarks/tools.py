@@ -74,7 +74,7 @@ class Measured:
     requests: int
     errors: int
     server_cpu_us_per_request: float | None = None
-    #: benchmarks.load only: the share of its cores it kept busy (near 1: it set the pace).
+    #: framework load only: the share of its cores it kept busy (near 1: it set the pace).
     load_cpu_share: float | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -532,6 +532,53 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
     assert table in proc.stdout
 
 
+def test_compare_with_load_alone_says_where_its_figures_come_from() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.compare",
+            "--quick",
+            "--servers",
+            "bare-h11",
+            "--scenarios",
+            "hello",
+            "--tools",
+            "load",
+            "--no-generators",
+            "--memory-connections",
+            "0",
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Figures from `framework load` (`load`); wrk was not run." in proc.stdout
+    assert "wrk -t1" not in proc.stdout
+    assert "| bare h11 ‡ | " in proc.stdout
+
+
+def test_compare_help_lists_each_server_kind_once() -> None:
+    from benchmarks.servers import SERVERS
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="1000"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = proc.stdout.split("kinds: ", 1)[1].split("\n", 1)[0]
+    kinds = [item.split(" (")[0] for item in listed.split(", ")]
+    assert kinds == list(dict.fromkeys(s.kind for s in SERVERS))
+    assert "ours (4 servers)" in listed
+
+
 def test_micro_benchmarks_still_run() -> None:
     # Timed only when run on their own; here each runs once, so the file keeps working.
     result = subprocess.run(

@@ -109,8 +109,12 @@ def test_without_the_ca_it_stops_after_a_second_with_the_hint(tls_files: TLSFile
     lines = done.stderr.strip().splitlines()
     assert lines[0].startswith("framework load: stopped after 1 s: all ")
     assert "failed (tls), none was answered" in lines[0]
-    assert lines[1].strip().startswith(
-        "certificate verify failed for localhost: unable to get local issuer certificate"
+    assert (
+        lines[1]
+        .strip()
+        .startswith(
+            "certificate verify failed for localhost: unable to get local issuer certificate"
+        )
     )
     assert "pass --ca path/to/ca.pem" in lines[1]
     assert "certs dev-ca" in lines[1]
@@ -136,7 +140,8 @@ def test_failures_are_not_throughput_and_not_saturation(tls_files: TLSFiles) -> 
         url=f"https://localhost:{port}/", connections=2, requests=6, duration=None, warmup=0
     )
     result = run(settings)
-    assert result["ok"] == 0 and result["error_total"] == 6
+    assert result["ok"] == 0
+    assert result["error_total"] == 6
     assert result["requests_per_second"] == 0
     assert result["first_errors"]["connect"].startswith(f"cannot connect to localhost:{port}")
     # Even with the generator's core busy, failures are no reason to add processes.
@@ -148,8 +153,14 @@ def test_failures_are_not_throughput_and_not_saturation(tls_files: TLSFiles) -> 
     assert "first connect error: cannot connect" in text
     with serve_in_thread(hello, tls_files) as server:
         good = run(
-            Settings(url=server.url + "/", ca=str(tls_files.ca_cert), connections=2,
-                     requests=50, duration=None, warmup=0)  # fmt: skip
+            Settings(
+                url=server.url + "/",
+                ca=str(tls_files.ca_cert),
+                connections=2,
+                requests=50,
+                duration=None,
+                warmup=0,
+            )  # fmt: skip
         )
     assert "saturated" in format_summary({**good, "load_cpu_cores": 1.0})
     assert "saturated" not in format_summary({**good, "load_cpu_cores": 0.5})

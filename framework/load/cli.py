@@ -28,7 +28,7 @@ from .report import format_progress, format_stopped, format_summary, write_json,
 from .runner import LOOPS, Progress, run
 from .settings import Settings
 
-__all__ = ["main", "parse_duration", "parse_size", "settings_from_args"]
+__all__ = ["duration_arg", "main", "parse_duration", "parse_size", "settings_from_args"]
 
 PROG = "framework load"
 PLOT_INSTALL = "pip install 'framework[plot]'"
@@ -96,7 +96,8 @@ def _flag_type(parse: Callable[[str], float], what: str) -> Callable[[str], floa
     return convert
 
 
-_duration = _flag_type(parse_duration, "duration")
+#: ``parse_duration`` as an argparse type: a bad value is argparse's one line with our message.
+duration_arg = _flag_type(parse_duration, "duration")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,14 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-d",
         "--duration",
-        type=_duration,
+        type=duration_arg,
         help="how long to measure: 30s, 2m (default 10s unless -n)",
     )
     p.add_argument("-n", "--requests", type=int, help="measure this many requests, then stop")
     p.add_argument(
         "-w",
         "--warmup",
-        type=_duration,
+        type=duration_arg,
         default=1.0,
         help="load first for this long without measuring (default 1s)",
     )
@@ -148,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-t",
         "--timeout",
-        type=_duration,
+        type=duration_arg,
         default=10.0,
         help="count a request as a timeout after this long (default 10s)",
     )
