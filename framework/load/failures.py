@@ -24,7 +24,10 @@ _ARGUMENTS = (
 )
 
 #: Where the development CA's certificate is, for the hint on an untrusted issuer.
-DEV_CA_HINT = "`python -m framework certs dev-ca` prints the development CA's path"
+DEV_CA_HINT = (
+    "`python -m framework certs dev-ca` prints the development CA's path "
+    "(or trust it once for every tool: framework certs trust)"
+)
 
 
 def _as_flags(text: str) -> str:
