@@ -2,7 +2,8 @@
 
 After exactly that command, ``mypy --strict`` type-checks a user's file importing the package
 (the editable install must be one static checkers follow), the ``framework`` script runs the
-load tool, and ``--plot`` without matplotlib (not a dependency) says how to install it.
+load tool, ``--plot`` without matplotlib (not a dependency) says how to install it, and the
+README's "from an empty directory" sequence works in an empty directory outside the checkout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_tool
+from tests.e2e.serve_cli import SERVING, STARTUP_TIMEOUT, serve_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +55,15 @@ def readme_install_command() -> list[str]:
     install = first.split("&&")[0].strip()
     assert install.startswith("pip install -e "), first
     return shlex.split(install)
+
+
+def readme_empty_directory_sequence() -> list[str]:
+    """The cheat sheet's "from an empty directory" commands, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("# HTTPS as it really works, from an empty directory\n")
+    block = text[start:].split("\n\n", 1)[0].splitlines()[1:]
+    assert block, "the sequence is empty"
+    return block
 
 
 def _clean_env(venv: Path) -> dict[str, str]:
@@ -108,3 +121,36 @@ def test_readme_install_then_mypy_strict_and_the_load_tool(tmp_path: Path) -> No
         "framework load: error: --plot needs matplotlib: pip install 'framework[plot]'"
     )
     assert not (user / "chart.png").exists()
+    _run_empty_directory_sequence(venv, env, tmp_path / "empty")
+
+
+def _run_empty_directory_sequence(venv: Path, env: dict[str, str], empty: Path) -> None:
+    curl = require_tool("curl")
+    empty.mkdir()
+    env = {**env, "FRAMEWORK_HOME": str(empty.parent / "home")}
+    commands = readme_empty_directory_sequence()
+    serve = [c for c in commands if c.startswith("python -m framework serve ")]
+    fetch = [c for c in commands if c.startswith("curl ")]
+    assert len(serve) == 1
+    assert len(fetch) == 1
+    assert commands[-2:] == [serve[0], fetch[0]], "serve, then curl, end the sequence"
+    for command in commands[:-2]:
+        done = subprocess.run(
+            ["bash", "-c", command], env=env, cwd=empty, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+    args = shlex.split(serve[0].split("#")[0])[4:]
+    # port 0: the README's 8443 may be taken on a shared machine
+    with serve_cli(
+        [*args, "--port", "0"], env=env, cwd=empty, python=str(venv / "bin" / "python")
+    ) as running:
+        port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
+        argv = shlex.split(fetch[0].split("#")[0].replace(":8443/", f":{port}/"))
+        got = subprocess.run(
+            [curl, "-sS", "--max-time", "10", *argv[1:]], cwd=empty, capture_output=True,
+            text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == "Hello, world!"
+        assert running.stop() == 0
