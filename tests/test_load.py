@@ -120,10 +120,12 @@ def test_without_the_ca_it_stops_after_a_second_with_the_hint(tls_files: TLSFile
     assert "certs dev-ca" in lines[1]
 
 
-def test_nothing_listening_stops_after_a_second(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_nothing_listening_stops_after_a_second(tmp_path: Path, processes: str) -> None:
     port = _free_port()
     out = tmp_path / "r.json"
-    done = _load(f"https://localhost:{port}/", "-c", "2", "-d", "30s", "--json", str(out))
+    done = _load(f"https://localhost:{port}/", "-c", "2", "-p", processes, "-d", "30s",
+                 "-w", "0s", "--json", str(out))  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[1].strip() == (
         f"cannot connect to localhost:{port}: connection refused (is the server running there?)"
@@ -131,6 +133,11 @@ def test_nothing_listening_stops_after_a_second(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert result["stopped"]["kind"] == "connect"
     assert result["requests_per_second"] == 0
+    # the count quoted is every process's: all measured failures but those of requests that
+    # were in flight at the check (one a connection at most)
+    count = result["stopped"]["count"]
+    assert 0 < count <= result["errors"]["connect"] <= count + 2
+    assert f"all {result['stopped']['count']:,} requests" in done.stderr
 
 
 def test_failures_are_not_throughput_and_not_saturation(tls_files: TLSFiles) -> None:
@@ -151,6 +158,7 @@ def test_failures_are_not_throughput_and_not_saturation(tls_files: TLSFiles) -> 
     assert "requests/s" not in text.split("latency")[0]
     assert "saturated" not in text
     assert "first connect error: cannot connect" in text
+    assert "latency  none (no answers)" in text
     with serve_in_thread(hello, tls_files) as server:
         good = run(
             Settings(

@@ -265,6 +265,7 @@ class Engine:
     # --- events from connections ---------------------------------------------------------------
 
     def answered(self, conn: _Connection, now: int) -> None:
+        """A connection has a complete answer at ``now`` (ns): count it, send the next."""
         stats = self.stats
         self.in_flight -= 1
         self.answers += 1
@@ -293,6 +294,7 @@ class Engine:
             self._idle.set()
 
     def failed(self, kind: str, message: str) -> None:
+        """A request failed: count it under ``kind``, keep the first ``message`` of each."""
         self.in_flight -= 1
         self.stats.errors[kind] += 1
         self.failures[kind] += 1
@@ -301,6 +303,7 @@ class Engine:
             self._idle.set()
 
     def lost(self, conn: _Connection) -> None:
+        """A connection is gone: its slot reconnects for the next request."""
         self.connections.discard(conn)
         slot = conn.slot
         if slot is not None and slot.conn is conn:
@@ -320,6 +323,7 @@ class Engine:
         return True
 
     def finish_if_done(self) -> None:
+        """End the run once the count (``-n``) is reached and nothing is in flight."""
         if self.measuring and self.remaining == 0 and self.in_flight == 0 and not self._stop.done():
             self._stop.set_result(None)
 

@@ -122,8 +122,16 @@ def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "bytes_out": sum(p["bytes_out"] for p in parts),
         "latency_us": histogram.to_json(),
         "first_errors": _first_errors(parts),
-        "stopped": next((p["stopped"] for p in parts if p.get("stopped")), None),
+        "stopped": _stopped(parts),
     }
+
+
+def _stopped(parts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Why the run stopped early, with the failures of every process that stopped."""
+    stopped = [p["stopped"] for p in parts if p.get("stopped")]
+    if not stopped:
+        return None
+    return {**stopped[0], "count": sum(s["count"] for s in stopped)}
 
 
 def _first_errors(parts: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -201,12 +209,15 @@ def format_summary(result: dict[str, Any]) -> str:
             f"  no request was answered in {result['elapsed']:.2f} s (after {s['warmup']:g} s "
             f"warm-up): {failed:,} failed"
         )
-    labels = "  ".join(f"{k:>9}" for k in [*lat["percentiles"], "max", "mean"])
-    values = "  ".join(
-        f"{format_us(v):>9}" for v in [*lat["percentiles"].values(), lat["max"], lat["mean"]]
-    )
-    lines.append(f"  latency  {labels}")
-    lines.append(f"           {values}")
+    if lat["count"]:
+        labels = "  ".join(f"{k:>9}" for k in [*lat["percentiles"], "max", "mean"])
+        values = "  ".join(
+            f"{format_us(v):>9}" for v in [*lat["percentiles"].values(), lat["max"], lat["mean"]]
+        )
+        lines.append(f"  latency  {labels}")
+        lines.append(f"           {values}")
+    else:
+        lines.append("  latency  none (no answers)")
     statuses = ", ".join(f"{code}: {n:,}" for code, n in result["statuses"].items()) or "none"
     lines.append(f"  statuses {statuses}")
     errors = result["errors"]

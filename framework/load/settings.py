@@ -192,6 +192,7 @@ class Stats:
         ) - self.cpu_started
 
     def end(self) -> None:
+        """Stop the clocks: measuring is over."""
         self.ended = time.perf_counter()
         self.cpu_ended = time.process_time()
 
