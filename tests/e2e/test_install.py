@@ -153,4 +153,13 @@ def _run_empty_directory_sequence(venv: Path, env: dict[str, str], empty: Path) 
         )  # fmt: skip
         assert got.returncode == 0, got.stderr
         assert got.stdout == "Hello, world!"
+        # the installed load tool against the app just served, trusting the README's CA
+        load = subprocess.run(
+            ["framework", "load", f"https://localhost:{port}/", "--ca", "pki/ca.pem", "-c", "2",
+             "-n", "200", "-w", "0s"],
+            env=env, cwd=empty, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert load.returncode == 0, load.stderr
+        assert "200 requests answered" in load.stdout
+        assert "statuses 200: 200" in load.stdout
         assert running.stop() == 0
