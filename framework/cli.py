@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
 import traceback
@@ -111,6 +112,11 @@ def _serve(args: argparse.Namespace) -> int:
     target = load_app(args.app)
     if args.factory:
         target = _call_factory(args.app, target)
+    elif _takes_no_arguments(target):
+        raise FrameworkError(
+            f"{args.app} takes no arguments, so it is not an app; if it makes one "
+            "(create_app()), pass --factory"
+        )
     try:
         app = as_handler(target, args.interface, root_path=args.root_path, lifespan=args.lifespan)
     except ValueError as exc:  # a root path that is not one
@@ -133,6 +139,16 @@ def _serve(args: argparse.Namespace) -> int:
         config=config,
     )
     return 0
+
+
+def _takes_no_arguments(obj: Any) -> bool:
+    """True for a function callable only as ``f()``: a factory, never an ASGI app or handler."""
+    if not inspect.isfunction(obj):
+        return False
+    for p in inspect.signature(obj).parameters.values():
+        if p.kind is p.VAR_POSITIONAL or (p.default is p.empty and p.kind is not p.VAR_KEYWORD):
+            return False
+    return True
 
 
 def _call_factory(spec: str, factory: Any) -> Any:

@@ -123,3 +123,13 @@ def test_factory_mistakes_are_one_line(tmp_path: Path, spec: str, words: str) ->
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert re.match(r"framework: error: ", result.stderr)
     assert words in result.stderr
+
+
+def test_a_factory_without_the_flag_says_to_pass_it(tmp_path: Path) -> None:
+    (tmp_path / "factory.py").write_text(FACTORY)
+    result = _serve(tmp_path, "factory:create_app")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "framework: error: factory:create_app takes no arguments, so it is not an app; if it "
+        "makes one (create_app()), pass --factory\n"
+    )
