@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Load-test an HTTPS server: closed loop (back to back) or open loop "
         "(--rate, coordinated omission corrected).",
+        epilog="framework load compare A.json B.json: two --json results side by side (B/A "
+        "for throughput and each percentile).",
     )
     p.add_argument("url", help="https://host:port/path (http:// too)")
     p.add_argument("-c", "--connections", type=int, default=64, help="connections (default 64)")

@@ -1,7 +1,7 @@
 """``framework certs trust`` / ``untrust`` on this machine's real stores, as mkcert -install.
 
 As root: the system store (Debian's ``update-ca-certificates``) and the NSS database Chromium
-reads (``~/.pki/nssdb``, under a HOME of the test's own). After ``trust``, curl without
+reads (``~/.pki/nssdb``) and a Firefox profile's, under a HOME of the test's own. After ``trust``, curl without
 ``--cacert`` and headless Chromium load the page of a server on the new development CA; after
 ``untrust`` both refuse it. The system store is restored whatever happens. As an ordinary user
 nothing in the system store changes and the exact commands to run are printed.
@@ -83,13 +83,30 @@ def _chromium(url: str, home: Path) -> str:
     return done.stdout
 
 
+def _nss_trust(certutil: str, db: Path, nickname: str) -> str | None:
+    """The trust flags of ``nickname`` in the NSS database ``db``, or None when absent."""
+    listed = subprocess.run(
+        [certutil, "-L", "-d", f"sql:{db}"], capture_output=True, text=True, timeout=60, check=True
+    )
+    for line in listed.stdout.splitlines():
+        if line.startswith(nickname):
+            return line[len(nickname) :].strip()
+    return None
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("system_store_restored")
 def test_trust_then_untrust_for_curl_and_chromium(tmp_path: Path) -> None:
     require_tool("update-ca-certificates")
-    require_tool("certutil")
+    certutil = require_tool("certutil")
     home = tmp_path / "user"
     home.mkdir()
+    # a Firefox profile's database, made by NSS's own tool as Firefox makes it
+    firefox = home / ".mozilla" / "firefox" / "abcd1234.default-release"
+    firefox.mkdir(parents=True)
+    subprocess.run(
+        [certutil, "-N", "-d", f"sql:{firefox}", "--empty-password"], check=True, timeout=60
+    )
     env = {**environment(tmp_path / "fw"), "HOME": str(home)}
     with serve_cli(["examples.hello:app", "--port", "0"], env=env, cwd=REPO) as running:
         port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
@@ -111,6 +128,9 @@ def test_trust_then_untrust_for_curl_and_chromium(tmp_path: Path) -> None:
         )
         assert lines[0].endswith(".crt, then ran update-ca-certificates")
         assert lines[1].startswith(f"browser store sql:{home}/.pki/nssdb: added 'framework")
+        assert lines[2].startswith(f"browser store sql:{firefox}: added 'framework")
+        nickname = lines[2].split("added '", 1)[1].split("'", 1)[0]
+        assert _nss_trust(certutil, firefox, nickname) == "C,,"
         got = _curl(url)
         assert got.returncode == 0, got.stderr
         assert got.stdout == "Hello, world!"
@@ -124,6 +144,7 @@ def test_trust_then_untrust_for_curl_and_chromium(tmp_path: Path) -> None:
         assert "system store (Debian/Ubuntu/Alpine): removed" in untrusted.stdout
         assert "removed 'framework" in untrusted.stdout
         assert _curl(url).returncode == 60
+        assert _nss_trust(certutil, firefox, nickname) is None
         page = _chromium(url, home)
         assert "ERR_CERT_AUTHORITY_INVALID" in page
         assert "Hello, world!" not in page
