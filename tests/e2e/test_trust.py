@@ -1,10 +1,11 @@
 """``framework certs trust`` / ``untrust`` on this machine's real stores, as mkcert -install.
 
-As root: the system store (Debian's ``update-ca-certificates``) and the NSS database Chromium
-reads (``~/.pki/nssdb``) and a Firefox profile's, under a HOME of the test's own. After ``trust``, curl without
-``--cacert`` and headless Chromium load the page of a server on the new development CA; after
-``untrust`` both refuse it. The system store is restored whatever happens. As an ordinary user
-nothing in the system store changes and the exact commands to run are printed.
+As root: the system store (Debian's ``update-ca-certificates``), the NSS database Chromium reads
+(``~/.pki/nssdb``) and a Firefox profile's, under a HOME of the test's own. After ``trust``,
+curl without ``--cacert`` and headless Chromium load the page of a server on the new
+development CA; after ``untrust`` both refuse it. The system store is restored whatever
+happens. As an ordinary user nothing in the system store changes and the exact commands to run
+are printed.
 """
 
 from __future__ import annotations
