@@ -136,6 +136,9 @@ def test_trust_then_untrust_for_curl_and_chromium(tmp_path: Path) -> None:
         assert got.returncode == 0, got.stderr
         assert got.stdout == "Hello, world!"
         assert ">Hello, world!</pre>" in _chromium(url, home)
+        load = _framework(env, "load", url, "-c", "1", "-n", "20", "-w", "0s")  # no --ca
+        assert load.returncode == 0, load.stderr
+        assert "20 requests answered" in load.stdout
         again = _framework(env, "certs", "trust")  # idempotent
         assert again.returncode == 0, again.stderr
         assert "already trusted" in again.stdout
