@@ -41,6 +41,9 @@ ALLOWED: dict[str, set[str] | None] = {
     # roles
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
+    # the load generator: a client of its own (raw protocols, one request encoded once) for
+    # measuring servers; a role beside the client, never imported by the other roles
+    "load": {"http11", "tls", "messages", "errors", "limits"},
     # app
     "routing": {"messages", "errors", "limits"},
     "app": {"routing", "asgi", "staticfiles", "messages", "errors", "limits"},
@@ -61,7 +64,7 @@ ALLOWED: dict[str, set[str] | None] = {
 }
 
 # The roles: they take any handler and never know of routes or apps.
-ROLES = ("server", "client")
+ROLES = ("server", "client", "load")
 
 # (unit, function name) -> units that one function may import, beyond the table.
 FUNCTION_EXCEPTIONS: dict[tuple[str, str], set[str]] = {
@@ -86,6 +89,7 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "routing": {"ssl", "socket", "h11", "asyncio"},
     "app": {"ssl", "socket", "h11", "asyncio"},
     "asgi": {"ssl", "socket", "h11"},
+    "load": {"h11"},
 }
 
 # Modules held to a rule of their own instead of their unit's.
