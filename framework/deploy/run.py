@@ -12,14 +12,18 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO, TypedDict, Unpack
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
 from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode, TLSProfile
+
+if TYPE_CHECKING:
+    from .worker import ProcessEvents
 
 __all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
 
@@ -51,6 +55,8 @@ class ListenOptions(TypedDict, total=False):
             ``"modern"`` (TLS 1.3 only).
         session_resumption: ``False`` turns off session tickets and the session cache.
         access_log: log one line per request (on by default).
+        sockets: listen on these sockets (bound, from ``deploy.sockets``) instead of
+            ``host``/``port``.
     """
 
     host: str
@@ -64,6 +70,7 @@ class ListenOptions(TypedDict, total=False):
     tls_profile: TLSProfile
     session_resumption: bool
     access_log: bool
+    sockets: Sequence[socket.socket]
 
 
 def _certificates(options: ListenOptions) -> tuple[CertificateStore, str | None]:
@@ -134,6 +141,7 @@ async def start_server(
         handler,
         host=host,
         port=port,
+        sockets=options.get("sockets", ()),
         ssl=store,
         startup=startup,
         shutdown=shutdown,
@@ -173,7 +181,13 @@ def _leaf_pem(certfile: object) -> str | None:
 
 def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:
     url = server.url + "/"
+    if server.sockets and all(s.family == socket.AF_UNIX for s in server.sockets):
+        url = f"{url.partition(':')[0]} on {server.sockets[0].getsockname()}"
     lines = [f"framework: serving on {url} (press Ctrl-C to stop)"]
+    if len(server.sockets) > 1:
+        from .sockets import describe
+
+        lines.append(f"framework: listening on {', '.join(map(describe, server.sockets))}")
     if not server.is_tls:
         lines.append("framework: plain HTTP (--no-tls): put a TLS-terminating proxy in front")
     elif dev_ca is not None:
@@ -192,6 +206,7 @@ def serve(
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     ready: Callable[[Server], None] | None = None,
     config: ServerConfig | None = None,
+    events: Sequence[ProcessEvents] = (),
     **options: Unpack[ListenOptions],
 ) -> None:
     """Serve ``handler`` until SIGINT or SIGTERM, then drain and return.
@@ -208,6 +223,7 @@ def serve(
         graceful_timeout: how long in-flight requests may run after a stop signal.
         ready: called with the server once it listens.
         config: the server's limits and timeouts (``ServerConfig``).
+        events: told when the server serves, reloads and stops (systemd, a supervisor).
 
     Raises:
         FrameworkError: a one-line message when the server cannot start.
@@ -215,7 +231,7 @@ def serve(
     _configure_logging(log_level)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        runner.run(_serve(handler, graceful_timeout, ready, config, options))
+        runner.run(_serve(handler, graceful_timeout, ready, config, options, events))
 
 
 async def _serve(
@@ -224,6 +240,7 @@ async def _serve(
     ready: Callable[[Server], None] | None,
     config: ServerConfig | None,
     options: ListenOptions,
+    events: Sequence[ProcessEvents] = (),
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -235,9 +252,11 @@ async def _serve(
     # (SIGHUP's default action), so it is logged and ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, started)
+    loop.add_signal_handler(signal.SIGHUP, _reload, started, events)
     try:
-        server = await start_server(handler, out=sys.stderr, config=config, **options)
+        # A supervisor's workers leave the start-up lines to the supervisor.
+        out = sys.stderr if all(observer.announce for observer in events) else None
+        server = await start_server(handler, out=out, config=config, **options)
     except BaseException:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
@@ -245,28 +264,41 @@ async def _serve(
     started.append(server)
     if ready is not None:
         ready(server)
+    for observer in events:
+        observer.ready(server)
     try:
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        for observer in events:
+            observer.stopping()
         log.info("stopping: finishing in-flight requests (at most %.0f s)", graceful_timeout)
         await server.aclose(graceful_timeout)
         log.info("stopped")
 
 
-def _reload(started: list[Server]) -> None:
+def _reload(started: list[Server], events: Sequence[ProcessEvents] = ()) -> None:
+    for observer in events:
+        observer.reloading()
+    ok = _reload_certificate(started)
+    for observer in events:
+        observer.reloaded(ok)
+
+
+def _reload_certificate(started: list[Server]) -> bool:
     if not started:
         log.info("SIGHUP while starting: nothing to reload yet")
-        return
+        return True
     server = started[0]
     if server.certificates is None:
         log.info("SIGHUP: nothing to reload (plain HTTP, no certificate); still serving")
-        return
+        return True
     try:
         server.reload_certificate()
     except FrameworkError:
-        pass  # logged by the server; the old certificate stays in force
+        return False  # logged by the server; the old certificate stays in force
+    return True
 
 
 def _configure_logging(level: str) -> None:
