@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except FrameworkError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_status", 2))  # 3: the app's startup failed
     except KeyboardInterrupt:
         return 130
     return status

@@ -25,7 +25,7 @@ from ..tls import CertificateStore, ClientCertMode, TLSProfile
 if TYPE_CHECKING:
     from .worker import ProcessEvents
 
-__all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
+__all__ = ["ListenOptions", "StartupFailed", "new_event_loop", "serve", "start_server"]
 
 log = logging.getLogger("framework")
 
@@ -135,7 +135,7 @@ async def start_server(
     if store is not None and getattr(handler, "server_cert", False) is None:
         # An ASGI app's TLS extension names the certificate presented (the leaf, PEM).
         handler.server_cert = _leaf_pem(store.certfile)  # type: ignore[attr-defined]
-    startup = [handler.startup] if hasattr(handler, "startup") else []
+    startup = [_guarded(handler.startup)] if hasattr(handler, "startup") else []
     shutdown = [handler.shutdown] if hasattr(handler, "shutdown") else []
     server = Server(
         handler,
@@ -150,6 +150,8 @@ async def start_server(
     )
     try:
         await server.start()
+    except StartupFailed:
+        raise
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise FrameworkError(
@@ -165,6 +167,25 @@ async def start_server(
     if out is not None:
         _announce(server, dev_ca, out)
     return server
+
+
+class StartupFailed(FrameworkError):
+    """The app's startup hooks failed: the server did not start (exit status 3)."""
+
+    exit_status = 3
+
+
+def _guarded(hook: Callable[[], Any]) -> Callable[[], Any]:
+    async def startup() -> None:
+        try:
+            await hook()
+        except Exception as exc:
+            log.exception("the app's startup failed")
+            raise StartupFailed(
+                f"the app's startup failed ({type(exc).__name__}: {exc}); see the traceback above"
+            ) from exc
+
+    return startup
 
 
 def _leaf_pem(certfile: object) -> str | None:
