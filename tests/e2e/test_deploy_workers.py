@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from framework.deploy.sockets import REUSE_PORT
+from framework.server import Server
 from tests.conftest import TLSFiles
 from tests.e2e.deploy_helpers import STEP_TIMEOUT, Load, exchange, get, write_app
 from tests.e2e.serve_cli import SERVING, Served, environment, serve_cli
@@ -158,7 +159,18 @@ def test_sighup_reloads_the_certificate_in_every_worker(
         assert served.stop() == 0
 
 
+# A worker that drains must finish the TLS handshakes it has begun (the SIGTERM drain does,
+# once it accepts its backlog before closing); before that, a connection mid-handshake on the
+# old worker is reset, about once per restart under this load.
+DRAIN_FINISHES_HANDSHAKES = hasattr(Server, "_accept_backlog")
+
+
 @pytest.mark.slow
+@pytest.mark.xfail(
+    not DRAIN_FINISHES_HANDSHAKES,
+    reason="the server's drain cancels handshakes in progress",
+    strict=False,
+)
 def test_rolling_restart_under_load_loses_nothing_and_loads_new_code(
     tls_files: TLSFiles, tmp_path: Path
 ) -> None:
