@@ -19,9 +19,12 @@ from framework.client import Client, Timeout
 from framework.deploy import new_event_loop
 
 #: The app under test: which process answered and which code version it runs; /crash kills
-#: its worker at once, as a segfault or an out-of-memory kill would.
+#: its worker at once, as a segfault or an out-of-memory kill would; /slow says it started
+#: (a file the test waits for) and answers after a while.
 APP = """\
+import asyncio
 import os
+from pathlib import Path
 
 from framework import App, Request
 
@@ -37,6 +40,13 @@ async def index(request: Request) -> dict:
 @app.get("/crash")
 async def crash(request: Request) -> str:
     os._exit(70)
+
+
+@app.get("/slow")
+async def slow(request: Request) -> str:
+    Path(request.query["started"]).touch()
+    await asyncio.sleep(float(request.query["seconds"]))
+    return "finished"
 """
 
 STEP_TIMEOUT = 20.0
