@@ -20,7 +20,7 @@ from .cli_limits import add_limit_flags, config_from_args, limits_table
 from .errors import FrameworkError
 
 if TYPE_CHECKING:
-    from .deploy.worker import ProcessEvents
+    from .deploy.run import ProcessEvents
 
 __all__ = ["build_parser", "limits_table", "load_app", "main"]
 
@@ -234,7 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(argv) if argv is not None else sys.argv[1:]  # a supervisor's workers rerun it
     try:
         status: int = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not as a warning at exit

@@ -12,13 +12,15 @@ import argparse
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from . import limits
+from .deploy.run import ProcessEvents
 from .deploy.sockets import ListenPlan, all_sockets, describe, open_listeners, parse_bind
 from .deploy.systemd import Notifier
-from .deploy.worker import ProcessEvents, SupervisorLink, SystemdEvents
+from .deploy.worker import SupervisorLink, SystemdEvents
 from .errors import FrameworkError
 
 __all__ = ["SIGNALS_HELP", "add_deploy_flags", "run_serve"]
@@ -218,7 +220,7 @@ def run_serve(
             sock.close()
         raise
     supervisor = Supervisor(
-        args.argv,
+        getattr(args, "argv", None) or sys.argv[1:],  # the workers run this command again
         per_slot,
         shared,
         notifier=notifier,

@@ -15,17 +15,21 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO, TypedDict, Unpack
+from typing import Any, Protocol, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
 from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode, TLSProfile
 
-if TYPE_CHECKING:
-    from .worker import ProcessEvents
-
-__all__ = ["ListenOptions", "StartupFailed", "new_event_loop", "serve", "start_server"]
+__all__ = [
+    "ListenOptions",
+    "ProcessEvents",
+    "StartupFailed",
+    "new_event_loop",
+    "serve",
+    "start_server",
+]
 
 log = logging.getLogger("framework")
 
@@ -219,15 +223,38 @@ def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:
     print("\n".join(lines), file=out, flush=True)
 
 
+class ProcessEvents(Protocol):
+    """Told of a serving process's life; each call must return at once.
+
+    Attributes:
+        announce: False when the process should not print its start-up lines (a worker's
+            supervisor prints them once for all).
+    """
+
+    announce: bool
+
+    def ready(self, server: Server) -> None:
+        """The server accepts connections."""
+
+    def reloading(self) -> None:
+        """SIGHUP arrived: the certificates are about to be re-read."""
+
+    def reloaded(self, ok: bool) -> None:
+        """The reload is over (``ok`` False: refused, the old certificates serve on)."""
+
+    def stopping(self) -> None:
+        """A stop signal arrived: the server drains."""
+
+
 def serve(
     handler: Handler,
     *,
     log_level: str = "info",
+    events: Sequence[ProcessEvents] = (),
     use_uvloop: bool = True,
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     ready: Callable[[Server], None] | None = None,
     config: ServerConfig | None = None,
-    events: Sequence[ProcessEvents] = (),
     **options: Unpack[ListenOptions],
 ) -> None:
     """Serve ``handler`` until SIGINT or SIGTERM, then drain and return.
@@ -241,10 +268,10 @@ def serve(
             tls, client_ca, client_cert, client_crl, tls_profile, session_resumption,
             access_log).
         log_level: the ``framework`` loggers' level.
+        events: told when the server serves, reloads and stops (systemd, a supervisor).
         graceful_timeout: how long in-flight requests may run after a stop signal.
         ready: called with the server once it listens.
         config: the server's limits and timeouts (``ServerConfig``).
-        events: told when the server serves, reloads and stops (systemd, a supervisor).
 
     Raises:
         FrameworkError: a one-line message when the server cannot start.

@@ -15,9 +15,9 @@ import os
 import signal
 import socket
 from collections.abc import MutableMapping
-from typing import Protocol
 
 from ..server import Server
+from .run import ProcessEvents
 from .sockets import inherited_socket
 from .systemd import Notifier
 
@@ -29,29 +29,6 @@ log = logging.getLogger("framework.deploy")
 WORKER_ENV = "FRAMEWORK_WORKER"
 #: Seconds between a worker's heartbeats, and between STATUS= updates.
 HEARTBEAT_INTERVAL = 1.0
-
-
-class ProcessEvents(Protocol):
-    """Told of a serving process's life; each call must return at once.
-
-    Attributes:
-        announce: False when the process should not print its start-up lines (a worker's
-            supervisor prints them once for all).
-    """
-
-    announce: bool
-
-    def ready(self, server: Server) -> None:
-        """The server accepts connections."""
-
-    def reloading(self) -> None:
-        """SIGHUP arrived: the certificates are about to be re-read."""
-
-    def reloaded(self, ok: bool) -> None:
-        """The reload is over (``ok`` False: refused, the old certificates serve on)."""
-
-    def stopping(self) -> None:
-        """A stop signal arrived: the server drains."""
 
 
 def status_line(workers: int, connections: int, requests: int) -> str:

@@ -25,6 +25,7 @@ from benchmarks.servers import free_port, wait_listening
 from tests.conftest import TLSFiles, require_tool
 from tests.e2e.deploy_helpers import STEP_TIMEOUT, Load, exchange, get, write_app
 from tests.e2e.serve_cli import REPO, SERVING, environment, serve_cli
+from tests.e2e.test_deploy_workers import tls_args
 
 pytestmark = pytest.mark.tool
 
@@ -45,25 +46,22 @@ def deadline_loop(what: str, timeout: float = STEP_TIMEOUT) -> Iterator[int]:
 
 
 def supervisord_conf(tmp_path: Path, tls_files: TLSFiles, port: int) -> Path:
-    """The example's program section, paths and port changed, under a private supervisord."""
+    """The example's program section, app, port and paths changed, under a private supervisord
+    (the example's own sections use fixed paths in /tmp that parallel runs would share)."""
     example = (EXAMPLES / "supervisord.conf").read_text()
-    program = example[example.index("[program:framework]") :]
+    program = example[example.index("\n[program:framework]") + 1 :]
     for old, new in [
-        ("/srv/app/venv/bin/framework", f"{sys.executable} -m framework"),
-        ("serve app:app", "serve deployapp:app"),
+        ("command=python -m framework", f"command={sys.executable} -m framework"),
+        ("examples.hello:app", "deployapp:app"),
         ("127.0.0.1:8443", f"127.0.0.1:{port}"),
-        ("/etc/framework/tls/server.pem", str(tls_files.server_cert)),
-        ("/etc/framework/tls/server.key", str(tls_files.server_key)),
-        ("directory=/srv/app", f"directory={tmp_path}"),
-        ("user=www-data\n", ""),
-        (
-            'environment=FRAMEWORK_HOME="/var/lib/framework"',
-            f'environment=FRAMEWORK_HOME="{tmp_path / "home"}",PYTHONPATH="{REPO}:{tmp_path}"',
-        ),
-        ("/var/log/supervisor/framework.log", str(tmp_path / "framework.log")),
+        ("--workers 2", f"--workers 2 {' '.join(tls_args(tls_files))}"),
+        ("directory=%(here)s/../..", f"directory={tmp_path}"),
+        ("/tmp/framework-app.log", str(tmp_path / "framework.log")),
     ]:
         assert old in program, old
         program = program.replace(old, new)
+    home = f'FRAMEWORK_HOME="{tmp_path / "home"}",PYTHONPATH="{REPO}:{tmp_path}"'
+    program += f"environment={home}\n"
     conf = tmp_path / "supervisord.conf"
     conf.write_text(
         f"""[unix_http_server]
