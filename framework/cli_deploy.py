@@ -34,8 +34,8 @@ signals:
                    if the new ones are refused)
   SIGUSR2          with --workers > 1: rolling restart, one worker at a time (loads new code)
 
-exit status: 0 stopped cleanly, 2 usage or configuration error, 3 workers kept failing at
-start-up
+exit status: 0 stopped cleanly, 2 usage or configuration error, 3 the app's startup raised or
+workers kept failing at start-up
 
 systemd: socket activation (LISTEN_FDS) and Type=notify (NOTIFY_SOCKET: READY, RELOADING,
 STOPPING, WATCHDOG, STATUS) are used when systemd sets them; see examples/deploy/."""

@@ -174,7 +174,7 @@ async def start_server(
 
 
 class StartupFailed(FrameworkError):
-    """The app's startup hooks failed: the server did not start (exit status 3)."""
+    """An app's startup hook raised: the server did not start (exit status 3)."""
 
     exit_status = 3
 
@@ -183,6 +183,8 @@ def _guarded(hook: Callable[[], Any]) -> Callable[[], Any]:
     async def startup() -> None:
         try:
             await hook()
+        except FrameworkError:
+            raise  # already one line a user can act on (an ASGI app's lifespan message)
         except Exception as exc:
             log.exception("the app's startup failed")
             raise StartupFailed(

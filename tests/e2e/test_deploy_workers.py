@@ -25,6 +25,17 @@ from tests.e2e.deploy_helpers import STEP_TIMEOUT, Load, exchange, get, write_ap
 from tests.e2e.serve_cli import SERVING, Served, environment, serve_cli
 from tests.e2e.test_reload import issue, served_serial
 
+# The app imports, but its startup hook fails every time (a database that is down).
+FAILING_STARTUP = """\
+from framework import App
+
+app = App()
+
+
+@app.on_startup
+async def connect() -> None:
+    raise ConnectionRefusedError("database at 127.0.0.1:5432")
+"""
 WORKERS_SERVING = re.compile(r"serving on https://localhost:(\d+)/ with (\d+) workers")
 
 
@@ -105,14 +116,7 @@ def test_a_crashed_worker_is_replaced_and_the_others_answer_meanwhile(
 def test_workers_failing_at_start_up_exit_3_with_one_line(
     tls_files: TLSFiles, tmp_path: Path
 ) -> None:
-    # The app imports, but its startup hook fails every time (a database that is down).
-    (tmp_path / "deployapp.py").write_text(
-        "from framework import App\n"
-        "app = App()\n"
-        "@app.on_startup\n"
-        "async def connect() -> None:\n"
-        "    raise ConnectionRefusedError('database at 127.0.0.1:5432')\n"
-    )
+    (tmp_path / "deployapp.py").write_text(FAILING_STARTUP)
     env = environment(tmp_path / "home", tmp_path)
     with serve_cli(workers_args(tls_files), env=env, cwd=tmp_path) as served:
         status = served.process.wait(timeout=60)
@@ -121,6 +125,20 @@ def test_workers_failing_at_start_up_exit_3_with_one_line(
     assert any(
         "framework: error: workers keep exiting before they serve (5 in a row" in line
         for line in lines
+    ), lines
+
+
+def test_one_process_whose_startup_fails_exits_3(tls_files: TLSFiles, tmp_path: Path) -> None:
+    (tmp_path / "deployapp.py").write_text(FAILING_STARTUP)
+    env = environment(tmp_path / "home", tmp_path)
+    args = ["deployapp:app", "--bind", "127.0.0.1:0", *tls_args(tls_files)]
+    with serve_cli(args, env=env, cwd=tmp_path) as served:
+        status = served.process.wait(timeout=30)
+        lines = served.rest()
+    assert status == 3, lines
+    assert lines[-1] == (
+        "framework: error: the app's startup failed (ConnectionRefusedError: database at "
+        "127.0.0.1:5432); see the traceback above"
     ), lines
 
 
@@ -244,7 +262,13 @@ def test_help_states_the_signal_contract_and_exit_statuses(tmp_path: Path) -> No
         timeout=30,
         check=True,
     )
-    for needle in ("SIGTERM, SIGINT", "SIGHUP", "SIGUSR2", "exit status: 0", "3 workers kept"):
+    for needle in (
+        "SIGTERM, SIGINT",
+        "SIGHUP",
+        "SIGUSR2",
+        "exit status: 0",
+        "3 the app's startup raised",
+    ):
         assert needle in out.stdout, needle
 
 
