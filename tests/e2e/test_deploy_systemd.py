@@ -52,6 +52,7 @@ def socket_activated(
         ("PYTHONPATH", f"{REPO}{os.pathsep}{tmp_path}"),
         ("FRAMEWORK_HOME", str(home)),
         ("NOTIFY_SOCKET", str(notify)),
+        ("WATCHDOG_USEC", "2000000"),  # a ping at least every second
     ]:
         command += ["-E", f"{name}={value}"]
     command += [sys.executable, "-m", "framework", "serve", "deployapp:app"]
@@ -144,6 +145,8 @@ def test_socket_activation_with_two_workers_is_ready_once_both_serve(
         first = get(port, tls_files.ca_cert)
         ready = notify.next("READY")
         assert ready["STATUS"].startswith("2 workers, "), ready
+        # The supervisor pings for its workers while both send it heartbeats.
+        assert notify.next("WATCHDOG")["WATCHDOG"] == "1"
         pids = {first["pid"]} | {get(port, tls_files.ca_cert)["pid"] for _ in range(60)}
         assert process.pid not in pids  # the supervisor itself serves nothing
         process.send_signal(signal.SIGHUP)

@@ -217,6 +217,23 @@ def test_rolling_restart_under_load_loses_nothing_and_loads_new_code(
         assert served.stop() == 0
 
 
+def test_workers_of_a_killed_supervisor_drain_and_exit(tls_files: TLSFiles, tmp_path: Path) -> None:
+    write_app(tmp_path, "v1")
+    env = environment(tmp_path / "home", tmp_path)
+    with serve_cli(workers_args(tls_files), env=env, cwd=tmp_path) as served:
+        served.wait_for(WORKERS_SERVING, timeout=STEP_TIMEOUT)
+        workers = child_pids(served.process.pid)
+        assert len(workers) == 2
+        served.process.kill()  # SIGKILL: no chance to stop its workers
+        served.process.wait(timeout=STEP_TIMEOUT)
+        # Each worker finds its pipe to the supervisor broken within a heartbeat and stops.
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while any(os.path.exists(f"/proc/{pid}") for pid in workers):
+            assert time.monotonic() < deadline, "orphaned workers still running"
+            time.sleep(0.05)  # polling /proc for the workers' exit
+        served.wait_for(re.compile("the supervisor is gone; stopping this worker"))
+
+
 def test_workers_auto_is_one_per_core(tls_files: TLSFiles, tmp_path: Path) -> None:
     write_app(tmp_path, "v1")
     env = environment(tmp_path / "home", tmp_path)
