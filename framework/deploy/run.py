@@ -2,8 +2,8 @@
 
 ``serve()`` picks the event loop (uvloop when installed), the certificate (the development CA
 when none is given), installs SIGINT/SIGTERM handlers that drain gracefully, and prints how to
-reach the server. Worker processes, systemd readiness and socket activation will live beside it
-in ``deploy/``.
+reach the server. It listens on sockets made elsewhere when given them (``deploy.sockets``)
+and tells ``ProcessEvents`` (systemd, a supervisor) when it serves, reloads and stops.
 """
 
 from __future__ import annotations
