@@ -10,17 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from . import __version__
 from .cli_limits import add_limit_flags, config_from_args, limits_table
 from .errors import FrameworkError
-
-if TYPE_CHECKING:
-    from .deploy.run import ProcessEvents
 
 __all__ = ["build_parser", "limits_table", "load_app", "main"]
 
@@ -77,39 +73,29 @@ def load_app(spec: str) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .cli_deploy import listen_or_supervise
+    from .deploy import serve
+
+    listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
+    if isinstance(listening, int):
+        return listening
     if (args.client_cert != "required") and not args.client_ca:
         raise FrameworkError(
             "--client-cert needs --client-ca, the CA that signs client certificates"
         )
     config = config_from_args(args, h11_only=args.h11_only)
     from .asgi import as_handler
-    from .cli_deploy import run_serve
 
-    def serve_on(sockets: Sequence[socket.socket], events: Sequence[ProcessEvents]) -> None:
-        try:
-            app = as_handler(
-                load_app(args.app), args.interface, root_path=args.root_path, lifespan=args.lifespan
-            )
-        except ValueError as exc:  # a root path that is not one
-            raise FrameworkError(str(exc)) from exc
-        _serve_app(app, args, config, sockets, events)
-
-    return run_serve(args, serve_on, backlog=config.backlog)
-
-
-def _serve_app(
-    app: Any,
-    args: argparse.Namespace,
-    config: Any,
-    sockets: Sequence[socket.socket],
-    events: Sequence[ProcessEvents],
-) -> None:
-    from .deploy import serve
-
+    try:
+        app = as_handler(
+            load_app(args.app), args.interface, root_path=args.root_path, lifespan=args.lifespan
+        )
+    except ValueError as exc:  # a root path that is not one
+        raise FrameworkError(str(exc)) from exc
     serve(
         app,
-        sockets=sockets,
-        events=events,
+        sockets=listening.sockets,
+        events=listening.events,
         host=args.host,
         port=args.port,
         certfile=args.certfile,
@@ -125,6 +111,7 @@ def _serve_app(
         use_uvloop=args.loop != "asyncio",
         config=config,
     )
+    return 0
 
 
 def _port(value: str) -> int:
@@ -149,14 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from .cli_deploy import SIGNALS_HELP, add_deploy_flags
-
-    serve = sub.add_parser(
-        "serve",
-        help="serve an app over HTTPS",
-        epilog=SIGNALS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    serve = sub.add_parser("serve", help="serve an app over HTTPS")
     serve.add_argument("app", metavar="MODULE:ATTR", help="the app, e.g. examples.hello:app")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
@@ -218,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     add_limit_flags(serve)
-    add_deploy_flags(serve)
     serve.set_defaults(func=_serve)
+    from .cli_deploy import add_deploy_flags
+
+    add_deploy_flags(serve)
 
     limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")
     limits.set_defaults(func=_limits)

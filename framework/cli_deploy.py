@@ -9,11 +9,13 @@ takes its sockets from the supervisor instead and ignores these flags.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import limits
@@ -23,22 +25,25 @@ from .deploy.systemd import Notifier
 from .deploy.worker import SupervisorLink, SystemdEvents
 from .errors import FrameworkError
 
-__all__ = ["SIGNALS_HELP", "add_deploy_flags", "run_serve"]
+__all__ = ["PROCESSES_HELP", "SIGNALS_HELP", "Listening", "add_deploy_flags", "listen_or_supervise"]
 
 #: The signal contract and exit statuses, shown at the end of ``serve --help``.
 SIGNALS_HELP = """\
 signals:
   SIGTERM, SIGINT  graceful stop: stop accepting, finish in-flight requests, exit 0
                    (a second SIGINT stops at once)
-  SIGHUP           re-read the certificate files in every worker (the old ones stay
-                   if the new ones are refused)
-  SIGUSR2          with --workers > 1: rolling restart, one worker at a time (loads new code)
+  SIGHUP           re-read the certificate files (the old ones stay if the new ones are
+                   refused)
+exit status: 0 stopped cleanly, 2 usage or configuration error"""
 
-exit status: 0 stopped cleanly, 2 usage or configuration error, 3 the app's startup raised or
-workers kept failing at start-up
-
+#: What the process model adds to the contract (after ``SIGNALS_HELP`` or another one).
+PROCESSES_HELP = """\
+with --workers: the supervisor drains every worker on SIGTERM/SIGINT and forwards SIGHUP
+  to each; SIGUSR2 restarts the workers one at a time (a new one serves before an old one
+  drains), loading new code
+exit status 3: the app's startup raised, or workers kept failing at start-up
 systemd: socket activation (LISTEN_FDS) and Type=notify (NOTIFY_SOCKET: READY, RELOADING,
-STOPPING, WATCHDOG, STATUS) are used when systemd sets them; see examples/deploy/."""
+  STOPPING, WATCHDOG, STATUS) are used when systemd sets them; see examples/deploy/"""
 
 
 def _workers(value: str) -> int:
@@ -78,7 +83,11 @@ def _fd(value: str) -> int:
 
 
 def add_deploy_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--bind``, ``--uds``, ``--uds-mode``, ``--fd``, ``--workers``, ``--pid-file``."""
+    """Add ``--bind``, ``--uds``, ``--uds-mode``, ``--fd``, ``--workers``, ``--pid-file``,
+    and the signal contract to the end of the parser's help."""
+    contract = parser.epilog or SIGNALS_HELP
+    parser.epilog = f"{contract}\n\n{PROCESSES_HELP}"
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     group = parser.add_argument_group("listening and processes")
     group.add_argument(
         "--bind",
@@ -129,35 +138,34 @@ def _plan(args: argparse.Namespace) -> ListenPlan:
     return ListenPlan(tcp=tcp, uds=args.uds, uds_mode=args.uds_mode, fds=list(args.fd))
 
 
-@contextlib.contextmanager
-def _pid_file(path: str | None) -> Iterator[None]:
+def _write_pid_file(path: str | None) -> str | None:
     if path is None:
-        yield
-        return
-    target = Path(path)
+        return None
     try:
-        target.write_text(f"{os.getpid()}\n")
+        Path(path).write_text(f"{os.getpid()}\n")
     except OSError as exc:
         raise FrameworkError(
             f"cannot write --pid-file {path}: {exc.strerror or exc}; pick a writable path"
         ) from exc
-    try:
-        yield
-    finally:
+    return path
+
+
+def _remove_at_exit(pid_file: str | None, uds: str | None) -> None:
+    """At exit, remove the PID file (if it still names this process) and the Unix socket file,
+    so that a stopped server leaves nothing that says it runs."""
+    pid = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() != pid:  # a forked child exiting is not this server stopping
+            return
         with contextlib.suppress(OSError):
-            if target.read_text().strip() == str(os.getpid()):
-                target.unlink()
+            if pid_file is not None and Path(pid_file).read_text().strip() == str(pid):
+                os.unlink(pid_file)
+        with contextlib.suppress(OSError):
+            if uds is not None:
+                os.unlink(uds)
 
-
-@contextlib.contextmanager
-def _unix_socket_file(path: str | None) -> Iterator[None]:
-    """Remove the ``--uds`` socket file at exit, as a stopped server leaves no endpoint."""
-    try:
-        yield
-    finally:
-        if path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+    atexit.register(remove)
 
 
 def _announce(sockets: Sequence[socket.socket], args: argparse.Namespace) -> list[str]:
@@ -183,32 +191,37 @@ def _announce(sockets: Sequence[socket.socket], args: argparse.Namespace) -> lis
     return lines
 
 
-def run_serve(
-    args: argparse.Namespace,
-    serve_on: Callable[[Sequence[socket.socket], Sequence[ProcessEvents]], None],
-    *,
-    backlog: int = limits.BACKLOG,
-) -> int:
-    """Run ``serve``: as a supervisor's worker, as one process, or as a supervisor.
+@dataclass
+class Listening:
+    """What ``serve`` listens on and tells: the sockets made, and who hears of its life."""
 
-    ``serve_on(sockets, events)`` imports the app and serves it on ``sockets`` until a stop
-    signal; the supervisor never calls it (its workers do).
+    sockets: list[socket.socket] = field(default_factory=list)
+    events: list[ProcessEvents] = field(default_factory=list)
+
+
+def listen_or_supervise(args: argparse.Namespace) -> Listening | int:
+    """Make the sockets of ``serve``, or, with ``--workers N``, supervise until stopped.
+
+    Returns the sockets (and systemd's or the supervisor's events) for this process to serve
+    on; or the exit status of the supervisor, which never imports the app (its workers do);
+    or nothing to listen on when ``--reload`` is asked for (its child makes the sockets).
     """
+    if getattr(args, "reload", False):
+        return Listening()
     handed = SupervisorLink.from_environ()
     if handed is not None:
         sockets, link = handed
-        serve_on(sockets, [link])
-        return 0
+        return Listening(sockets, [link])
+    backlog = getattr(args, "backlog", None) or limits.BACKLOG
     workers = args.workers or os.cpu_count() or 1
     plan = _plan(args)
     notifier = Notifier.from_environ()
     per_slot, shared = open_listeners(plan, workers, backlog=backlog)
     sockets = all_sockets(per_slot, shared)
     if workers == 1:
-        events = [SystemdEvents(notifier)] if notifier is not None else []
-        with _pid_file(args.pid_file), _unix_socket_file(plan.uds):
-            serve_on(sockets, events)
-        return 0
+        _remove_at_exit(_write_pid_file(args.pid_file), plan.uds)
+        events: list[ProcessEvents] = [SystemdEvents(notifier)] if notifier is not None else []
+        return Listening(sockets, events)
     from .deploy.run import _configure_logging
     from .deploy.supervisor import Supervisor
 
@@ -228,5 +241,5 @@ def run_serve(
         or limits.GRACEFUL_SHUTDOWN_TIMEOUT,
         announce=announce,
     )
-    with _pid_file(args.pid_file), _unix_socket_file(plan.uds):
-        return supervisor.run()
+    _remove_at_exit(_write_pid_file(args.pid_file), plan.uds)
+    return supervisor.run()

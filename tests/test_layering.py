@@ -48,9 +48,9 @@ ALLOWED: dict[str, set[str] | None] = {
     # entry points
     "deploy": None,
     "cli": None,
+    "cli_deploy": None,
     "cli_certs": None,
     "cli_limits": None,
-    "cli_deploy": None,
     "__main__": None,
     "__init__": None,
 }

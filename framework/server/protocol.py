@@ -273,9 +273,9 @@ class ServerProtocol(Guards, asyncio.Protocol):
         """Start the task answering ``event``; True when it was answered at once and the
         connection is ready for the next request."""
         context = self.context
+        context.requests_served += 1
         self.phase, self.deadline = timeouts.BUSY, None
         self.requests += 1
-        context.requests_served += 1
         if self._refused(event):
             return False
         if not self._tls_done:

@@ -284,7 +284,7 @@ def test_help_states_the_signal_contract_and_exit_statuses(tmp_path: Path) -> No
         "SIGHUP",
         "SIGUSR2",
         "exit status: 0",
-        "3 the app's startup raised",
+        "exit status 3: the app's startup raised",
     ):
         assert needle in out.stdout, needle
 
