@@ -252,9 +252,9 @@ def serve(
     handler: Handler,
     *,
     log_level: str = "info",
-    events: Sequence[ProcessEvents] = (),
     use_uvloop: bool = True,
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
+    events: Sequence[ProcessEvents] = (),
     ready: Callable[[Server], None] | None = None,
     config: ServerConfig | None = None,
     **options: Unpack[ListenOptions],
@@ -270,8 +270,8 @@ def serve(
             tls, client_ca, client_cert, client_crl, tls_profile, session_resumption,
             access_log).
         log_level: the ``framework`` loggers' level.
-        events: told when the server serves, reloads and stops (systemd, a supervisor).
         graceful_timeout: how long in-flight requests may run after a stop signal.
+        events: told when the server serves, reloads and stops (systemd, a supervisor).
         ready: called with the server once it listens.
         config: the server's limits and timeouts (``ServerConfig``).
 
