@@ -182,7 +182,9 @@ def _announce(sockets: Sequence[socket.socket], args: argparse.Namespace) -> lis
     else:
         first = f"framework: serving on {scheme} on {sockets[0].getsockname()}"
     lines = [first, f"framework: listening on {', '.join(dict.fromkeys(map(describe, sockets)))}"]
-    if not args.no_tls and args.certfile is None:
+    if args.no_tls:
+        lines.append("framework: plain HTTP (--no-tls): put a TLS-terminating proxy in front")
+    elif args.certfile is None:
         # Made here, once, so that the workers do not race to make the development CA.
         from .pki import dev_certificate
 
