@@ -100,8 +100,12 @@ def load_app(spec: str) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .cli_deploy import listen_or_supervise
     from .deploy import serve
 
+    listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
+    if isinstance(listening, int):
+        return listening
     if (args.client_cert != "required") and not args.client_ca:
         raise FrameworkError(
             "--client-cert needs --client-ca, the CA that signs client certificates"
@@ -123,6 +127,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise FrameworkError(str(exc)) from exc
     serve(
         app,
+        sockets=listening.sockets,
+        events=listening.events,
         host=args.host,
         port=args.port,
         certfile=args.certfile,
@@ -260,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     add_limit_flags(serve)
     serve.set_defaults(func=_serve)
+    from .cli_deploy import add_deploy_flags
+
+    add_deploy_flags(serve)
 
     limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")
     limits.set_defaults(func=_limits)
@@ -291,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except FrameworkError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_status", 2))  # 3: the app's startup failed
     except KeyboardInterrupt:
         return 130
     return status

@@ -55,6 +55,7 @@ ALLOWED: dict[str, set[str] | None] = {
     # entry points
     "deploy": None,
     "cli": None,
+    "cli_deploy": None,
     "cli_certs": None,
     "cli_limits": None,
     "testing": None,
