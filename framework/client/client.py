@@ -121,7 +121,7 @@ class Client:
 
         async with Client(base_url="https://localhost:8443", ca="pki/ca.pem") as client:
             response = await client.get("/users/7")
-            user = await response.raise_for_status().json()
+            user = response.raise_for_status().json()
     """
 
     def __init__(
@@ -287,7 +287,7 @@ class Client:
             method, url, headers, params, content, json, timeout, follow_redirects
         )
         if not response._read_received():
-            await response.read()
+            await response.aread()
         return response
 
     def stream(
@@ -307,7 +307,7 @@ class Client:
         Example::
 
             async with client.stream("GET", url) as response:
-                async for chunk in response.stream():
+                async for chunk in response.aiter_bytes():
                     ...
 
         The connection goes back to the pool when the body was read to the end, and is
@@ -337,9 +337,10 @@ class Client:
         body = encode_body(content, json)
         own = raw_headers(headers) if headers is not None else None
         request = build_request(method, target, self._headers, own, body)
+        started = pool.loop.time()
         conn = await pool.send(request, phases, deadline)
         response = ClientResponse(
-            conn, pool, request.url, method, phases.read, deadline, self.max_decoded_bytes
+            conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
         )
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
         if not follow or response.status not in _REDIRECTS:
@@ -395,9 +396,10 @@ class Client:
                 headers = [h for h in headers or () if h[0] not in CREDENTIALS and h[0] != b"host"]
             origin = target.origin
             request = build_request(method, target, self._headers, headers, body, strip)
+            started = pool.loop.time()
             conn = await pool.send(request, phases, deadline)
             response = ClientResponse(
-                conn, pool, request.url, method, phases.read, deadline, self.max_decoded_bytes
+                conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
             )
         response.history = history
         return response

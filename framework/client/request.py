@@ -288,6 +288,16 @@ class ClientRequest:
         self.stream = stream
         self.replayable = replayable
 
+    @property
+    def headers(self) -> Headers:
+        """The headers as sent (a copy: changing it changes nothing)."""
+        return Headers.from_raw(list(self.head.headers))
+
+    @property
+    def content(self) -> bytes | None:
+        """The body as sent, or ``None`` when there was none or it was streamed."""
+        return self.body
+
     def __repr__(self) -> str:
         return f"<ClientRequest [{self.method} {self.url}]>"
 
