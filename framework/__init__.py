@@ -1,7 +1,23 @@
 """framework: an asyncio HTTPS server, client and certificate authority from one set of parts."""
 
 from .app import App
-from .client import Client, ClientResponse, Timeout
+from .client import (
+    BasicAuth,
+    BearerAuth,
+    Client,
+    ClientResponse,
+    Cookies,
+    SyncClient,
+    Timeout,
+    delete,
+    get,
+    head,
+    options,
+    patch,
+    post,
+    put,
+    request,
+)
 from .deploy import serve
 from .errors import (
     CertificateError,
@@ -18,6 +34,7 @@ from .errors import (
     PolicyError,
     PoolTimeout,
     ProtocolError,
+    ProxyError,
     ReadError,
     ReadTimeout,
     RemoteProtocolError,
@@ -48,6 +65,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "BasicAuth",
+    "BearerAuth",
     "CertificateError",
     "CertificateStore",
     "CertificateVerifyError",
@@ -57,6 +76,7 @@ __all__ = [
     "ClientResponse",
     "ConnectError",
     "ConnectTimeout",
+    "Cookies",
     "DecodingError",
     "FileResponse",
     "FrameworkError",
@@ -68,6 +88,7 @@ __all__ = [
     "PolicyError",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "QueryParams",
     "ReadError",
     "ReadTimeout",
@@ -82,6 +103,7 @@ __all__ = [
     "ServerDisconnectedError",
     "SigningRequestError",
     "StreamingResponse",
+    "SyncClient",
     "TLSError",
     "TLSInfo",
     "Timeout",
@@ -89,5 +111,13 @@ __all__ = [
     "TooManyRedirects",
     "WriteError",
     "WriteTimeout",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
     "serve",
 ]

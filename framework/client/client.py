@@ -11,17 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, Unpack
 from urllib.parse import urljoin
 
 from .. import limits
-from ..errors import ClientError, TooManyRedirects
-from ..messages import HeadersLike
+from ..errors import (
+    ClientError,
+    ConnectError,
+    ConnectTimeout,
+    ProxyError,
+    ReadError,
+    TLSError,
+    TooManyRedirects,
+    WriteError,
+)
+from ..messages import Headers, HeadersLike
+from .auth import AuthLike, apply_auth, to_auth
+from .connection import ClientConnection
 from .connector import Connector, load_context
+from .cookies import Cookies, CookiesLike, merge_cookie_header
+from .multipart import DataLike, FilesLike, encode_form
 from .pool import ConnectionPool, check_bounds, closed_error
+from .proxy import ProxyRoutes, parse_proxy
 from .request import (
     BODY_HEADERS,
     CREDENTIALS,
@@ -40,6 +55,7 @@ from .request import (
     split_url,
 )
 from .response import ClientResponse
+from .shortcuts import BodyOptions, Shortcuts
 
 __all__ = ["Client"]
 
@@ -57,9 +73,9 @@ class _StreamContext:
 
     __slots__ = ("_client", "_args", "_response")
 
-    def __init__(self, client: Client, args: tuple[Any, ...]) -> None:
+    def __init__(self, client: Client, method: str, url: str, options: BodyOptions) -> None:
         self._client = client
-        self._args = args
+        self._args = (method, url, options)
         self._response: ClientResponse | None = None
 
     async def __aenter__(self) -> ClientResponse:
@@ -79,7 +95,7 @@ class _StreamContext:
 # --- the client --------------------------------------------------------------------------------
 
 
-class Client:
+class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
     """An HTTPS client with a connection pool, strict certificate checks and timeouts by phase.
 
     Certificates are always verified: against the system's trust store (loaded once per
@@ -111,6 +127,19 @@ class Client:
         max_header_bytes: the largest response head accepted.
         h11_only: read every response with h11, none on the plain-message path (the
             differential tests prove the two read alike; this is for whoever wants h11 alone).
+        auth: credentials for every request: ``(user, password)`` (Basic), ``BearerAuth``,
+            or a callable given the request (``PendingRequest``) that sets its headers.
+        cookies: cookies to start the jar with (``client.cookies``); the jar keeps what
+            servers set, redirects included, and sends each cookie only where its domain,
+            path and ``Secure`` flag allow.
+        proxy: an ``http://[user:pass@]host:port`` proxy for every origin: https ones are
+            tunnelled with ``CONNECT`` (TLS still end to end), http ones forwarded.
+        trust_env: read ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (when
+            ``proxy`` is not given; ``NO_PROXY`` applies to ``proxy`` too).
+        retries: times a request is tried again when connecting failed (refused, timed
+            out; never a certificate or proxy refusal), and, for requests safe to replay
+            (idempotent, body in memory), when the connection broke before the response.
+            Pauses between tries start at 0.1 s and double, with jitter.
 
     Raises:
         ValueError: conflicting or malformed arguments.
@@ -145,6 +174,11 @@ class Client:
         max_decoded_bytes: int = limits.CLIENT_MAX_DECODED_BYTES,
         max_header_bytes: int = limits.CLIENT_MAX_HEADER_BYTES,
         h11_only: bool = False,
+        auth: AuthLike | None = None,
+        cookies: CookiesLike | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        retries: int = 0,
     ) -> None:
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(
@@ -175,6 +209,13 @@ class Client:
         self._pool: ConnectionPool | None = None
         self._starting: asyncio.Lock | None = None
         self._is_closed = False
+        self.auth = to_auth(auth)
+        #: The cookie jar: what servers set, sent back where the cookie rules allow.
+        self.cookies = Cookies(cookies)
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ValueError(f"retries must be a whole number, 0 or more, not {retries!r}")
+        self.retries = retries
+        self._proxies = _proxy_routes(proxy, trust_env)
 
     # --- setup --------------------------------------------------------------------------------
 
@@ -199,7 +240,7 @@ class Client:
                 if context is None:
                     context = await load_context(self._ca, self._cert, self._key, self._crl)
                 connector = Connector(
-                    context, self._resolve, self._max_header_bytes, self._h11_only
+                    context, self._resolve, self._max_header_bytes, self._h11_only, self._proxies
                 )
                 total, per_host, expiry = self._limits
                 self._pool = ConnectionPool(
@@ -245,6 +286,12 @@ class Client:
             if query:
                 full += ("&" if "?" in full else "?") + query
         target = split_url(full.partition("#")[0])
+        proxies = self._proxies
+        if proxies is not None and target.origin.scheme == "http":
+            proxy = proxies.for_origin(target.origin)
+            if proxy is not None:
+                # A forward proxy is asked for the whole URL (RFC 9112 3.2.2).
+                target.target = target.url.encode("ascii")
         target.headers = [(b"host", target.host_header), *self._headers]
         if params is None:
             if len(self._targets) >= _TARGETS_CACHED:
@@ -260,7 +307,11 @@ class Client:
         headers: HeadersLike | None = None,
         params: QueryLike | None = None,
         content: Content | None = None,
+        data: DataLike | None = None,
+        files: FilesLike | None = None,
         json: Any = None,
+        cookies: dict[str, str] | None = None,
+        auth: AuthLike | None = None,
         timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,  # noqa: ASYNC109 - per request, as httpx
         follow_redirects: bool | None = None,
     ) -> ClientResponse:
@@ -273,35 +324,37 @@ class Client:
             params: query parameters, appended to the URL's own: ``{"page": 2}``.
             content: the body: bytes (sent with Content-Length), str (UTF-8), or an async
                 iterator of bytes (sent chunked).
+            data: form fields, sent ``application/x-www-form-urlencoded`` (or as the fields of
+                ``multipart/form-data`` with ``files``).
+            files: uploads, sent ``multipart/form-data``: ``{"name": content}``, or
+                ``{"name": (filename, content[, content type])}``; content is bytes, str or
+                a file opened ``"rb"`` (read whole).
             json: a value to send as a JSON body instead.
+            cookies: cookies for this request only, besides the jar's.
+            auth: this request's credentials instead of the client's (see ``Client``).
             timeout: this request's timeouts instead of the client's.
             follow_redirects: this request's choice instead of the client's.
 
         Raises:
-            ConnectError, TLSError, CertificateVerifyError: the connection failed.
+            ConnectError, TLSError, CertificateVerifyError, ProxyError: the connection failed.
             ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: a phase took too long.
             ReadError, WriteError, ServerDisconnectedError: the connection broke.
             TooManyRedirects, DecodingError: see their descriptions.
         """
         response = await self._send(
-            method, url, headers, params, content, json, timeout, follow_redirects
-        )
+            method,
+            url,
+            {
+                "headers": headers, "params": params, "content": content, "data": data,
+                "files": files, "json": json, "cookies": cookies, "auth": auth,
+                "timeout": timeout, "follow_redirects": follow_redirects,
+            },
+        )  # fmt: skip
         if not response._read_received():
             await response.aread()
         return response
 
-    def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> _StreamContext:
+    def stream(self, method: str, url: str, **options: Unpack[BodyOptions]) -> _StreamContext:
         """Send a request; the response's body is read as you consume it.
 
         Example::
@@ -313,39 +366,97 @@ class Client:
         The connection goes back to the pool when the body was read to the end, and is
         closed when the block is left early. Arguments and errors are those of ``request``.
         """
-        args = (method, url, headers, params, content, json, timeout, follow_redirects)
-        return _StreamContext(self, args)
+        return _StreamContext(self, method, url, options)
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        headers: HeadersLike | None,
-        params: QueryLike | None,
-        content: Content | None,
-        json: Any,
-        timeout: Timeout | float | None,  # noqa: ASYNC109 - the request's own Timeout
-        follow_redirects: bool | None,
-    ) -> ClientResponse:
+    async def _send(self, method: str, url: str, options: BodyOptions) -> ClientResponse:
         pool = self._pool
         if pool is None or self._is_closed:
             pool = await self._start()
         method = method.upper()
+        timeout = options.get("timeout", _USE_CLIENT_DEFAULT)
         phases = self.timeout if timeout is _USE_CLIENT_DEFAULT else Timeout.of(timeout)
         deadline = None if phases.total is None else pool.loop.time() + phases.total
-        target = self._target(url, params)
-        body = encode_body(content, json)
+        target = self._target(url, options.get("params"))
+        body = _body(options)
+        headers = options.get("headers")
         own = raw_headers(headers) if headers is not None else None
-        request = build_request(method, target, self._headers, own, body)
-        started = pool.loop.time()
-        conn = await pool.send(request, phases, deadline)
-        response = ClientResponse(
-            conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
+        given = options.get("auth")
+        auth = to_auth(given) if given is not None else self.auth
+        if auth is not None:
+            own = await _authorize(auth, method, target.url, own)
+        cookies = options.get("cookies")
+        request = build_request(
+            method, target, self._headers, self._hop(target, own, cookies), body
         )
-        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        response = await self._exchange(pool, request, phases, deadline)
+        follow = options.get("follow_redirects")
+        follow = self.follow_redirects if follow is None else follow
         if not follow or response.status not in _REDIRECTS:
             return response
         return await self._follow(pool, response, request, own, body, phases, deadline)
+
+    def _hop(
+        self,
+        target: Target,
+        own: list[tuple[bytes, bytes]] | None,
+        cookies: Mapping[str, str] | None,
+    ) -> list[tuple[bytes, bytes]] | None:
+        """A request's own headers with the cookies the jar (and ``cookies``) has for it."""
+        if not self.cookies and not cookies:
+            return own
+        if own is not None and any(name == b"cookie" for name, _ in own):
+            return own  # the caller's own Cookie header wins
+        value = merge_cookie_header(self.cookies.header_for(target.url), cookies)
+        if not value:
+            return own
+        return [*(own or ()), (b"cookie", value.encode("latin-1"))]
+
+    async def _exchange(
+        self,
+        pool: ConnectionPool,
+        request: ClientRequest,
+        phases: Timeout,
+        deadline: float | None,
+    ) -> ClientResponse:
+        """Send ``request`` (tried again as ``retries`` allows) and keep the cookies set."""
+        started = pool.loop.time()
+        conn = await self._send_retrying(pool, request, phases, deadline)
+        response = ClientResponse(
+            conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
+        )
+        if any(name == b"set-cookie" for name, _ in response._raw):
+            self.cookies.extract(request.url, response.headers)
+        return response
+
+    async def _send_retrying(
+        self,
+        pool: ConnectionPool,
+        request: ClientRequest,
+        phases: Timeout,
+        deadline: float | None,
+    ) -> ClientConnection:
+        tries = 0
+        while True:
+            try:
+                return await pool.send(request, phases, deadline)
+            except (TLSError, ProxyError):
+                raise  # the same certificate or the same refusal again
+            except (ConnectError, ConnectTimeout):
+                # Nothing was sent: any request may be tried again.
+                if tries >= self.retries:
+                    raise
+            except (ReadError, WriteError):
+                if tries >= self.retries or not request.replayable:
+                    raise
+            delay = min(limits.CLIENT_RETRY_BACKOFF * 2**tries, limits.CLIENT_RETRY_BACKOFF_MAX)
+            delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+            if deadline is not None and pool.loop.time() + delay >= deadline:
+                raise ClientError(
+                    f"{request.method} {request.url}: no time left for retry {tries + 1} "
+                    "before the total timeout"
+                )
+            tries += 1
+            await asyncio.sleep(delay)
 
     async def _follow(
         self,
@@ -395,129 +506,12 @@ class Client:
                 strip = True
                 headers = [h for h in headers or () if h[0] not in CREDENTIALS and h[0] != b"host"]
             origin = target.origin
-            request = build_request(method, target, self._headers, headers, body, strip)
-            started = pool.loop.time()
-            conn = await pool.send(request, phases, deadline)
-            response = ClientResponse(
-                conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
-            )
+            # The jar's cookies are chosen again for each URL; a request's own go nowhere else.
+            hop = self._hop(target, headers, None)
+            request = build_request(method, target, self._headers, hop, body, strip)
+            response = await self._exchange(pool, request, phases, deadline)
         response.history = history
         return response
-
-    # --- shortcuts ----------------------------------------------------------------------------
-    # Plain functions returning request()'s coroutine: ``await client.get(url)`` runs request()
-    # with no coroutine of the shortcut's own around it.
-
-    def get(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("GET", url, ...)``."""
-        return self.request(
-            "GET", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def head(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("HEAD", url, ...)``."""
-        return self.request(
-            "HEAD", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def options(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("OPTIONS", url, ...)``."""
-        return self.request(
-            "OPTIONS", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def delete(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("DELETE", url, ...)``."""
-        return self.request(
-            "DELETE", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def post(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("POST", url, ...)``."""
-        return self.request(
-            "POST", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def put(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("PUT", url, ...)``."""
-        return self.request(
-            "PUT", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def patch(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("PATCH", url, ...)``."""
-        return self.request(
-            "PATCH", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
 
     def __repr__(self) -> str:
         pool = self._pool
@@ -529,3 +523,33 @@ class Client:
             f"<Client [{where}, {state}, connections: {pool.num_connections} "
             f"({pool.num_active} active, {pool.num_idle} idle)]>"
         )
+
+
+def _body(options: BodyOptions) -> Body:
+    """The body of a request from its ``content``, ``json``, ``data`` and ``files``."""
+    content, json = options.get("content"), options.get("json")
+    data, files = options.get("data"), options.get("files")
+    if data is None and not files:
+        return encode_body(content, json)
+    if content is not None or json is not None:
+        raise ValueError("pass data=/files= or content=/json=, not both")
+    encoded, content_type = encode_form(data, files)
+    return Body(encoded, None, content_type)
+
+
+async def _authorize(
+    auth: Any, method: str, url: str, own: list[tuple[bytes, bytes]] | None
+) -> list[tuple[bytes, bytes]]:
+    """The request's own headers after ``auth`` saw them (an Authorization given wins)."""
+    headers = Headers.from_raw(list(own or ()))
+    await apply_auth(auth, method, url, headers)
+    return headers.raw
+
+
+def _proxy_routes(proxy: str | None, trust_env: bool) -> ProxyRoutes | None:
+    """The proxies of a client: ``proxy`` for every origin, else the environment's."""
+    if proxy is None:
+        return ProxyRoutes.from_env() if trust_env else None
+    chosen = parse_proxy(proxy)
+    no_proxy = (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "") if trust_env else ""
+    return ProxyRoutes(chosen, chosen, no_proxy)
