@@ -232,7 +232,9 @@ class ClientResponse:
         if conn is None or not conn.is_complete or self._decoder is not None:
             return False
         chunks = conn.take_chunks()
-        self._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # h11 hands out bytearrays: content is bytes, as its type says.
+        self._content = content if type(content) is bytes else bytes(content)
         self._release()
         return True
 
@@ -296,6 +298,8 @@ class ClientResponse:
         decoder = self._decoder if decode else None
         timeout, deadline = self._read_timeout, self._deadline
         while chunk := await conn.receive_chunk(timeout, deadline):
+            if type(chunk) is not bytes:
+                chunk = bytes(chunk)  # h11 hands out bytearrays
             if decoder is not None:
                 chunk = decoder.decode(chunk)
                 if not chunk:
