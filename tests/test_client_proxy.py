@@ -223,6 +223,14 @@ def test_proxy_credentials(tls_files: TLSFiles, tinyproxy: Any) -> None:
                 response = await client.get(url)
                 # The proxy's credentials go to the proxy, not to the origin.
                 assert (response.status, response.json()["auth"]) == (200, None)
+        async with serving(tls_files, tls=False) as plain:
+            url = f"http://localhost:{plain.port}/echo"
+            async with Client(proxy=proxy.url, trust_env=False) as client:
+                assert (await client.get(url)).status == 407  # forwarded: the proxy answers
+            async with Client(proxy=with_login, trust_env=False) as client:
+                response = await client.get(url)
+                assert response.status == 200
+                assert "proxy-authorization" not in dict(response.json()["headers"])
 
     run(main)
 

@@ -401,15 +401,19 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         own: list[tuple[bytes, bytes]] | None,
         cookies: Mapping[str, str] | None,
     ) -> list[tuple[bytes, bytes]] | None:
-        """A request's own headers with the cookies the jar (and ``cookies``) has for it."""
-        if not self.cookies and not cookies:
-            return own
-        if own is not None and any(name == b"cookie" for name, _ in own):
-            return own  # the caller's own Cookie header wins
-        value = merge_cookie_header(self.cookies.header_for(target.url), cookies)
-        if not value:
-            return own
-        return [*(own or ()), (b"cookie", value.encode("latin-1"))]
+        """A request's own headers with what this hop adds: the cookies the jar (and
+        ``cookies``) has for its URL, and a forward proxy's credentials."""
+        extra: list[tuple[bytes, bytes]] = []
+        if (self.cookies or cookies) and not any(name == b"cookie" for name, _ in own or ()):
+            # (A Cookie header of the caller's own wins.)
+            value = merge_cookie_header(self.cookies.header_for(target.url), cookies)
+            if value:
+                extra.append((b"cookie", value.encode("latin-1")))
+        if self._proxies is not None and target.origin.scheme == "http":
+            proxy = self._proxies.for_origin(target.origin)
+            if proxy is not None and proxy.authorization is not None:
+                extra.append((b"proxy-authorization", proxy.authorization))
+        return [*(own or ()), *extra] if extra else own
 
     async def _exchange(
         self,
