@@ -99,7 +99,7 @@ async def run_ours(url: str, ca: Path, requests: int, concurrency: int) -> None:
 async def _ours_one(client: Client, url: str) -> None:
     response = await client.get(url)
     assert response.status == 200
-    assert await response.aread() == BODY
+    assert response.content == BODY
 
 
 class _Bare(asyncio.Protocol):
@@ -178,7 +178,7 @@ async def run_aiohttp(url: str, ca: Path, requests: int, concurrency: int) -> No
         async def one() -> None:
             async with session.get(url) as response:
                 assert response.status == 200
-                assert await response.aread() == BODY
+                assert await response.read() == BODY
 
         await _spread(requests, concurrency, one)
 

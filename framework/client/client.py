@@ -75,7 +75,19 @@ class _StreamContext:
 
     def __init__(self, client: Client, method: str, url: str, options: BodyOptions) -> None:
         self._client = client
-        self._args = (method, url, options)
+        o = options
+        body = _body(o.get("content"), o.get("json"), o.get("data"), o.get("files"))
+        self._args: tuple[Any, ...] = (
+            method,
+            url,
+            o.get("headers"),
+            o.get("params"),
+            body,
+            o.get("cookies"),
+            o.get("auth"),
+            o.get("timeout", _USE_CLIENT_DEFAULT),
+            o.get("follow_redirects"),
+        )
         self._response: ClientResponse | None = None
 
     async def __aenter__(self) -> ClientResponse:
@@ -341,15 +353,10 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             ReadError, WriteError, ServerDisconnectedError: the connection broke.
             TooManyRedirects, DecodingError: see their descriptions.
         """
+        body = _body(content, json, data, files)
         response = await self._send(
-            method,
-            url,
-            {
-                "headers": headers, "params": params, "content": content, "data": data,
-                "files": files, "json": json, "cookies": cookies, "auth": auth,
-                "timeout": timeout, "follow_redirects": follow_redirects,
-            },
-        )  # fmt: skip
+            method, url, headers, params, body, cookies, auth, timeout, follow_redirects
+        )
         if not response._read_received():
             await response.aread()
         return response
@@ -368,28 +375,33 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         """
         return _StreamContext(self, method, url, options)
 
-    async def _send(self, method: str, url: str, options: BodyOptions) -> ClientResponse:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: HeadersLike | None,
+        params: QueryLike | None,
+        body: Body,
+        cookies: Mapping[str, str] | None,
+        auth: AuthLike | None,
+        timeout: Timeout | float | None,  # noqa: ASYNC109 - the request's own Timeout
+        follow: bool | None,
+    ) -> ClientResponse:
         pool = self._pool
         if pool is None or self._is_closed:
             pool = await self._start()
         method = method.upper()
-        timeout = options.get("timeout", _USE_CLIENT_DEFAULT)
         phases = self.timeout if timeout is _USE_CLIENT_DEFAULT else Timeout.of(timeout)
         deadline = None if phases.total is None else pool.loop.time() + phases.total
-        target = self._target(url, options.get("params"))
-        body = _body(options)
-        headers = options.get("headers")
+        target = self._target(url, params)
         own = raw_headers(headers) if headers is not None else None
-        given = options.get("auth")
-        auth = to_auth(given) if given is not None else self.auth
-        if auth is not None:
-            own = await _authorize(auth, method, target.url, own)
-        cookies = options.get("cookies")
+        credentials = to_auth(auth) if auth is not None else self.auth
+        if credentials is not None:
+            own = await _authorize(credentials, method, target.url, own)
         request = build_request(
             method, target, self._headers, self._hop(target, own, cookies), body
         )
         response = await self._exchange(pool, request, phases, deadline)
-        follow = options.get("follow_redirects")
         follow = self.follow_redirects if follow is None else follow
         if not follow or response.status not in _REDIRECTS:
             return response
@@ -403,6 +415,8 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
     ) -> list[tuple[bytes, bytes]] | None:
         """A request's own headers with what this hop adds: the cookies the jar (and
         ``cookies``) has for its URL, and a forward proxy's credentials."""
+        if not cookies and not self.cookies.maybe_any and self._proxies is None:
+            return own  # the usual case, decided without looking into the jar
         extra: list[tuple[bytes, bytes]] = []
         if (self.cookies or cookies) and not any(name == b"cookie" for name, _ in own or ()):
             # (A Cookie header of the caller's own wins.)
@@ -424,43 +438,50 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
     ) -> ClientResponse:
         """Send ``request`` (tried again as ``retries`` allows) and keep the cookies set."""
         started = pool.loop.time()
-        conn = await self._send_retrying(pool, request, phases, deadline)
+        try:
+            conn = await pool.send(request, phases, deadline)
+        except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
+            if not self.retries:
+                raise
+            conn = await self._retry(pool, request, phases, deadline, exc)
         response = ClientResponse(
             conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
         )
-        if any(name == b"set-cookie" for name, _ in response._raw):
-            self.cookies.extract(request.url, response.headers)
+        for name, _ in response._raw:
+            if name == b"set-cookie":
+                self.cookies.extract(request.url, response.headers)
+                break
         return response
 
-    async def _send_retrying(
+    async def _retry(
         self,
         pool: ConnectionPool,
         request: ClientRequest,
         phases: Timeout,
         deadline: float | None,
+        failure: ClientError,
     ) -> ClientConnection:
+        """Send ``request`` again after ``failure``, backing off, while ``retries`` allow."""
         tries = 0
         while True:
-            try:
-                return await pool.send(request, phases, deadline)
-            except (TLSError, ProxyError):
-                raise  # the same certificate or the same refusal again
-            except (ConnectError, ConnectTimeout):
-                # Nothing was sent: any request may be tried again.
-                if tries >= self.retries:
-                    raise
-            except (ReadError, WriteError):
-                if tries >= self.retries or not request.replayable:
-                    raise
+            if isinstance(failure, TLSError | ProxyError):
+                raise failure  # the same certificate or the same refusal again
+            # A connect failure sent nothing: any request may go again. A broken connection
+            # may have delivered it: only a request safe to replay goes again.
+            if tries >= self.retries or not (
+                isinstance(failure, ConnectError | ConnectTimeout) or request.replayable
+            ):
+                raise failure
             delay = min(limits.CLIENT_RETRY_BACKOFF * 2**tries, limits.CLIENT_RETRY_BACKOFF_MAX)
             delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
             if deadline is not None and pool.loop.time() + delay >= deadline:
-                raise ClientError(
-                    f"{request.method} {request.url}: no time left for retry {tries + 1} "
-                    "before the total timeout"
-                )
+                raise failure  # no time left before the total timeout
             tries += 1
             await asyncio.sleep(delay)
+            try:
+                return await pool.send(request, phases, deadline)
+            except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
+                failure = exc
 
     async def _follow(
         self,
@@ -529,10 +550,10 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         )
 
 
-def _body(options: BodyOptions) -> Body:
+def _body(
+    content: Content | None, json: Any, data: DataLike | None, files: FilesLike | None
+) -> Body:
     """The body of a request from its ``content``, ``json``, ``data`` and ``files``."""
-    content, json = options.get("content"), options.get("json")
-    data, files = options.get("data"), options.get("files")
     if data is None and not files:
         return encode_body(content, json)
     if content is not None or json is not None:

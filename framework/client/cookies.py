@@ -129,6 +129,13 @@ class Cookies:
     def __bool__(self) -> bool:
         return len(self.jar) > 0
 
+    @property
+    def maybe_any(self) -> bool:
+        """False when the jar surely holds no cookie, found without iterating it (per request)."""
+        # CookieJar keeps {domain: {path: {name: cookie}}}; forgetting a cookie may leave
+        # empty levels behind, so True still means "look".
+        return bool(self.jar._cookies)  # type: ignore[attr-defined]
+
     def header_for(self, url: str) -> str | None:
         """The ``Cookie`` header value for a request to ``url``, or ``None`` for no cookie."""
         if not len(self.jar):
