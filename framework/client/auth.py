@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 from ..messages import Headers
 
-__all__ = ["AuthLike", "BasicAuth", "BearerAuth", "PendingRequest", "apply_auth", "to_auth"]
+__all__ = ["AuthLike", "BasicAuth", "BearerAuth", "PendingRequest", "authorize", "to_auth"]
 
 
 class PendingRequest:
@@ -100,10 +100,16 @@ def to_auth(auth: AuthLike | None) -> Callable[[PendingRequest], object] | None:
     )
 
 
-async def apply_auth(
-    auth: Callable[[PendingRequest], object], method: str, url: str, headers: Headers
-) -> None:
-    """Let ``auth`` set the headers of the request to ``url``; await it when it is async."""
+async def authorize(
+    auth: Callable[[PendingRequest], object],
+    method: str,
+    url: str,
+    own: list[tuple[bytes, bytes]] | None,
+) -> list[tuple[bytes, bytes]]:
+    """A request's own headers once ``auth`` set them (awaited when it is async); an
+    ``Authorization`` the request already has is kept by ``BasicAuth`` and ``BearerAuth``."""
+    headers = Headers.from_raw(list(own or ()))
     result = auth(PendingRequest(method, url, headers))
     if inspect.isawaitable(result):
         await result
+    return headers.raw

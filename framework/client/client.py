@@ -29,14 +29,14 @@ from ..errors import (
     TooManyRedirects,
     WriteError,
 )
-from ..messages import Headers, HeadersLike
-from .auth import AuthLike, apply_auth, to_auth
+from ..messages import HeadersLike
+from .auth import AuthLike, authorize, to_auth
 from .connection import ClientConnection
 from .connector import Connector, load_context
 from .cookies import Cookies, CookiesLike, merge_cookie_header
-from .multipart import DataLike, FilesLike, encode_form
+from .multipart import DataLike, FilesLike
 from .pool import ConnectionPool, check_bounds, closed_error
-from .proxy import ProxyRoutes, parse_proxy
+from .proxy import client_routes
 from .request import (
     BODY_HEADERS,
     CREDENTIALS,
@@ -76,7 +76,7 @@ class _StreamContext:
     def __init__(self, client: Client, method: str, url: str, options: BodyOptions) -> None:
         self._client = client
         o = options
-        body = _body(o.get("content"), o.get("json"), o.get("data"), o.get("files"))
+        body = encode_body(o.get("content"), o.get("json"), o.get("data"), o.get("files"))
         self._args: tuple[Any, ...] = (
             method,
             url,
@@ -227,7 +227,7 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise ValueError(f"retries must be a whole number, 0 or more, not {retries!r}")
         self.retries = retries
-        self._proxies = _proxy_routes(proxy, trust_env)
+        self._proxies = client_routes(proxy, trust_env)
 
     # --- setup --------------------------------------------------------------------------------
 
@@ -353,7 +353,7 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             ReadError, WriteError, ServerDisconnectedError: the connection broke.
             TooManyRedirects, DecodingError: see their descriptions.
         """
-        body = _body(content, json, data, files)
+        body = encode_body(content, json, data, files)
         response = await self._send(
             method, url, headers, params, body, cookies, auth, timeout, follow_redirects
         )
@@ -397,7 +397,7 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         own = raw_headers(headers) if headers is not None else None
         credentials = to_auth(auth) if auth is not None else self.auth
         if credentials is not None:
-            own = await _authorize(credentials, method, target.url, own)
+            own = await authorize(credentials, method, target.url, own)
         request = build_request(
             method, target, self._headers, self._hop(target, own, cookies), body
         )
@@ -548,33 +548,3 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             f"<Client [{where}, {state}, connections: {pool.num_connections} "
             f"({pool.num_active} active, {pool.num_idle} idle)]>"
         )
-
-
-def _body(
-    content: Content | None, json: Any, data: DataLike | None, files: FilesLike | None
-) -> Body:
-    """The body of a request from its ``content``, ``json``, ``data`` and ``files``."""
-    if data is None and not files:
-        return encode_body(content, json)
-    if content is not None or json is not None:
-        raise ValueError("pass data=/files= or content=/json=, not both")
-    encoded, content_type = encode_form(data, files)
-    return Body(encoded, None, content_type)
-
-
-async def _authorize(
-    auth: Any, method: str, url: str, own: list[tuple[bytes, bytes]] | None
-) -> list[tuple[bytes, bytes]]:
-    """The request's own headers after ``auth`` saw them (an Authorization given wins)."""
-    headers = Headers.from_raw(list(own or ()))
-    await apply_auth(auth, method, url, headers)
-    return headers.raw
-
-
-def _proxy_routes(proxy: str | None, trust_env: bool) -> ProxyRoutes | None:
-    """The proxies of a client: ``proxy`` for every origin, else the environment's."""
-    if proxy is None:
-        return ProxyRoutes.from_env() if trust_env else None
-    chosen = parse_proxy(proxy)
-    no_proxy = (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "") if trust_env else ""
-    return ProxyRoutes(chosen, chosen, no_proxy)

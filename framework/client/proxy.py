@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import os
 import urllib.request
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -24,7 +25,7 @@ from ..errors import ConnectError, ProxyError, RemoteProtocolError
 from ..http11 import NEED_DATA, Driver, EndOfMessage, Request, Response
 from .connection import Origin
 
-__all__ = ["Proxy", "ProxyRoutes", "open_tunnel", "parse_proxy"]
+__all__ = ["Proxy", "ProxyRoutes", "client_routes", "open_tunnel", "parse_proxy"]
 
 # The proxy's answer to CONNECT is a head and, when refused, a short page: no more is read.
 _MAX_ANSWER = 64 * 1024
@@ -171,6 +172,20 @@ class ProxyRoutes:
         if proxy is None or self.is_exempt(origin):
             return None
         return proxy
+
+
+def client_routes(proxy: str | None, trust_env: bool) -> ProxyRoutes | None:
+    """A client's proxies: ``proxy`` for every origin (``NO_PROXY`` still applying when
+    ``trust_env``, as curl does), else the environment's when ``trust_env``.
+
+    Raises:
+        ValueError: ``proxy`` or a proxy variable is not a usable proxy URL.
+    """
+    if proxy is None:
+        return ProxyRoutes.from_env() if trust_env else None
+    chosen = parse_proxy(proxy)
+    no_proxy = (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "") if trust_env else ""
+    return ProxyRoutes(chosen, chosen, no_proxy)
 
 
 class _Tunnel(asyncio.Protocol):
