@@ -13,6 +13,7 @@ import email.policy
 import io
 import json
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -569,3 +570,62 @@ def test_sync_errors_are_the_clients(tls_files: TLSFiles) -> None:
         framework.get(f"https://localhost:{free_port()}/", ca=tls_files.ca_cert)
     with pytest.raises(ValueError, match="relative URL"):
         framework.get("/relative")
+
+
+def test_forms_and_uploads_read_by_aiohttp(tls_files: TLSFiles, tmp_path: Any) -> None:
+    """Another implementation parses what we send: aiohttp's server, over TLS."""
+    from aiohttp import web  # in the test extra
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+
+    async def upload(request: Any) -> Any:
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        for name, value in form.items():
+            if isinstance(value, str):
+                fields.setdefault(name, []).append(value)
+            else:
+                fields[name] = [value.filename, value.content_type, value.file.read().hex()]
+        return web.json_response({"type": request.content_type, "fields": fields})
+
+    async def main() -> None:
+        aio = web.Application()
+        aio.router.add_post("/upload", upload)
+        runner = web.AppRunner(aio)
+        await runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+        site = web.SockSite(runner, sock, ssl_context=context)
+        await site.start()
+        url = f"https://localhost:{sock.getsockname()[1]}/upload"
+        try:
+            async with Client(ca=tls_files.ca_cert) as client:
+                form = await client.post(url, data={"a": "1 & 2", "tag": ["x", "é"]})
+                assert form.json() == {
+                    "type": "application/x-www-form-urlencoded",
+                    "fields": {"a": ["1 & 2"], "tag": ["x", "é"]},
+                }
+                with photo.open("rb") as opened:
+                    sent = await client.post(
+                        url,
+                        data={"title": 'say "hi"'},
+                        files=[
+                            ("photo", opened),
+                            ("notes", ("n\u00e9.txt", b"text", "text/plain")),
+                        ],
+                    )
+                assert sent.json() == {
+                    "type": "multipart/form-data",
+                    "fields": {
+                        "title": ['say "hi"'],
+                        "photo": ["photo.png", "image/png", photo.read_bytes().hex()],
+                        "notes": ["n\u00e9.txt", "text/plain", b"text".hex()],
+                    },
+                }
+        finally:
+            await runner.cleanup()
+
+    run(main)
