@@ -338,6 +338,8 @@ def test_cookie_jar_follows_redirects_and_rules(tls_files: TLSFiles) -> None:
             )
             assert response.json()["cookie"] == "session=abc"
             assert client.cookies["session"] == "abc"
+            assert response.history[0].cookies["session"] == "abc"
+            assert "session" not in response.cookies  # set by the redirect, not this one
             # Path: a cookie for /sub is sent under /sub only.
             await client.get("/set-cookie", params={"c": "deep=1; Path=/sub"})
             assert (await client.get("/who")).json()["cookie"] == "session=abc"

@@ -135,7 +135,8 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         max_connections: connections open at once, in total.
         max_connections_per_host: connections open at once to one origin.
         keep_alive_expiry: seconds an idle connection is kept for reuse.
-        max_decoded_bytes: the largest gzip/deflate-decoded body ``read()`` accepts.
+        max_decoded_bytes: the largest gzip/deflate-decoded body a response reads (and the
+            longest line ``aiter_lines()`` yields).
         max_header_bytes: the largest response head accepted.
         h11_only: read every response with h11, none on the plain-message path (the
             differential tests prove the two read alike; this is for whoever wants h11 alone).
@@ -154,7 +155,8 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             Pauses between tries start at 0.1 s and double, with jitter.
 
     Raises:
-        ValueError: conflicting or malformed arguments.
+        ValueError: conflicting or malformed arguments, or a proxy URL (``proxy``, or one of
+            the environment's) that cannot be used.
         CertificateError: on ``async with`` (or the first request), when the ``ca``, ``cert``
             or ``key`` files cannot be loaded.
 

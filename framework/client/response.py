@@ -18,6 +18,7 @@ from .. import limits
 from ..errors import DecodingError, HTTPStatusError
 from ..messages import Headers, TLSInfo, content_charset
 from .connection import ClientConnection
+from .cookies import Cookies
 from .decoding import BodyDecoder, LineSplitter, text_decoder
 from .pool import ConnectionPool
 from .request import ClientRequest
@@ -131,6 +132,16 @@ class ClientResponse:
         if isinstance(self._tls, ClientConnection):
             self._tls = self._tls.tls
         return self._tls
+
+    @property
+    def cookies(self) -> Cookies:
+        """The cookies this response set (its ``Set-Cookie`` headers, checked against its URL).
+
+        The client's jar (``client.cookies``) has kept them already.
+        """
+        jar = Cookies()
+        jar.extract(self.url, self.headers)
+        return jar
 
     @property
     def is_success(self) -> bool:
