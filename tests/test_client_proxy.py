@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from framework import Client, ProxyError
+from framework import Client, ProxyError, Timeout
 from framework.client.connection import Origin
 from framework.client.proxy import ProxyRoutes, parse_proxy
-from framework.errors import ConnectError
+from framework.errors import ConnectError, ConnectTimeout
 from tests.conftest import TLSFiles, require_tool
-from tests.test_client import run
+from tests.test_client import raw_handler, run
 from tests.test_client_api import free_port, serving
 
 
@@ -278,3 +278,44 @@ def test_no_proxy_rules_and_proxy_urls() -> None:
         parse_proxy("https://proxy.example:443")
     with pytest.raises(ValueError, match="no host"):
         parse_proxy("http://:3128")
+
+
+def test_proxies_that_misbehave(tls_files: TLSFiles) -> None:
+    """Hand-written proxies: closing without an answer, answering garbage, never answering."""
+
+    async def closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+
+    async def main() -> None:
+        for handler, error, message in (
+            (closes, ConnectError, "closed the connection before answering CONNECT"),
+            (garbage, ConnectError, "answer is not HTTP"),
+            (silent, ConnectTimeout, "through the proxy .* took longer than 0.3 s"),
+        ):
+            server = await asyncio.start_server(raw_handler(handler), "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            try:
+                async with Client(
+                    ca=tls_files.ca_cert,
+                    proxy=f"http://127.0.0.1:{port}",
+                    trust_env=False,
+                    timeout=Timeout(connect=0.3),
+                ) as client:
+                    with pytest.raises(error, match=message):
+                        await client.get("https://localhost:1/")
+                    assert client.pool is not None
+                    assert client.pool.num_connections == 0
+            finally:
+                server.close()
+                await server.wait_closed()
+
+    run(main)
