@@ -373,6 +373,10 @@ def test_secure_cookie_never_goes_over_http(tls_files: TLSFiles) -> None:
                 assert pairs(over_https.json()["cookie"]) == {"n=2", "s=1", "plain=p"}
                 over_http = await client.get(f"http://localhost:{http.port}/who")
                 assert pairs(over_http.json()["cookie"]) == {"n=2", "plain=p"}
+                client.cookies = {"fresh": "f"}  # a new jar
+                assert pairs(
+                    (await client.get(f"http://localhost:{http.port}/who")).json()["cookie"]
+                ) == {"fresh=f"}
                 client.cookies.clear()
                 assert (await client.get(f"http://localhost:{http.port}/who")).json()[
                     "cookie"

@@ -224,14 +224,22 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         self._starting: asyncio.Lock | None = None
         self._is_closed = False
         self.auth = to_auth(auth)
-        #: The cookie jar: what servers set, sent back where the cookie rules allow.
-        self.cookies = Cookies(cookies)
+        self._cookies = Cookies(cookies)
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise ValueError(f"retries must be a whole number, 0 or more, not {retries!r}")
         self.retries = retries
         self._proxies = client_routes(proxy, trust_env)
 
     # --- setup --------------------------------------------------------------------------------
+
+    @property
+    def cookies(self) -> Cookies:
+        """The cookie jar: what servers set, sent back where the cookie rules allow."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: CookiesLike) -> None:
+        self._cookies = Cookies(cookies)
 
     @property
     def pool(self) -> ConnectionPool | None:
@@ -417,7 +425,7 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
     ) -> list[tuple[bytes, bytes]] | None:
         """A request's own headers with what this hop adds: the cookies the jar (and
         ``cookies``) has for its URL, and a forward proxy's credentials."""
-        if not cookies and not self.cookies.maybe_any and self._proxies is None:
+        if not cookies and not self._cookies.maybe_any and self._proxies is None:
             return own  # the usual case, decided without looking into the jar
         extra: list[tuple[bytes, bytes]] = []
         if (self.cookies or cookies) and not any(name == b"cookie" for name, _ in own or ()):
