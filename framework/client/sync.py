@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 from .client import Client
+from .cookies import Cookies
 from .response import ClientResponse
 from .shortcuts import BodyOptions, RequestOptions, Shortcuts
 
@@ -64,7 +65,7 @@ class SyncClient(Shortcuts[ClientResponse]):
         return self._client
 
     @property
-    def cookies(self) -> Any:
+    def cookies(self) -> Cookies:
         """The cookie jar (``Client.cookies``)."""
         return self._client.cookies
 
