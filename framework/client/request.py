@@ -2,10 +2,9 @@
 
 This module owns splitting a URL into an origin and a target, encoding query parameters and
 bodies (forms and uploads through ``multipart.py``), merging the client's headers with a
-request's own, and encoding a request without a
-body once per URL and method. It also holds ``Timeout``, the request's timeouts by phase,
-which travel with it to the pool. It knows nothing of connections, the pool, redirects or
-responses.
+request's own, and encoding a request without a body once per URL and method. It also holds
+``Timeout``, the request's timeouts by phase, which travel with it to the pool. It knows
+nothing of connections, the pool, redirects or responses.
 """
 
 from __future__ import annotations
