@@ -271,6 +271,11 @@ def test_no_proxy_rules_and_proxy_urls() -> None:
     assert direct("http", "anything.test")  # no proxy for http:// here
     assert ProxyRoutes(https, https, "*").for_origin(Origin("https", "x.test", 443)) is None
     assert ProxyRoutes.from_env({"NO_PROXY": "x"}) is None
+    lower_wins = ProxyRoutes.from_env({"HTTPS_PROXY": "http://up:1", "https_proxy": "http://low:2"})
+    assert lower_wins is not None
+    assert lower_wins.https == parse_proxy("http://low:2")
+    cgi = {"REQUEST_METHOD": "GET", "HTTP_PROXY": "http://from-a-header:1"}
+    assert ProxyRoutes.from_env(cgi) is None  # httpoxy: not trusted under CGI
     both = ProxyRoutes.from_env({"all_proxy": "http://p:1", "no_proxy": "x.test"})
     assert both is not None
     assert both.https == both.http == parse_proxy("http://p:1")

@@ -9,12 +9,16 @@ client asks it for a ``Cookie`` header value and hands it each response's header
 
 from __future__ import annotations
 
-import http.cookiejar
-import urllib.request
 from collections.abc import Iterator, Mapping
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from ..messages import Headers
+
+if TYPE_CHECKING:
+    import http.cookiejar
+
+# http.cookiejar (and the urllib.request it imports) load on the first cookie, not with the
+# package: most programs that import the framework never keep one.
 
 __all__ = ["Cookies", "CookiesLike", "merge_cookie_header"]
 
@@ -54,19 +58,33 @@ class Cookies:
     """
 
     def __init__(self, cookies: CookiesLike | None = None) -> None:
+        self._jar: http.cookiejar.CookieJar | None = None
+        if cookies is None:
+            return
+        import http.cookiejar
+
         if isinstance(cookies, http.cookiejar.CookieJar):
-            self.jar = cookies
+            self._jar = cookies
+        elif isinstance(cookies, Cookies):
+            for cookie in cookies.jar:
+                self.jar.set_cookie(cookie)
         else:
-            self.jar = http.cookiejar.CookieJar()
-            if isinstance(cookies, Cookies):
-                for cookie in cookies.jar:
-                    self.jar.set_cookie(cookie)
-            elif cookies is not None:
-                for name, value in cookies.items():
-                    self.set(name, value)
+            for name, value in cookies.items():
+                self.set(name, value)
+
+    @property
+    def jar(self) -> http.cookiejar.CookieJar:
+        """The standard library's jar holding the cookies."""
+        if self._jar is None:
+            import http.cookiejar
+
+            self._jar = http.cookiejar.CookieJar()
+        return self._jar
 
     def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
         """Keep a cookie; with no ``domain`` it is sent to every host."""
+        import http.cookiejar
+
         cookie = http.cookiejar.Cookie(
             version=0,
             name=name,
@@ -93,7 +111,7 @@ class Cookies:
         Raises:
             KeyError: more than one cookie has that name; pass ``domain``.
         """
-        found = [c for c in self.jar if c.name == name and domain in (None, c.domain)]
+        found = [c for c in self._jar or () if c.name == name and domain in (None, c.domain)]
         if len(found) > 1:
             where = ", ".join(sorted({c.domain or "(any host)" for c in found}))
             raise KeyError(f"several cookies are named {name!r} (domains {where}); pass domain=")
@@ -110,36 +128,39 @@ class Cookies:
 
     def delete(self, name: str, domain: str | None = None) -> None:
         """Forget the cookies named ``name`` (on ``domain``, when given)."""
-        for cookie in [c for c in self.jar if c.name == name and domain in (None, c.domain)]:
+        for cookie in [c for c in self._jar or () if c.name == name and domain in (None, c.domain)]:
             self.jar.clear(cookie.domain, cookie.path, cookie.name)
 
     def clear(self) -> None:
         """Forget every cookie."""
-        self.jar.clear()
+        if self._jar is not None:
+            self._jar.clear()
 
     def __contains__(self, name: object) -> bool:
-        return any(c.name == name for c in self.jar)
+        return self._jar is not None and any(c.name == name for c in self._jar)
 
     def __iter__(self) -> Iterator[str]:
-        return iter([c.name for c in self.jar])
+        return iter([c.name for c in self._jar or ()])
 
     def __len__(self) -> int:
-        return len(self.jar)
+        return 0 if self._jar is None else len(self._jar)
 
     def __bool__(self) -> bool:
-        return len(self.jar) > 0
+        return len(self) > 0
 
     @property
     def maybe_any(self) -> bool:
         """False when the jar surely holds no cookie, found without iterating it (per request)."""
         # CookieJar keeps {domain: {path: {name: cookie}}}; forgetting a cookie may leave
         # empty levels behind, so True still means "look".
-        return bool(self.jar._cookies)  # type: ignore[attr-defined]
+        return self._jar is not None and bool(self._jar._cookies)  # type: ignore[attr-defined]
 
     def header_for(self, url: str) -> str | None:
         """The ``Cookie`` header value for a request to ``url``, or ``None`` for no cookie."""
-        if not len(self.jar):
+        if not len(self):
             return None
+        import urllib.request
+
         request = urllib.request.Request(url)
         self.jar.add_cookie_header(request)
         return request.get_header("Cookie")
@@ -148,11 +169,13 @@ class Cookies:
         """Keep the cookies set by a response from ``url`` (its ``Set-Cookie`` headers)."""
         if "set-cookie" not in headers:
             return
+        import urllib.request
+
         request = urllib.request.Request(url)
         self.jar.extract_cookies(_Response(headers), request)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
-        names = ", ".join(f"{c.name}@{c.domain or '*'}{c.path}" for c in self.jar)
+        names = ", ".join(f"{c.name}@{c.domain or '*'}{c.path}" for c in self._jar or ())
         return f"<Cookies [{names}]>"
 
 

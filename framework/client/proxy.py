@@ -16,7 +16,6 @@ import asyncio
 import base64
 import ipaddress
 import os
-import urllib.request
 from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -105,6 +104,25 @@ def _parse_no_proxy(value: str) -> tuple[bool, list[_Exempt]]:
     return everything, entries
 
 
+def _environment_proxies(environ: Mapping[str, str]) -> dict[str, str]:
+    """``{"https": url, "http": url, "all": url, "no": hosts}`` from ``*_proxy`` variables,
+    read as urllib and curl read them: a lowercase name wins over its uppercase twin."""
+    found: dict[str, str] = {}
+    for name, value in environ.items():
+        if value and name[-6:].lower() == "_proxy" and not name.islower():
+            found[name[:-6].lower()] = value
+    if "REQUEST_METHOD" in environ:
+        # Under CGI, HTTP_PROXY comes from the request's "Proxy:" header ("httpoxy").
+        found.pop("http", None)
+    for name, value in environ.items():
+        if name[-6:] == "_proxy" and name.islower():
+            if value:
+                found[name[:-6]] = value
+            else:
+                found.pop(name[:-6], None)
+    return found
+
+
 class ProxyRoutes:
     """Which proxy, if any, each origin goes through.
 
@@ -131,10 +149,7 @@ class ProxyRoutes:
         Raises:
             ValueError: a proxy variable holds an unusable URL (named in the message).
         """
-        if environ is None:
-            found = urllib.request.getproxies_environment()
-        else:
-            found = {k[:-6].lower(): v for k, v in environ.items() if k.lower().endswith("_proxy")}
+        found = _environment_proxies(os.environ if environ is None else environ)
         every = found.get("all")
         chosen: dict[str, Proxy | None] = {}
         for scheme in ("https", "http"):
