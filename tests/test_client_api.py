@@ -353,6 +353,10 @@ def test_cookie_jar_follows_redirects_and_rules(tls_files: TLSFiles) -> None:
             own = await client.get("/who", cookies={"extra": "1", "session": "override"})
             assert own.json()["cookie"] == "extra=1; session=override"
             assert (await client.get(f"{base}/who")).json()["cookie"] == "session=abc"
+            with pytest.raises(ValueError, match="Latin-1 only"):
+                await client.get("/who", cookies={"name": "\u2603"})
+            with pytest.raises(ValueError, match="invalid request header"):
+                await client.get("/who", cookies={"name": "a\r\nX-Injected: 1"})
 
     run(main)
 

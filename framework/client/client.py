@@ -432,7 +432,13 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             # (A Cookie header of the caller's own wins.)
             value = merge_cookie_header(self.cookies.header_for(target.url), cookies)
             if value:
-                extra.append((b"cookie", value.encode("latin-1")))
+                try:
+                    extra.append((b"cookie", value.encode("latin-1")))
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"cookie {value!r} cannot be sent: HTTP headers carry Latin-1 only; "
+                        "percent-encode the value (urllib.parse.quote)"
+                    ) from None
         if self._proxies is not None and target.origin.scheme == "http":
             proxy = self._proxies.for_origin(target.origin)
             if proxy is not None and proxy.authorization is not None:
