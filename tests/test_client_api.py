@@ -353,6 +353,12 @@ def test_cookie_jar_follows_redirects_and_rules(tls_files: TLSFiles) -> None:
             own = await client.get("/who", cookies={"extra": "1", "session": "override"})
             assert own.json()["cookie"] == "extra=1; session=override"
             assert (await client.get(f"{base}/who")).json()["cookie"] == "session=abc"
+            # A request's own cookies go with it alone, not along its redirects.
+            moved = await client.get(
+                "/set-cookie", params={"then": "/who"}, cookies={"once": "1"}, follow_redirects=True
+            )
+            assert moved.json()["cookie"] == "session=abc"
+            assert "once=1" in moved.history[0].request.headers["cookie"]
             with pytest.raises(ValueError, match="Latin-1 only"):
                 await client.get("/who", cookies={"name": "\u2603"})
             with pytest.raises(ValueError, match="invalid request header"):
