@@ -411,7 +411,14 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         request = build_request(
             method, target, self._headers, self._hop(target, own, cookies), body
         )
-        response = await self._exchange(pool, request, phases, deadline)
+        started = pool.loop.time()
+        try:
+            conn = await pool.send(request, phases, deadline)
+        except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
+            if not self.retries:
+                raise
+            conn = await self._retry(pool, request, phases, deadline, exc)
+        response = self._received(conn, pool, request, phases, deadline, started)
         follow = self.follow_redirects if follow is None else follow
         if not follow or response.status not in _REDIRECTS:
             return response
@@ -445,27 +452,22 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
                 extra.append((b"proxy-authorization", proxy.authorization))
         return [*(own or ()), *extra] if extra else own
 
-    async def _exchange(
+    def _received(
         self,
+        conn: ClientConnection,
         pool: ConnectionPool,
         request: ClientRequest,
         phases: Timeout,
         deadline: float | None,
+        started: float,
     ) -> ClientResponse:
-        """Send ``request`` (tried again as ``retries`` allows) and keep the cookies set."""
-        started = pool.loop.time()
-        try:
-            conn = await pool.send(request, phases, deadline)
-        except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
-            if not self.retries:
-                raise
-            conn = await self._retry(pool, request, phases, deadline, exc)
+        """The response whose head ``conn`` received; the jar keeps the cookies it sets."""
         response = ClientResponse(
             conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
         )
         for name, _ in response._raw:
             if name == b"set-cookie":
-                self.cookies.extract(request.url, response.headers)
+                self._cookies.extract(request.url, response.headers)
                 break
         return response
 
@@ -550,7 +552,14 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             # The jar's cookies are chosen again for each URL; a request's own go nowhere else.
             hop = self._hop(target, headers, None)
             request = build_request(method, target, self._headers, hop, body, strip)
-            response = await self._exchange(pool, request, phases, deadline)
+            started = pool.loop.time()
+            try:
+                conn = await pool.send(request, phases, deadline)
+            except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
+                if not self.retries:
+                    raise
+                conn = await self._retry(pool, request, phases, deadline, exc)
+            response = self._received(conn, pool, request, phases, deadline, started)
         response.history = history
         return response
 
