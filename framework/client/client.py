@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
@@ -21,13 +20,7 @@ from urllib.parse import urljoin
 from .. import limits
 from ..errors import (
     ClientError,
-    ConnectError,
-    ConnectTimeout,
-    ProxyError,
-    ReadError,
-    TLSError,
     TooManyRedirects,
-    WriteError,
 )
 from ..messages import HeadersLike
 from .auth import AuthLike, authorize, to_auth
@@ -55,6 +48,7 @@ from .request import (
     split_url,
 )
 from .response import ClientResponse
+from .retry import RETRIABLE, send_again
 from .shortcuts import BodyOptions, Shortcuts
 
 __all__ = ["Client"]
@@ -414,10 +408,10 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         started = pool.loop.time()
         try:
             conn = await pool.send(request, phases, deadline)
-        except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
+        except RETRIABLE as exc:
             if not self.retries:
                 raise
-            conn = await self._retry(pool, request, phases, deadline, exc)
+            conn = await send_again(pool, request, phases, deadline, exc, self.retries)
         response = self._received(conn, pool, request, phases, deadline, started)
         follow = self.follow_redirects if follow is None else follow
         if not follow or response.status not in _REDIRECTS:
@@ -470,36 +464,6 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
                 self._cookies.extract(request.url, response.headers)
                 break
         return response
-
-    async def _retry(
-        self,
-        pool: ConnectionPool,
-        request: ClientRequest,
-        phases: Timeout,
-        deadline: float | None,
-        failure: ClientError,
-    ) -> ClientConnection:
-        """Send ``request`` again after ``failure``, backing off, while ``retries`` allow."""
-        tries = 0
-        while True:
-            if isinstance(failure, TLSError | ProxyError):
-                raise failure  # the same certificate or the same refusal again
-            # A connect failure sent nothing: any request may go again. A broken connection
-            # may have delivered it: only a request safe to replay goes again.
-            if tries >= self.retries or not (
-                isinstance(failure, ConnectError | ConnectTimeout) or request.replayable
-            ):
-                raise failure
-            delay = min(limits.CLIENT_RETRY_BACKOFF * 2**tries, limits.CLIENT_RETRY_BACKOFF_MAX)
-            delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
-            if deadline is not None and pool.loop.time() + delay >= deadline:
-                raise failure  # no time left before the total timeout
-            tries += 1
-            await asyncio.sleep(delay)
-            try:
-                return await pool.send(request, phases, deadline)
-            except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
-                failure = exc
 
     async def _follow(
         self,
@@ -555,10 +519,10 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             started = pool.loop.time()
             try:
                 conn = await pool.send(request, phases, deadline)
-            except (ConnectError, ConnectTimeout, ReadError, WriteError) as exc:
+            except RETRIABLE as exc:
                 if not self.retries:
                     raise
-                conn = await self._retry(pool, request, phases, deadline, exc)
+                conn = await send_again(pool, request, phases, deadline, exc, self.retries)
             response = self._received(conn, pool, request, phases, deadline, started)
         response.history = history
         return response
