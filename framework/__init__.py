@@ -7,7 +7,23 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from .app import App
-    from .client import Client, ClientResponse, Timeout
+    from .client import (
+        BasicAuth,
+        BearerAuth,
+        Client,
+        ClientResponse,
+        Cookies,
+        SyncClient,
+        Timeout,
+        delete,
+        get,
+        head,
+        options,
+        patch,
+        post,
+        put,
+    )
+    from .client.sync import request
     from .deploy import serve
     from .errors import (
         CertificateError,
@@ -24,6 +40,7 @@ if _typing.TYPE_CHECKING:
         PolicyError,
         PoolTimeout,
         ProtocolError,
+        ProxyError,
         ReadError,
         ReadTimeout,
         RemoteProtocolError,
@@ -56,6 +73,8 @@ __version__ = "0.1.0"
 
 _SOURCES = {
     "App": ".app",
+    "BasicAuth": ".client",
+    "BearerAuth": ".client",
     "CORSMiddleware": ".middleware",
     "CertificateError": ".errors",
     "CertificateStore": ".tls",
@@ -67,6 +86,7 @@ _SOURCES = {
     "CompressionMiddleware": ".middleware",
     "ConnectError": ".errors",
     "ConnectTimeout": ".errors",
+    "Cookies": ".client",
     "DecodingError": ".errors",
     "FileResponse": ".messages",
     "FrameworkError": ".errors",
@@ -78,6 +98,7 @@ _SOURCES = {
     "PolicyError": ".errors",
     "PoolTimeout": ".errors",
     "ProtocolError": ".errors",
+    "ProxyError": ".errors",
     "QueryParams": ".messages",
     "ReadError": ".errors",
     "ReadTimeout": ".errors",
@@ -93,6 +114,7 @@ _SOURCES = {
     "SigningRequestError": ".errors",
     "StaticFiles": ".staticfiles",
     "StreamingResponse": ".messages",
+    "SyncClient": ".client",
     "TLSError": ".errors",
     "TLSInfo": ".messages",
     "Timeout": ".client",
@@ -100,11 +122,21 @@ _SOURCES = {
     "TooManyRedirects": ".errors",
     "WriteError": ".errors",
     "WriteTimeout": ".errors",
+    "delete": ".client",
+    "get": ".client",
+    "head": ".client",
+    "options": ".client",
+    "patch": ".client",
+    "post": ".client",
+    "put": ".client",
+    "request": ".client",
     "serve": ".deploy",
 }
 
 __all__ = [
     "App",
+    "BasicAuth",
+    "BearerAuth",
     "CORSMiddleware",
     "CertificateError",
     "CertificateStore",
@@ -116,6 +148,7 @@ __all__ = [
     "CompressionMiddleware",
     "ConnectError",
     "ConnectTimeout",
+    "Cookies",
     "DecodingError",
     "FileResponse",
     "FrameworkError",
@@ -127,6 +160,7 @@ __all__ = [
     "PolicyError",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "QueryParams",
     "ReadError",
     "ReadTimeout",
@@ -142,6 +176,7 @@ __all__ = [
     "SigningRequestError",
     "StaticFiles",
     "StreamingResponse",
+    "SyncClient",
     "TLSError",
     "TLSInfo",
     "Timeout",
@@ -149,6 +184,14 @@ __all__ = [
     "TooManyRedirects",
     "WriteError",
     "WriteTimeout",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
     "serve",
 ]
 

@@ -144,6 +144,12 @@ CLIENT_MAX_HEADER_BYTES = 64 * 1024
 #: and so bounds ``Client.aclose()``. Precedent: asyncio's ssl_shutdown_timeout is 30 s, too
 #: long for a client's exit; Go's Transport.CloseIdleConnections does not wait at all.
 CLIENT_CLOSE_TIMEOUT = 1.0
+#: The first pause before a retry (``Client(retries=N)``); each next one doubles, with jitter.
+#: Precedent: urllib3's Retry backoff_factor (0 by default; 0.1-0.5 commonly set).
+CLIENT_RETRY_BACKOFF = 0.1
+#: The longest pause between two retries. Precedent: urllib3's BACKOFF_MAX 120 s, too long
+#: for an interactive client; grpc's initial backoff 1 s, max 120 s.
+CLIENT_RETRY_BACKOFF_MAX = 2.0
 
 # --- TLS ------------------------------------------------------------------------------------
 

@@ -149,10 +149,10 @@ class Load:
                         if fresh:
                             async with Client(ca=self.ca, timeout=timeout) as client:
                                 response = await client.get(self.url)
-                                answer = await response.json()
+                                answer = response.json()
                         else:
                             response = await shared.get(self.url)
-                            answer = await response.json()
+                            answer = response.json()
                     except Exception as exc:
                         self.failures.append(f"{type(exc).__name__}: {exc}")
                         continue

@@ -197,7 +197,7 @@ def test_stream_is_compressed_piece_by_piece(tls_files: TLSFiles, site: Site) ->
                 assert "content-length" not in response.headers
                 decoder = zlib.decompressobj(31)
                 text = b""
-                async for raw in response.stream(decode=False):
+                async for raw in response.aiter_raw():
                     text += decoder.decompress(raw)
                     if text == b"first piece of the stream\n" * 40:
                         # Decodable before the handler made its second piece.
@@ -215,7 +215,7 @@ def test_client_decodes_compressed_responses(tls_files: TLSFiles, site: Site) ->
         async with Client(f"https://localhost:{site.server.port}", ca=tls_files.ca_cert) as client:
             response = await client.get("/items")  # Accept-Encoding: gzip, deflate by default
             assert response.headers["content-encoding"] == "gzip"
-            assert await response.json() == ITEMS
+            assert response.json() == ITEMS
 
     asyncio.run(main())
 
@@ -249,7 +249,7 @@ def test_head_of_file(tmp_path: Path, tls_files: TLSFiles) -> None:
             assert head.status == 200
             assert head.headers["content-encoding"] == "gzip"
             get = await client.get("/a.txt", headers={"Accept-Encoding": "gzip"})
-            assert await get.read() == TEXT
+            assert get.content == TEXT
 
     with serve_in_thread(app, tls_files) as server:
         asyncio.run(main(server))
