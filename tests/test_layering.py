@@ -50,6 +50,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "cli": None,
     "cli_certs": None,
     "cli_limits": None,
+    "cli_ops": None,
     "__main__": None,
     "__init__": None,
 }

@@ -187,7 +187,8 @@ def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:
 def serve(
     handler: Handler,
     *,
-    log_level: str = "info",
+    log_level: str | None = None,
+    log_config: str | None = None,
     use_uvloop: bool = True,
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     ready: Callable[[Server], None] | None = None,
@@ -204,7 +205,9 @@ def serve(
         options: where and how to listen (``ListenOptions``: host, port, certfile, keyfile,
             tls, client_ca, client_cert, client_crl, tls_profile, session_resumption,
             access_log).
-        log_level: the ``framework`` loggers' level.
+        log_level: the ``framework`` loggers' level (``info`` unless ``log_config`` sets it).
+        log_config: a logging configuration file (JSON for ``dictConfig``, else INI for
+            ``fileConfig``) that replaces the default stderr handlers.
         graceful_timeout: how long in-flight requests may run after a stop signal.
         ready: called with the server once it listens.
         config: the server's limits and timeouts (``ServerConfig``).
@@ -212,7 +215,8 @@ def serve(
     Raises:
         FrameworkError: a one-line message when the server cannot start.
     """
-    _configure_logging(log_level)
+    log_format = config.access_log_format if config is not None else "text"
+    _configure_logging(log_level, log_config, log_format)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
         runner.run(_serve(handler, graceful_timeout, ready, config, options))
@@ -269,14 +273,24 @@ def _reload(started: list[Server]) -> None:
         pass  # logged by the server; the old certificate stays in force
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(
+    level: str | None, log_config: str | None = None, log_format: accesslog.LogFormat = "text"
+) -> None:
     logger = logging.getLogger("framework")
-    if logger.handlers:
+    if log_config is not None:
+        from .logconfig import load_log_config
+
+        load_log_config(log_config)  # its handlers and levels, unless --log-level is given
+        if level is None:
+            return
+    elif logger.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    accesslog.install(sys.stderr)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(accesslog.LINE_FORMAT))
+        logger.addHandler(handler)
+        accesslog.install(sys.stderr, log_format)
+    level = level or "info"
     try:
         logger.setLevel(level.upper())
     except ValueError as exc:
