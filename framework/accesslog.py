@@ -278,7 +278,14 @@ def log_request(
             tail,
             extra={
                 "access": _fields(
-                    host, method, target, http_version, status, sent, duration, connection
+                    client[0] if client else None,
+                    method,
+                    target,
+                    http_version,
+                    status,
+                    sent,
+                    duration,
+                    connection,
                 )
             },
         )
@@ -322,7 +329,9 @@ def log_rejected(
         return
     tail = _tail(status, sent, None, connection)
     if handler is None:
-        fields = _fields(host, None, None, None, status, sent, None, connection)
+        fields = _fields(
+            client[0] if client else None, None, None, None, status, sent, None, connection
+        )
         access_log.info('%s - "-" %s', host, tail, extra={"access": fields})
         return
     handler.add(f'{handler.prefix(time.time())}{host} - "-" {tail}\n')

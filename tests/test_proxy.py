@@ -127,3 +127,19 @@ def test_proxy_config_takes_a_list_too() -> None:
     assert ServerConfig(forwarded_allow_ips=["10.0.0.0/8", "::1"]).forwarded_allow_ips == (
         "10.0.0.0/8,::1"
     )
+
+
+def test_proxy_serve_flag_default_is_loopback_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from framework.cli import build_parser
+    from framework.cli_ops import ops_config
+
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    args = build_parser().parse_args(["serve", "examples.hello:app"])
+    assert ops_config(args)["forwarded_allow_ips"] == "127.0.0.0/8,::1"
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 192.0.2.1")
+    args = build_parser().parse_args(["serve", "examples.hello:app"])
+    assert ops_config(args)["forwarded_allow_ips"] == "10.0.0.0/8,192.0.2.1"
+    args = build_parser().parse_args(["serve", "app:app", "--forwarded-allow-ips", "*"])
+    assert ops_config(args) == {"access_log_format": "text", "forwarded_allow_ips": "*"}

@@ -368,6 +368,24 @@ def test_ops_proxy_headers_from_a_trusted_peer(
     assert clients == ["203.0.113.9", "2001:db8::7", "127.0.0.1"]  # the log names the client
 
 
+def test_ops_proxy_hostile_headers_over_tls_change_nothing(tls_files: TLSFiles) -> None:
+    context = tls_files.client_context()
+    floods = [
+        ("X-Forwarded-For: " + "9" * 15_000,),  # one huge value, under the 16 KiB head limit
+        tuple(f"X-Forwarded-For: 10.0.0.{i}, junk" for i in range(90)),  # many headers
+        ('Forwarded: for="\\"' + ";" * 5000,),
+        ("X-Forwarded-For: 127.0.0.1, " * 500,),
+    ]
+    with serve_in_thread(who, tls_files) as server:
+        for headers in floods:
+            seen = body_json(exchange(server.port, context, get("/who", *headers)))
+            assert seen["client"][0] == "127.0.0.1"
+            assert seen["scheme"] == "https"
+        # The server still serves, and still believes a sane header after them.
+        sane = exchange(server.port, context, get("/who", "X-Forwarded-For: 192.0.2.4"))
+        assert body_json(sane)["client"] == ["192.0.2.4", 0]
+
+
 @pytest.mark.parametrize("allow", ["127.0.0.1", "", "10.0.0.0/8"])
 def test_ops_proxy_headers_from_an_untrusted_peer_change_nothing(
     tls_files: TLSFiles, allow: str, caplog: pytest.LogCaptureFixture
