@@ -166,6 +166,7 @@ def test_ops_access_log_json_lines(tls_files: TLSFiles, caplog: pytest.LogCaptur
     assert "c00kie" not in caplog.text
 
 
+@pytest.mark.tool
 def test_ops_cli_json_access_log_with_curl(tmp_path: Path) -> None:
     curl = require_tool("curl")
     env = environment(tmp_path / "home")
@@ -227,6 +228,7 @@ format=INI %(name)s %(message)s
 """
 
 
+@pytest.mark.tool
 @pytest.mark.parametrize("kind", ["json", "ini"])
 def test_ops_log_config_file_takes_the_lines(tmp_path: Path, kind: str) -> None:
     curl = require_tool("curl")
@@ -494,6 +496,7 @@ def curl_json(url: str, ca: Path, *headers: str) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.tool
 def test_ops_behind_nginx_the_real_client_and_scheme(
     behind_nginx: tuple[int, int], tls_files: TLSFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
