@@ -16,6 +16,7 @@ proxy that only sets the other: neither is believed, and the peer stays the clie
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -168,6 +169,8 @@ def _split(values: list[bytes]) -> list[str]:
     return items[1:][-MAX_HOPS:] if cut else items[-MAX_HOPS:]
 
 
+# A proxy sends the same few addresses again and again: parsing one costs microseconds.
+@functools.lru_cache(maxsize=4096)
 def _host_port(value: str) -> tuple[str, int] | None:
     """``1.2.3.4``, ``1.2.3.4:80``, ``::1``, ``[::1]:80`` as (address, port); else ``None``."""
     port = 0
