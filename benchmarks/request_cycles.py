@@ -70,7 +70,8 @@ async def main(tasks: str, count: int, log: str = "") -> None:
     loop = asyncio.get_running_loop()
     if tasks == "lazy":
         loop.set_task_factory(_lazy)
-    settings: dict[str, Any] = {}
+    # One connection carries every request: no cap on requests per connection.
+    settings: dict[str, Any] = {"max_requests_per_connection": None}
     if log:
         _install_access_log(log)
         settings["access_log"] = True
