@@ -70,6 +70,7 @@ class ServerContext:
         "on_close",
         "start_task",
         "forwarded",
+        "scheme",
     )
 
     def __init__(
@@ -103,6 +104,7 @@ class ServerContext:
         #: The peers whose proxy headers are believed (``None``: nobody's).
         allow = ForwardedAllow(config.forwarded_allow_ips)
         self.forwarded = allow if allow.all or allow.spec else None
+        self.scheme = "https" if is_tls else "http"
 
 
 def _task_starter(
@@ -290,7 +292,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self.requests += 1
         self.sent = 0
         self.began = time.monotonic()
-        scheme = "https" if context.is_tls else "http"
+        scheme = context.scheme
         if self._proxied:
             self.request_client, scheme = context.forwarded.resolve(  # type: ignore[union-attr]
                 self.client, event.headers, scheme

@@ -28,6 +28,7 @@ LOOPBACK = "127.0.0.0/8,::1"
 #: The most hops read from the right of one list; a longer chain ends at the last of these.
 MAX_HOPS = 32
 _SCHEMES = {"http": "http", "https": "https"}
+_NAMES = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -96,6 +97,11 @@ class ForwardedAllow:
 
         Returns ``(peer, scheme)`` unchanged when the headers say nothing believable.
         """
+        for name, _ in headers:
+            if name in _NAMES:
+                break
+        else:  # the common case, every request from a local client: nothing to read
+            return peer, scheme
         xff: list[bytes] = []
         xfp: list[bytes] = []
         forwarded: list[bytes] = []
@@ -106,8 +112,6 @@ class ForwardedAllow:
                 xfp.append(value)
             elif name == b"forwarded":
                 forwarded.append(value)
-        if not (xff or xfp or forwarded):
-            return peer, scheme
         client, proto = peer, None
         if forwarded:
             elements = _forwarded_elements(b",".join(forwarded))
