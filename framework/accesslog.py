@@ -19,12 +19,12 @@ as the record's ``access`` attribute (a dict) for formatters of its own.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import threading
 import time
-from typing import IO, Any, Literal
+from json.encoder import encode_basestring_ascii as _encode_ascii  # what json.dumps uses
+from typing import IO, Any, Literal, TypeAlias
 
 from .limits import ACCESS_LOG_FIELD_CHARS, ACCESS_LOG_TARGET_CHARS
 
@@ -152,6 +152,12 @@ def _capped(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[:limit] + f"...[{len(value) - limit} more]"
 
 
+def _quote(value: str | None) -> str:
+    """``value`` as a JSON string, ASCII only (every control and non-ASCII character a
+    ``\\u`` escape, so an object is one line whatever the peer sent), or ``null``."""
+    return "null" if value is None else _encode_ascii(value)
+
+
 class ConnectionFields:
     """What a connection's TLS gives each of its access-log lines, made once per connection.
 
@@ -161,7 +167,7 @@ class ConnectionFields:
         peer_subject: the client certificate's subject (RFC 4514, ``"CN=alice"``), if any.
     """
 
-    __slots__ = ("version", "server_name", "peer_subject", "text")
+    __slots__ = ("version", "server_name", "peer_subject", "text", "json")
 
     def __init__(
         self, version: str | None, server_name: str | None, peer_subject: str | None
@@ -179,10 +185,48 @@ class ConnectionFields:
             else '"' + _UNSAFE.sub(_escape, self.peer_subject) + '"'
         )
         self.text = f"{version or '-'} {name} {subject}"
+        self.json = (
+            f'"tls_version":{_quote(version)},"sni":{_quote(self.server_name)},'
+            f'"client_cert":{_quote(self.peer_subject)}'
+        )
 
 
 #: The fields of a connection without TLS.
 PLAIN = ConnectionFields(None, None, None)
+
+#: The arguments of ``_fields`` and ``_json_line``.
+_FieldArgs: TypeAlias = tuple[
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    int,
+    int | None,
+    float | None,
+    ConnectionFields,
+]
+
+
+def _json_line(
+    host: str | None,
+    method: str | None,
+    target: str | None,
+    http_version: str | None,
+    status: int,
+    sent: int | None,
+    duration: float | None,
+    connection: ConnectionFields,
+) -> str:
+    """The JSON object of ``_fields``, written directly: a third of ``json.dumps``'s cost."""
+    if target is not None and len(target) > ACCESS_LOG_TARGET_CHARS:
+        target = _capped(target, ACCESS_LOG_TARGET_CHARS)
+    length = "null" if sent is None else str(sent)
+    took = "null" if duration is None else f"{duration * 1000:.3f}"
+    return (
+        f'{{"time":"{_iso_time(time.time())}","client":{_quote(host)},"method":{_quote(method)},'
+        f'"target":{_quote(target)},"http_version":{_quote(http_version)},"status":{status},'
+        f'"bytes":{length},"duration_ms":{took},{connection.json}}}'
+    )
 
 
 def _fields(
@@ -253,7 +297,7 @@ def log_request(
     host = client[0] if client else "-"
     handler = _fast_handler()
     if log_format == "json":
-        fields = _fields(
+        args = (
             client[0] if client else None,
             method,
             target,
@@ -263,7 +307,7 @@ def log_request(
             duration,
             connection,
         )
-        _emit_json(handler, fields)
+        _emit_json(handler, args)
         return
     if len(target) > ACCESS_LOG_TARGET_CHARS or _UNSAFE.search(target):
         target = safe_target(target)
@@ -295,12 +339,10 @@ def log_request(
     )
 
 
-def _emit_json(handler: AccessLogHandler | None, fields: dict[str, Any]) -> None:
-    # ensure_ascii: every control character and every non-ASCII one is a \u escape, so an
-    # object is always one line of ASCII whatever the peer sent.
-    text = json.dumps(fields, ensure_ascii=True, separators=(",", ":"))
+def _emit_json(handler: AccessLogHandler | None, args: _FieldArgs) -> None:
+    text = _json_line(*args)
     if handler is None:
-        access_log.info("%s", text, extra={"access": fields})
+        access_log.info("%s", text, extra={"access": _fields(*args)})
     else:
         handler.add(handler.prefix(time.time()) + text + "\n")
 
@@ -322,10 +364,10 @@ def log_rejected(
     host = client[0] if client else "-"
     handler = _fast_handler()
     if log_format == "json":
-        fields = _fields(
-            client[0] if client else None, None, None, None, status, sent, None, connection
+        _emit_json(
+            handler,
+            (client[0] if client else None, None, None, None, status, sent, None, connection),
         )
-        _emit_json(handler, fields)
         return
     tail = _tail(status, sent, None, connection)
     if handler is None:

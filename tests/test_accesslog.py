@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -97,3 +98,22 @@ def test_accesslog_silent_above_info(installed: CountingStream) -> None:
     logging.getLogger("framework.access").setLevel(logging.WARNING)
     accesslog.log_request(("127.0.0.1", 1), "GET", "/", "1.1", 200)
     assert installed.getvalue() == ""
+
+
+def test_accesslog_json_line_is_what_json_dumps_would_write() -> None:
+    # The line is written directly, without json.dumps; it must parse back to the fields.
+    connection = accesslog.ConnectionFields("TLSv1.3", "h\u00f6st.test", 'CN=a"b\\c\n,O=\u00e9')
+    hostile = 'GET /\x00"\\\u2028\u00ff' + "x" * 2000
+    cases = [
+        ("203.0.113.9", "GET", "/a?b=c", "1.1", 200, 149, 0.000342, connection),
+        (None, None, None, None, 400, None, None, accesslog.PLAIN),
+        ("::1", "POST", hostile, "1.0", 500, 0, 12.5, connection),
+    ]
+    for args in cases:
+        line = accesslog._json_line(*args)
+        assert line.isascii()
+        assert "\n" not in line
+        parsed = json.loads(line)
+        expected = accesslog._fields(*args)
+        assert parsed.pop("time")[:10] == expected.pop("time")[:10]
+        assert parsed == expected
