@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .cli_limits import add_limit_flags, config_from_args, limits_table
 from .errors import FrameworkError
+from .limits import GRACEFUL_SHUTDOWN_TIMEOUT
 
 __all__ = ["build_parser", "limits_table", "load_app", "main"]
 
@@ -104,6 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         use_uvloop=args.loop != "asyncio",
         config=config,
+        graceful_timeout=args.graceful_timeout,
     )
     return 0
 
@@ -116,6 +118,18 @@ def _port(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0-65535, not {port}")
     return port
+
+
+def _graceful_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"--graceful-timeout must be seconds (0 or more), e.g. 10 or 0.5, not {value!r}"
+        )
+    return seconds
 
 
 def _limits(args: argparse.Namespace) -> int:
@@ -191,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    serve.add_argument(
+        "--graceful-timeout",
+        type=_graceful_seconds,
+        default=GRACEFUL_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight requests may run before they are cancelled "
+        f"(default {GRACEFUL_SHUTDOWN_TIMEOUT:g})",
+    )
     add_limit_flags(serve)
     serve.set_defaults(func=_serve)
 

@@ -30,7 +30,7 @@ from ..http11 import (
     InformationalResponse,
 )
 from ..http11 import Request as RequestHead
-from ..limits import WRITE_HIGH_WATER
+from ..limits import DRAIN_IDLE_GRACE, WRITE_HIGH_WATER
 from ..messages import Handler, Headers, Request, Response, TLSInfo
 from ..tls import tls_info
 from ..transport import BodyQueue, FlowControl
@@ -165,6 +165,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self.local = (local[0], local[1])
         self.context.deadlines.enter(self, timeouts.IDLE)
         self.context.connections.add(self)
+        if self.context.is_draining:
+            # Accepted from the backlog while the server stops: its first request is answered
+            # (with Connection: close) if it comes within the grace.
+            self.shutdown(DRAIN_IDLE_GRACE)
 
     def data_received(self, data: bytes) -> None:
         if self.is_closed:  # closing after a last response: what follows is not read
@@ -449,10 +453,32 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self.is_closed = True
             self.transport.abort()
 
-    def shutdown(self) -> None:
-        """Close now if idle; otherwise close after the response in progress."""
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Close after the response in progress, or at once when no request is arriving.
+
+        A request whose bytes have begun to arrive is read and answered (with ``Connection:
+        close``) first. An idle connection closes at once, unless its last response went out
+        less than ``grace`` seconds ago: the client may have a request on its way, so it gets
+        until ``grace`` has passed for that request to arrive.
+        """
         self._closing = True
-        if self._task is None:
+        if self._task is not None or self.is_closed:
+            return
+        if self.phase is not timeouts.IDLE or self.driver.trailing_data[0]:
+            return  # a request is arriving: it is answered, then the connection closes
+        keep_alive = self.context.deadlines.limit(timeouts.IDLE)
+        wait = 0.0
+        if grace > 0 and self.deadline is not None and keep_alive is not None:
+            idle_since = self.deadline - keep_alive
+            wait = idle_since + grace - self.context.deadlines.now()
+        if wait <= 0:
+            self._close()
+        else:
+            self.context.loop.call_later(wait, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        """Close unless a request started arriving since ``shutdown``."""
+        if self._task is None and self.phase is timeouts.IDLE and not self.driver.trailing_data[0]:
             self._close()
 
     @property
