@@ -106,12 +106,20 @@ def _start(
                 ready.set()
         ready.set()
 
-    threading.Thread(target=pump, name=f"{server}-stderr", daemon=True).start()
+    reader = threading.Thread(target=pump, name=f"{server}-stderr", daemon=True)
+    reader.start()
     if not ready.wait(STARTUP_TIMEOUT) or not found:
         process.kill()
         process.wait(STARTUP_TIMEOUT)
+        _close(process, reader)
         raise RuntimeError(f"{server} did not start: {lines[-10:]!r}")
-    return process, found[0], lines
+    return process, found[0], lines, reader
+
+
+def _close(process: subprocess.Popen[str], reader: threading.Thread) -> None:
+    reader.join(STARTUP_TIMEOUT)
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 def measure_once(
@@ -125,7 +133,7 @@ def measure_once(
     graceful: float = 10.0,
 ) -> DrainRun:
     """Start ``server``, load it, SIGTERM it once the load flows; the counts of that run."""
-    process, port, lines = _start(server, cert, key, graceful)
+    process, port, lines, reader = _start(server, cert, key, graceful)
     result = DrainRun(server, stderr=lines)
     flowing = threading.Event()
     report: dict[str, Any] = {}
@@ -161,6 +169,7 @@ def measure_once(
         if process.poll() is None:
             process.kill()
             process.wait(STARTUP_TIMEOUT)
+        _close(process, reader)
         loader.join(duration + graceful + STARTUP_TIMEOUT)
     errors = dict(report.get("errors", {}))
     result.errors = {k: v for k, v in errors.items() if v}
