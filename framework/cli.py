@@ -106,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         use_uvloop=args.loop != "asyncio",
         config=config,
         graceful_timeout=args.graceful_timeout,
+        watch_certs=not args.no_watch_certs,
     )
     return 0
 
@@ -212,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long in-flight requests may run before they are cancelled "
         f"(default {GRACEFUL_SHUTDOWN_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "--no-watch-certs",
+        action="store_true",
+        help="do not reload the certificate when its files change (SIGHUP still reloads)",
     )
     add_limit_flags(serve)
     serve.set_defaults(func=_serve)

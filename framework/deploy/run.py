@@ -20,6 +20,7 @@ from .. import accesslog, limits
 from ..errors import FrameworkError
 from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode, TLSProfile
+from .certwatch import CertificateWatcher
 
 __all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
 
@@ -192,6 +193,7 @@ def serve(
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     ready: Callable[[Server], None] | None = None,
     config: ServerConfig | None = None,
+    watch_certs: bool = True,
     **options: Unpack[ListenOptions],
 ) -> None:
     """Serve ``handler`` until SIGINT or SIGTERM, then drain and return.
@@ -208,6 +210,8 @@ def serve(
         graceful_timeout: how long in-flight requests may run after a stop signal.
         ready: called with the server once it listens.
         config: the server's limits and timeouts (``ServerConfig``).
+        watch_certs: reload the certificate when its files change (``CertificateWatcher``),
+            as well as on SIGHUP.
 
     Raises:
         FrameworkError: a one-line message when the server cannot start.
@@ -215,7 +219,7 @@ def serve(
     _configure_logging(log_level)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        runner.run(_serve(handler, graceful_timeout, ready, config, options))
+        runner.run(_serve(handler, graceful_timeout, ready, config, options, watch_certs))
 
 
 async def _serve(
@@ -224,10 +228,12 @@ async def _serve(
     ready: Callable[[Server], None] | None,
     config: ServerConfig | None,
     options: ListenOptions,
+    watch_certs: bool = True,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     started: list[Server] = []
+    watchers: list[CertificateWatcher] = []
     # Installed before the start-up line is printed: whoever reads it (a supervisor, a test)
     # may signal at once, and must get a graceful stop rather than the default kill. SIGHUP
     # re-reads the certificate files (after a renewal wrote them anew), as nginx does; without
@@ -235,7 +241,7 @@ async def _serve(
     # (SIGHUP's default action), so it is logged and ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, started)
+    loop.add_signal_handler(signal.SIGHUP, _reload, started, watchers)
     try:
         server = await start_server(handler, out=sys.stderr, config=config, **options)
     except BaseException:
@@ -243,6 +249,9 @@ async def _serve(
             loop.remove_signal_handler(signum)
         raise
     started.append(server)
+    if watch_certs and server.certificates is not None:
+        watchers.append(CertificateWatcher(server))
+        watchers[0].start()
     if ready is not None:
         ready(server)
     try:
@@ -250,12 +259,14 @@ async def _serve(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        for watcher in watchers:
+            watcher.stop()
         log.info("stopping: finishing in-flight requests (at most %.0f s)", graceful_timeout)
         await server.aclose(graceful_timeout)
         log.info("stopped")
 
 
-def _reload(started: list[Server]) -> None:
+def _reload(started: list[Server], watchers: list[CertificateWatcher]) -> None:
     if not started:
         log.info("SIGHUP while starting: nothing to reload yet")
         return
@@ -266,7 +277,9 @@ def _reload(started: list[Server]) -> None:
     try:
         server.reload_certificate()
     except FrameworkError:
-        pass  # logged by the server; the old certificate stays in force
+        return  # logged by the server; the old certificate stays in force
+    for watcher in watchers:
+        watcher.reloaded()
 
 
 def _configure_logging(level: str) -> None:
