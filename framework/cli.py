@@ -81,6 +81,13 @@ def _serve(args: argparse.Namespace) -> int:
             "--client-cert needs --client-ca, the CA that signs client certificates"
         )
     config = config_from_args(args, h11_only=args.h11_only)
+    if args.reload:
+        from .deploy.reload import app_directory, run_with_reload
+
+        if getattr(args, "workers", 1) not in (1, None):
+            raise FrameworkError("--reload runs one server process; drop --workers (or --reload)")
+        serve_argv = [a for a in args.argv[1:] if a != "--reload"]
+        return run_with_reload(serve_argv, app_directory(args.app))
     from .asgi import as_handler
 
     try:
@@ -215,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {GRACEFUL_SHUTDOWN_TIMEOUT:g})",
     )
     serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart the server when a .py file under the app's directory changes",
+    )
+    serve.add_argument(
         "--no-watch-certs",
         action="store_true",
         help="do not reload the certificate when its files change (SIGHUP still reloads)",
@@ -235,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for serve --reload's child
     try:
         status: int = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not as a warning at exit
