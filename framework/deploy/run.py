@@ -257,12 +257,18 @@ async def _serve(
     try:
         await stop.wait()
     finally:
+        # A second SIGINT (Ctrl-C again) stops at once: its default, KeyboardInterrupt, exit
+        # 130. A second SIGTERM, a process manager repeating itself, must not cut the drain.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        loop.add_signal_handler(signal.SIGTERM, log.info, "SIGTERM again: still stopping")
         for watcher in watchers:
             watcher.stop()
-        log.info("stopping: finishing in-flight requests (at most %.0f s)", graceful_timeout)
-        await server.aclose(graceful_timeout)
+        log.info("stopping: finishing in-flight requests (at most %g s)", graceful_timeout)
+        try:
+            await server.aclose(graceful_timeout)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
         log.info("stopped")
 
 

@@ -195,12 +195,18 @@ def test_drain_cuts_an_endless_stream_at_the_graceful_timeout(
         with tls_connection(served.port, tls_files) as sock:
             sock.sendall(b"GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert b"tick 0" in sock.recv(65536) + sock.recv(65536)
-            code, seconds = stop_and_time(served)
+            mark = served.mark()
+            started = time.monotonic()
+            served.process.send_signal(signal.SIGTERM)
+            served.wait_for(STOPPING, after=mark)
+            code, _ = stop_and_time(served)  # a second SIGTERM does not cut the drain short
+            seconds = time.monotonic() - started
             received = read_until_cut(sock)
             assert b"tick " in received
             assert not received.endswith(b"0\r\n\r\n")  # cut: no last chunk
     assert code == 0
     assert GRACEFUL * 0.9 < seconds < GRACEFUL + EXIT_MARGIN, seconds
+    assert any("SIGTERM again: still stopping" in line for line in served.rest())
 
 
 def test_a_second_sigint_stops_at_once(tls_files: TLSFiles, tmp_path: Path) -> None:
