@@ -9,6 +9,7 @@ stays; ``--no-watch-certs`` turns the watching off.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -65,16 +66,19 @@ def load_in_thread(settings: Settings, into: dict[str, Any]) -> threading.Thread
 
 @pytest.mark.slow
 @pytest.mark.tool
-def test_replaced_files_switch_the_served_serial_with_no_failed_request(
-    tls_files: TLSFiles, tmp_path: Path
+@pytest.mark.parametrize("trigger", ["file-watch", "sighup"])
+def test_new_files_switch_the_served_serial_with_no_failed_request(
+    trigger: str, tls_files: TLSFiles, tmp_path: Path
 ) -> None:
     openssl = require_tool("openssl")
     cert, key, old_serial = issue(tls_files.ca, tmp_path, "server")
+    extra = ["--no-watch-certs"] if trigger == "sighup" else []
     with serving(
         "examples.hello:app", "--certfile", str(cert), "--keyfile", str(key), "--no-access-log",
-        home=tmp_path / "home",
+        *extra, home=tmp_path / "home",
     ) as served:  # fmt: skip
-        served.wait_for(WATCHING)
+        if trigger == "file-watch":
+            served.wait_for(WATCHING)
         url = f"https://127.0.0.1:{served.port}/"
         kept: dict[str, Any] = {}
         fresh: dict[str, Any] = {}
@@ -88,7 +92,9 @@ def test_replaced_files_switch_the_served_serial_with_no_failed_request(
         assert s_client_serial(openssl, served.port, tls_files.ca_cert) == old_serial
         renewed = tls_files.ca.issue(HOSTS)
         mark = served.mark()
-        renewed.write(cert, key, force=True)  # as a renewal tool does: new files, no signal
+        renewed.write(cert, key, force=True)  # as a renewal tool does: new files
+        if trigger == "sighup":
+            served.process.send_signal(signal.SIGHUP)
         new_serial = renewed.certificate.serial_number
         seen = wait_for_serial(openssl, served.port, tls_files.ca_cert, new_serial)
         served.wait_for(RELOADED, after=mark)
