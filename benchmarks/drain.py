@@ -11,6 +11,7 @@ Examples::
 
     python -m benchmarks.drain --runs 4                 # ours and uvicorn, 4 SIGTERMs each
     python -m benchmarks.drain --server ours --runs 8 -c 64
+    python -m benchmarks.drain --tool wrk --runs 4      # the same with wrk as the load
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,32 +133,22 @@ def measure_once(
     connections: int = 32,
     duration: float = 4.0,
     graceful: float = 10.0,
+    tool: str = "load",
 ) -> DrainRun:
-    """Start ``server``, load it, SIGTERM it once the load flows; the counts of that run."""
+    """Start ``server``, load it, SIGTERM it once the load flows; the counts of that run.
+
+    ``tool`` is ``"load"`` (``benchmarks.load``, which tells a refused connection from a
+    failed handshake) or ``"wrk"`` (which counts both as ``connect`` errors).
+    """
     process, port, lines, reader = _start(server, cert, key, graceful)
     result = DrainRun(server, stderr=lines)
     flowing = threading.Event()
     report: dict[str, Any] = {}
-
-    def progress(elapsed: float, rps: float, p99: int, errors: int, warming: bool) -> None:
-        if rps > 0:
-            flowing.set()
-
-    settings = Settings(
-        url=f"https://127.0.0.1:{port}/",
-        connections=connections,
-        duration=duration,
-        warmup=0.0,
-        ca=str(ca),
-        timeout=graceful + 5.0,
-    )
-
-    def load() -> None:
-        try:
-            report.update(run(settings, progress=progress))
-        finally:
-            flowing.set()
-
+    url = f"https://127.0.0.1:{port}/"
+    if tool == "wrk":
+        load = _wrk(url, connections, duration, flowing, report)
+    else:
+        load = _load(url, connections, duration, graceful, ca, flowing, report)
     loader = threading.Thread(target=load, name="drain-load", daemon=True)
     loader.start()
     try:
@@ -178,6 +170,90 @@ def measure_once(
     return result
 
 
+def _load(
+    url: str,
+    connections: int,
+    duration: float,
+    graceful: float,
+    ca: Path,
+    flowing: threading.Event,
+    report: dict[str, Any],
+) -> Callable[[], None]:
+    settings = Settings(
+        url=url,
+        connections=connections,
+        duration=duration,
+        warmup=0.0,
+        ca=str(ca),
+        timeout=graceful + 5.0,
+    )
+
+    def progress(elapsed: float, rps: float, p99: int, errors: int, warming: bool) -> None:
+        if rps > 0:
+            flowing.set()
+
+    def load() -> None:
+        try:
+            report.update(run(settings, progress=progress))
+        finally:
+            flowing.set()
+
+    return load
+
+
+# Each wrk thread says once that the load flows (2,000 answers), so the signal is sent under load.
+_WRK_SCRIPT = """
+local answers = 0
+response = function(status, headers, body)
+  answers = answers + 1
+  if answers == 2000 then io.stdout:write("flowing\\n"); io.stdout:flush() end
+end
+"""
+_WRK_COUNT = re.compile(r"(\d+) requests in")
+_WRK_ERRORS = re.compile(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_WRK_STATUS = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def _wrk(
+    url: str, connections: int, duration: float, flowing: threading.Event, report: dict[str, Any]
+) -> Callable[[], None]:
+    def load() -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(_WRK_SCRIPT)
+            script.flush()
+            command = [
+                "wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s",
+                "-s", script.name, url,
+            ]  # fmt: skip
+            try:
+                done = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+                assert done.stdout is not None
+                output = []
+                for line in done.stdout:
+                    if line.strip() == "flowing":
+                        flowing.set()
+                    else:
+                        output.append(line)
+                done.wait(STARTUP_TIMEOUT)
+                done.stdout.close()
+            finally:
+                flowing.set()
+        text = "".join(output)
+        count = _WRK_COUNT.search(text)
+        report["requests"] = int(count.group(1)) if count else 0
+        errors = dict.fromkeys(("connect", "read", "write", "timeout", "status"), 0)
+        if found := _WRK_ERRORS.search(text):
+            for kind, value in zip(
+                ("connect", "read", "write", "timeout"), found.groups(), strict=True
+            ):
+                errors[kind] = int(value)
+        if found := _WRK_STATUS.search(text):
+            errors["status"] = int(found.group(1))
+        report["errors"] = errors
+
+    return load
+
+
 def measure(server: str, runs: int, **options: Any) -> list[DrainRun]:
     """``runs`` SIGTERMs under load against ``server`` with the development CA's certificate."""
     from framework.pki import dev_certificate
@@ -196,10 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=4, help="SIGTERMs per server (default 4)")
     p.add_argument("-c", "--connections", type=int, default=32)
     p.add_argument("-d", "--duration", type=float, default=4.0, help="load seconds per run")
+    p.add_argument("--tool", choices=("load", "wrk"), default="load", help="the load generator")
     args = p.parse_args(argv)
     servers = SERVERS if args.server == "both" else (args.server,)
     for server in servers:
-        results = measure(server, args.runs, connections=args.connections, duration=args.duration)
+        results = measure(
+            server,
+            args.runs,
+            connections=args.connections,
+            duration=args.duration,
+            tool=args.tool,
+        )
         for r in results:
             print(
                 f"{server:8} answered {r.answered:6}  lost {r.lost:3}  exit {r.exit_code} in "

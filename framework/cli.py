@@ -23,6 +23,16 @@ __all__ = ["build_parser", "limits_table", "load_app", "main"]
 
 PROG = "framework"
 
+SIGNALS = """signals:
+  SIGTERM, SIGINT  stop gracefully: stop accepting (connections already waiting are served),
+                   close idle connections, answer requests that have arrived with
+                   Connection: close, cancel what still runs after --graceful-timeout, run
+                   the shutdown hooks, exit 0. A second SIGINT stops at once (exit 130).
+  SIGHUP           reload the certificate, key and client CRL (checked first; on failure
+                   the old ones stay and the log says why). The files are also watched
+                   (every 2 s) unless --no-watch-certs.
+exit status: 0 stopped cleanly, 2 a usage or configuration error."""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a mistake is one line (not the usage block) and exit status 2."""
@@ -152,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    serve = sub.add_parser("serve", help="serve an app over HTTPS")
+    serve = sub.add_parser(
+        "serve",
+        help="serve an app over HTTPS",
+        epilog=SIGNALS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("app", metavar="MODULE:ATTR", help="the app, e.g. examples.hello:app")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"

@@ -7,8 +7,10 @@ stop accepting at ``max_connections`` (connections in their handshake count) and
 it: the ones above wait in the kernel's backlog, as under nginx's worker_connections, rather
 than being refused. Once a second (more often for timeouts under two seconds) it refreshes the
 ``Date`` clock and expires connections past their phase's deadline. On ``aclose()`` it stops
-accepting, lets requests in flight finish within a bound, and runs the shutdown hooks. The
-handler is any ``async (Request) -> Response`` callable.
+accepting, serves the connections already in the backlog, answers every request that has
+arrived (with ``Connection: close``), closes idle connections, cuts what still runs after the
+graceful timeout, and runs the shutdown hooks. The handler is any ``async (Request) ->
+Response`` callable.
 """
 
 from __future__ import annotations

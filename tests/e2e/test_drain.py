@@ -13,16 +13,19 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks.drain import measure_once
-from tests.conftest import TLSFiles
-from tests.e2e.serve_cli import Served
+from tests.conftest import TLSFiles, require_tool
+from tests.e2e.serve_cli import REPO, Served, environment
 from tests.e2e.test_asgi_uvicorn import require_module
 from tests.e2e.test_mtls import serving
 
@@ -91,22 +94,25 @@ def stop_and_time(served: Served, signum: int = signal.SIGTERM) -> tuple[int, fl
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("tool", ["load", "wrk"])
 def test_sigterm_under_load_loses_no_accepted_request_unlike_uvicorn(
-    tls_files: TLSFiles, record_property: pytest.RecordProperty, capsys: pytest.CaptureFixture[str]
+    tool: str,
+    tls_files: TLSFiles,
+    record_property: pytest.RecordProperty,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     require_module("uvicorn")
+    if tool == "wrk":
+        require_tool("wrk")
     cert, key, ca = tls_files.server_cert, tls_files.server_key, tls_files.ca_cert
-    ours = [
-        measure_once("ours", cert, key, ca, duration=3.0, graceful=GRACEFUL) for _ in range(RUNS)
-    ]
-    theirs = [
-        measure_once("uvicorn", cert, key, ca, duration=3.0, graceful=GRACEFUL) for _ in range(RUNS)
-    ]
+    options: dict[str, Any] = {"duration": 3.0, "graceful": GRACEFUL, "tool": tool}
+    ours = [measure_once("ours", cert, key, ca, **options) for _ in range(RUNS)]
+    theirs = [measure_once("uvicorn", cert, key, ca, **options) for _ in range(RUNS)]
     record_property("lost_ours", [r.lost for r in ours])
     record_property("lost_uvicorn", [r.lost for r in theirs])
     with capsys.disabled():
         print(
-            f"\nlost per SIGTERM under load: ours {[r.lost for r in ours]} of "
+            f"\nlost per SIGTERM under {tool}: ours {[r.lost for r in ours]} of "
             f"{sum(r.answered for r in ours)} answered; uvicorn {[r.lost for r in theirs]} of "
             f"{sum(r.answered for r in theirs)}"
         )
@@ -220,3 +226,17 @@ def test_a_second_sigint_stops_at_once(tls_files: TLSFiles, tmp_path: Path) -> N
             code, seconds = stop_and_time(served, signal.SIGINT)
     assert code != 0
     assert seconds < EXIT_MARGIN, seconds
+
+
+def test_a_bad_graceful_timeout_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "framework", "serve", APP, "--graceful-timeout", "soon"],
+        cwd=REPO,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "--graceful-timeout must be seconds (0 or more), e.g. 10 or 0.5, not 'soon'" in line
