@@ -146,7 +146,7 @@ def measure_once(
     report: dict[str, Any] = {}
     url = f"https://127.0.0.1:{port}/"
     if tool == "wrk":
-        load = _wrk(url, connections, duration, flowing, report)
+        load = _wrk(url, connections, duration, graceful, flowing, report)
     else:
         load = _load(url, connections, duration, graceful, ca, flowing, report)
     loader = threading.Thread(target=load, name="drain-load", daemon=True)
@@ -215,14 +215,23 @@ _WRK_STATUS = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
 
 def _wrk(
-    url: str, connections: int, duration: float, flowing: threading.Event, report: dict[str, Any]
+    url: str,
+    connections: int,
+    duration: float,
+    graceful: float,
+    flowing: threading.Event,
+    report: dict[str, Any],
 ) -> Callable[[], None]:
+    # wrk's own timeout (2 s) would count a busy machine's pause as lost requests; the server
+    # has until its graceful timeout to answer, as with benchmarks.load.
+    timeout = f"--timeout={graceful + 5.0:g}s"
+
     def load() -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
             script.write(_WRK_SCRIPT)
             script.flush()
             command = [
-                "wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s",
+                "wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s", timeout,
                 "-s", script.name, url,
             ]  # fmt: skip
             try:
