@@ -140,6 +140,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self._body: BodyQueue | None = None
         self._continue_sent = False
         self._closing = False  # finish the current response, then close
+        self._stopping = False  # shutdown() was called: answer what has arrived, then close
         self._request: Request | None = None
         #: When the request being received must have arrived whole (``request_timeout``).
         self._request_deadline: float | None = None
@@ -361,7 +362,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
             limit = context.config.max_requests_per_connection
             if limit is not None and self.requests >= limit:
                 self._closing = True  # the last request this connection may carry
-            if self._closing or body is None or not body.is_complete or context.is_draining:
+            # Stopping: the last answer says Connection: close, unless the client has already
+            # pipelined another request, which is answered too.
+            stopping = (self._stopping or context.is_draining) and not self.driver.trailing_data[0]
+            if self._closing or body is None or not body.is_complete or stopping:
                 # The request body was not all read (so the connection cannot be reused), or
                 # the server is shutting down: say so, and close after this response.
                 self._closing = True
@@ -399,6 +403,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self._read_next = True  # _process reads it when start_task returns
         else:
             self._process()
+        if self._stopping or self.context.is_draining:
+            # Answered with keep-alive while stopping (a pipelined request followed, or the
+            # stop began as this answer went out): the next request may be on its way.
+            self.shutdown(DRAIN_IDLE_GRACE)
 
     # --- errors, timeouts and closing -------------------------------------------------------
 
@@ -456,12 +464,13 @@ class ServerProtocol(Guards, asyncio.Protocol):
     def shutdown(self, grace: float = 0.0) -> None:
         """Close after the response in progress, or at once when no request is arriving.
 
-        A request whose bytes have begun to arrive is read and answered (with ``Connection:
-        close``) first. An idle connection closes at once, unless its last response went out
-        less than ``grace`` seconds ago: the client may have a request on its way, so it gets
-        until ``grace`` has passed for that request to arrive.
+        A request whose bytes have begun to arrive is read and answered first, with
+        ``Connection: close`` (or keep-alive when another request was pipelined behind it,
+        which is then answered the same way). An idle connection closes at once, unless its
+        last response went out less than ``grace`` seconds ago: the client may have a request
+        on its way, so it gets until ``grace`` has passed for that request to arrive.
         """
-        self._closing = True
+        self._stopping = True
         if self._task is not None or self.is_closed:
             return
         if self.phase is not timeouts.IDLE or self.driver.trailing_data[0]:

@@ -6,6 +6,7 @@ Run it:   python -m framework serve tests.e2e.drain_app:app
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from framework import App, Request, Response, StreamingResponse
@@ -14,6 +15,9 @@ app = App()
 #: The stream's bound: far longer than any test runs, so only a stop ends it.
 STREAM_CHUNKS = 100_000
 BIG = b"x" * (64 * 1024 * 1024)
+#: How long /slow takes: long enough for a test to stop the server while it runs.
+SLOW_SECONDS = 0.5
+log = logging.getLogger("framework.drain_app")
 
 
 @app.get("/")
@@ -34,3 +38,10 @@ async def stream(request: Request) -> StreamingResponse:
 @app.get("/big")
 async def big(request: Request) -> Response:
     return Response(body=BIG, media_type="application/octet-stream")
+
+
+@app.get("/slow")
+async def slow(request: Request) -> str:
+    log.info("slow request started")
+    await asyncio.sleep(SLOW_SECONDS)
+    return "slept"

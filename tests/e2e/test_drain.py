@@ -36,6 +36,7 @@ GRACEFUL = 2.0
 EXIT_MARGIN = 3.0
 RUNS = 3
 STOPPING = re.compile(r"stopping: finishing in-flight requests")
+SLOW_STARTED = re.compile(r"slow request started")
 STILL_RUNNING = re.compile(r"request still running after")
 
 
@@ -143,6 +144,30 @@ def test_sigterm_answers_a_request_whose_head_had_begun_to_arrive(
         assert answer.startswith(b"HTTP/1.1 200")
         assert b"\r\nconnection: close\r\n" in answer.lower()
         assert answer.endswith(b"Hello, world!")
+        assert served.process.wait(timeout=GRACEFUL + TIMEOUT) == 0
+
+
+def test_sigterm_answers_pipelined_requests_already_received(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    with drain_server(tls_files, tmp_path) as served:
+        with tls_connection(served.port, tls_files) as sock:
+            mark = served.mark()
+            sock.sendall(
+                b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            )
+            served.wait_for(SLOW_STARTED, after=mark)
+            served.process.send_signal(signal.SIGTERM)
+            served.wait_for(STOPPING, after=mark)
+            answers = read_response(sock)
+        first, second = answers.split(b"HTTP/1.1 ")[1:]
+        assert first.startswith(b"200")
+        assert first.endswith(b"slept")
+        assert b"\r\nconnection: close\r\n" not in first.lower()  # the second was waiting
+        assert second.startswith(b"200")
+        assert second.endswith(b"Hello, world!")
+        assert b"\r\nconnection: close\r\n" in second.lower()
         assert served.process.wait(timeout=GRACEFUL + TIMEOUT) == 0
 
 
