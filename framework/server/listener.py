@@ -334,11 +334,21 @@ class Server:
         self._listeners.clear()
         for conn in list(context.connections):
             conn.shutdown(limits.DRAIN_IDLE_GRACE)
-        # Polled: "closed by us and flushed" has no event of its own. Bounded by the deadline.
-        while not self._settled():
-            if self.loop.time() >= deadline:
+        # Polled, every 10 ms up to the deadline: "closed by us" has no event of its own.
+        linger_until: float | None = None
+        while self._handshakes or self.connections:
+            now = self.loop.time()
+            if now >= deadline:
                 self._cut(timeout)
                 break
+            if self._all_closed_by_us():
+                # Each connection has its last answer and a close_notify on the way; the
+                # client closes once it has read them. One that does not, within the linger,
+                # is not waited for: it would hold the stop for nothing.
+                if linger_until is None:
+                    linger_until = now + limits.DRAIN_LINGER
+                elif now >= linger_until:
+                    break
             await asyncio.sleep(0.01)  # noqa: ASYNC110 - a bounded poll of the connections
         await asyncio.gather(*self._handshakes, return_exceptions=True)
         if self._ticker is not None:
@@ -352,10 +362,15 @@ class Server:
             self._closed.set()
 
     def _accept_backlog(self, listener: socket.socket, context: ServerContext) -> None:
-        """Accept every connection waiting in ``listener``'s backlog, to be served."""
+        """Accept every connection waiting in ``listener``'s backlog, to be served.
+
+        Past ``max_connections`` too: the backlog is bounded, and refusing those connections
+        now would reset them.
+        """
         for _ in range(max(self.config.backlog, 1) * 2):  # the backlog's size bounds it
             try:
                 sock, _ = listener.accept()
+                sock.setblocking(False)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -366,12 +381,8 @@ class Server:
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
 
-    def _settled(self) -> bool:
-        """No handshake running, and every connection closed by us with its bytes flushed.
-
-        A closed connection may still wait for its client's TLS close_notify: it is not waited
-        for, since a client that keeps the socket open would hold the drain for nothing.
-        """
+    def _all_closed_by_us(self) -> bool:
+        """No handshake running, and every connection closed (by us) with nothing unsent."""
         if self._handshakes:
             return False
         for conn in self.connections:
