@@ -25,6 +25,7 @@ import pytest
 
 from benchmarks.drain import measure_once
 from tests.conftest import TLSFiles, require_tool
+from tests.e2e.drain_app import BIG
 from tests.e2e.serve_cli import REPO, Served, environment
 from tests.e2e.test_asgi_uvicorn import require_module
 from tests.e2e.test_mtls import serving
@@ -64,11 +65,11 @@ def tls_connection(port: int, tls_files: TLSFiles, **options: int) -> Iterator[s
 
 def read_response(sock: ssl.SSLSocket) -> bytes:
     """Everything until the server closes (the tests ask for Connection: close answers)."""
-    data = b""
-    for _ in range(10_000):
+    data = bytearray()
+    for _ in range(1_000_000):
         chunk = sock.recv(65536)
         if not chunk:
-            return data
+            return bytes(data)
         data += chunk
     raise AssertionError("the response never ended")
 
@@ -265,3 +266,18 @@ def test_a_bad_graceful_timeout_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "--graceful-timeout must be seconds (0 or more), e.g. 10 or 0.5, not 'soon'" in line
+
+
+def test_a_large_response_in_flight_is_delivered_whole(tls_files: TLSFiles, tmp_path: Path) -> None:
+    with drain_server(tls_files, tmp_path, "--graceful-timeout", "20") as served:
+        with tls_connection(served.port, tls_files, SO_RCVBUF=65536) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            received = sock.recv(65536)
+            assert received.startswith(b"HTTP/1.1 200")  # the answer is under way
+            mark = served.mark()
+            served.process.send_signal(signal.SIGTERM)
+            served.wait_for(STOPPING, after=mark)
+            received += read_response(sock)  # then the server closes: this request was its last
+        assert served.process.wait(timeout=20 + TIMEOUT) == 0
+    body = received.partition(b"\r\n\r\n")[2]
+    assert len(body) == len(BIG)
