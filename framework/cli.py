@@ -20,10 +20,21 @@ from . import __version__
 from .cli_limits import add_limit_flags, config_from_args, limits_table
 from .cli_ops import add_ops_flags, ops_config
 from .errors import FrameworkError
+from .limits import GRACEFUL_SHUTDOWN_TIMEOUT
 
 __all__ = ["build_parser", "limits_table", "load_app", "main"]
 
 PROG = "framework"
+
+SIGNALS = """signals:
+  SIGTERM, SIGINT  stop gracefully: stop accepting (connections already waiting are served),
+                   close idle connections, answer requests that have arrived with
+                   Connection: close, cancel what still runs after --graceful-timeout, run
+                   the shutdown hooks, exit 0. A second SIGINT stops at once (exit 130).
+  SIGHUP           reload the certificate, key and client CRL (checked first; on failure
+                   the old ones stay and the log says why). The files are also watched
+                   (every 2 s) unless --no-watch-certs.
+exit status: 0 stopped cleanly, 2 a usage or configuration error."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,6 +115,13 @@ def _serve(args: argparse.Namespace) -> int:
     from .cli_deploy import listen_or_supervise
     from .deploy import serve
 
+    if args.reload:
+        from .deploy.reload import app_directory, run_with_reload
+
+        if args.workers != 1:
+            raise FrameworkError("--reload runs one server process; drop --workers (or --reload)")
+        serve_argv = [a for a in args.argv[1:] if a != "--reload"]
+        return run_with_reload(serve_argv, app_directory(args.app))
     listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
     if isinstance(listening, int):
         return listening
@@ -148,6 +166,8 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=args.log_config,
             use_uvloop=args.loop != "asyncio",
             config=config,
+            graceful_timeout=args.graceful_timeout,
+            watch_certs=not args.no_watch_certs,
         )
     except BaseException:
         # A configuration error found after the sockets were made: give the addresses back.
@@ -196,6 +216,18 @@ def _port(value: str) -> int:
     return port
 
 
+def _graceful_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"--graceful-timeout must be seconds (0 or more), e.g. 10 or 0.5, not {value!r}"
+        )
+    return seconds
+
+
 def _limits(args: argparse.Namespace) -> int:
     print(limits_table())
     return 0
@@ -208,7 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    serve = sub.add_parser("serve", help="serve an app over HTTPS")
+    serve = sub.add_parser(
+        "serve",
+        help="serve an app over HTTPS",
+        epilog=SIGNALS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("app", metavar="MODULE:ATTR", help="the app, e.g. examples.hello:app")
     serve.add_argument(
         "--factory",
@@ -278,6 +315,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the framework loggers' level (default info, or what --log-config sets)",
     )
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    serve.add_argument(
+        "--graceful-timeout",
+        type=_graceful_seconds,
+        default=GRACEFUL_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight requests may run before they are cancelled "
+        f"(default {GRACEFUL_SHUTDOWN_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart the server when a .py file under the app's directory changes",
+    )
+    serve.add_argument(
+        "--no-watch-certs",
+        action="store_true",
+        help="do not reload the certificate when its files change (SIGHUP still reloads)",
+    )
     add_limit_flags(serve)
     add_ops_flags(serve)
     serve.set_defaults(func=_serve)
@@ -305,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return load_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for serve --reload's child
     try:
         status: int = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not as a warning at exit

@@ -105,6 +105,19 @@ MAX_REQUESTS_PER_CONNECTION = 1000
 #: before SIGKILL, so we finish well inside it.
 GRACEFUL_SHUTDOWN_TIMEOUT = 10.0
 
+#: On SIGINT/SIGTERM, how long an idle kept-alive connection whose last response has just gone
+#: out stays open for the request its client may already have sent (answered with
+#: ``Connection: close``); closing it at once would drop that request unanswered. Precedent:
+#: Go's http.Server.Shutdown waits for new connections' first request; a load generator sends
+#: its next request within a millisecond of the last answer on loopback.
+DRAIN_IDLE_GRACE = 0.25
+
+#: On SIGINT/SIGTERM, once every connection has its last answer and is closing, how long to
+#: wait for the clients to close their side (having read everything) before stopping anyway.
+#: Precedent: Apache's lingering close waits 2 s; a client that does not read for a second
+#: while the server says goodbye is stalled.
+DRAIN_LINGER = 1.0
+
 #: Most connections accepted but not yet served. Precedent: uvicorn --backlog 2048.
 BACKLOG = 2048
 

@@ -22,6 +22,7 @@ from ..errors import FrameworkError
 from ..pki import DevCertificate
 from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode, TLSProfile
+from .certwatch import CertificateWatcher
 
 __all__ = [
     "ListenOptions",
@@ -265,6 +266,7 @@ def serve(
     events: Sequence[ProcessEvents] = (),
     ready: Callable[[Server], None] | None = None,
     config: ServerConfig | None = None,
+    watch_certs: bool = True,
     **options: Unpack[ListenOptions],
 ) -> None:
     """Serve ``handler`` until SIGINT or SIGTERM, then drain and return.
@@ -284,6 +286,8 @@ def serve(
         events: told when the server serves, reloads and stops (systemd, a supervisor).
         ready: called with the server once it listens.
         config: the server's limits and timeouts (``ServerConfig``).
+        watch_certs: reload the certificate when its files change (``CertificateWatcher``),
+            as well as on SIGHUP.
 
     Raises:
         FrameworkError: a one-line message when the server cannot start.
@@ -292,7 +296,7 @@ def serve(
     _configure_logging(log_level, log_config, log_format)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        runner.run(_serve(handler, graceful_timeout, ready, config, options, events))
+        runner.run(_serve(handler, graceful_timeout, ready, config, options, events, watch_certs))
 
 
 async def _serve(
@@ -302,10 +306,12 @@ async def _serve(
     config: ServerConfig | None,
     options: ListenOptions,
     events: Sequence[ProcessEvents] = (),
+    watch_certs: bool = True,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     started: list[Server] = []
+    watchers: list[CertificateWatcher] = []
     # Installed before the start-up line is printed: whoever reads it (a supervisor, a test)
     # may signal at once, and must get a graceful stop rather than the default kill. SIGHUP
     # re-reads the certificate files (after a renewal wrote them anew), as nginx does; without
@@ -313,7 +319,7 @@ async def _serve(
     # (SIGHUP's default action), so it is logged and ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, started, events)
+    loop.add_signal_handler(signal.SIGHUP, _reload, started, watchers, events)
     try:
         # A supervisor's workers leave the start-up lines to the supervisor.
         out = sys.stderr if all(observer.announce for observer in events) else None
@@ -323,6 +329,9 @@ async def _serve(
             loop.remove_signal_handler(signum)
         raise
     started.append(server)
+    if watch_certs and server.certificates is not None:
+        watchers.append(CertificateWatcher(server))
+        watchers[0].start()
     if ready is not None:
         ready(server)
     for observer in events:
@@ -330,24 +339,36 @@ async def _serve(
     try:
         await stop.wait()
     finally:
+        # A second SIGINT (Ctrl-C again) stops at once: its default, KeyboardInterrupt, exit
+        # 130. A second SIGTERM, a process manager repeating itself, must not cut the drain.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         for observer in events:
             observer.stopping()
-        log.info("stopping: finishing in-flight requests (at most %.0f s)", graceful_timeout)
-        await server.aclose(graceful_timeout)
+        loop.add_signal_handler(signal.SIGTERM, log.info, "SIGTERM again: still stopping")
+        for watcher in watchers:
+            watcher.stop()
+        log.info("stopping: finishing in-flight requests (at most %g s)", graceful_timeout)
+        try:
+            await server.aclose(graceful_timeout)
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
         log.info("stopped")
 
 
-def _reload(started: list[Server], events: Sequence[ProcessEvents] = ()) -> None:
+def _reload(
+    started: list[Server],
+    watchers: list[CertificateWatcher],
+    events: Sequence[ProcessEvents] = (),
+) -> None:
     for observer in events:
         observer.reloading()
-    ok = _reload_certificate(started)
+    ok = _reload_certificate(started, watchers)
     for observer in events:
         observer.reloaded(ok)
 
 
-def _reload_certificate(started: list[Server]) -> bool:
+def _reload_certificate(started: list[Server], watchers: list[CertificateWatcher]) -> bool:
     if not started:
         log.info("SIGHUP while starting: nothing to reload yet")
         return True
@@ -359,6 +380,8 @@ def _reload_certificate(started: list[Server]) -> bool:
         server.reload_certificate()
     except FrameworkError:
         return False  # logged by the server; the old certificate stays in force
+    for watcher in watchers:
+        watcher.reloaded()
     return True
 
 

@@ -7,8 +7,10 @@ stop accepting at ``max_connections`` (connections in their handshake count) and
 it: the ones above wait in the kernel's backlog, as under nginx's worker_connections, rather
 than being refused. Once a second (more often for timeouts under two seconds) it refreshes the
 ``Date`` clock and expires connections past their phase's deadline. On ``aclose()`` it stops
-accepting, lets requests in flight finish within a bound, and runs the shutdown hooks. The
-handler is any ``async (Request) -> Response`` callable.
+accepting, serves the connections already in the backlog, answers every request that has
+arrived (with ``Connection: close``), closes idle connections, cuts what still runs after the
+graceful timeout, and runs the shutdown hooks. The handler is any ``async (Request) ->
+Response`` callable.
 """
 
 from __future__ import annotations
@@ -319,34 +321,51 @@ class Server:
     # ``timeout`` bounds the drain, not the call: a caller's own deadline would cut the
     # shutdown hooks short too.
     async def aclose(self, timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT) -> None:  # noqa: ASYNC109
-        """Stop accepting, let in-flight requests finish (up to ``timeout``), run shutdown hooks."""
+        """Stop accepting, answer what was sent, finish in-flight requests, run shutdown hooks.
+
+        Connections already in the listening socket's backlog are accepted and served before
+        the socket closes; a request that has begun to arrive, or that may be on its way on a
+        connection answered a moment ago (``limits.DRAIN_IDLE_GRACE``), is answered with
+        ``Connection: close``; idle connections close at once. What is still running after
+        ``timeout`` seconds is cancelled and its connection cut.
+        """
         if self._draining:
             return
         self._draining = True
         context = self._context
-        connections = context.connections if context is not None else set()
-        if context is not None:
-            context.is_draining = True
+        if context is None:  # never started
+            return
+        deadline = self.loop.time() + timeout
+        context.is_draining = True
         for task in self._accepting:
             task.cancel()
-        for task in list(self._handshakes):
-            task.cancel()
+        await asyncio.gather(*self._accepting, return_exceptions=True)
+        # No await from here to the close: a connection completed by the kernel after the
+        # last accept and before the close is the only one refused (reset), a microsecond's
+        # window rather than the whole backlog.
         for sock in self._listeners:
+            self._accept_backlog(sock, context)
             sock.close()
         self._listeners.clear()
-        for conn in list(connections):
-            conn.shutdown()
-        running = {c: c.task for c in connections if c.task is not None}
-        if running:
-            _, pending = await asyncio.wait(running.values(), timeout=timeout)
-            for conn, task in running.items():
-                if task in pending:
-                    log.warning(
-                        "closing %s: request still running after %.0f s", conn.client, timeout
-                    )
-                    task.cancel()
-                    conn.abort()
-        await asyncio.gather(*self._accepting, *self._handshakes, return_exceptions=True)
+        for conn in list(context.connections):
+            conn.shutdown(limits.DRAIN_IDLE_GRACE)
+        # Polled, every 10 ms up to the deadline: "closed by us" has no event of its own.
+        linger_until: float | None = None
+        while self._handshakes or self.connections:
+            now = self.loop.time()
+            if now >= deadline:
+                self._cut(timeout)
+                break
+            if self._all_closed_by_us():
+                # Each connection has its last answer and a close_notify on the way; the
+                # client closes once it has read them. One that does not, within the linger,
+                # is not waited for: it would hold the stop for nothing.
+                if linger_until is None:
+                    linger_until = now + limits.DRAIN_LINGER
+                elif now >= linger_until:
+                    break
+            await asyncio.sleep(0.01)  # noqa: ASYNC110 - a bounded poll of the connections
+        await asyncio.gather(*self._handshakes, return_exceptions=True)
         if self._ticker is not None:
             self._ticker.cancel()
         for hook in self.shutdown_hooks:
@@ -356,6 +375,47 @@ class Server:
                 log.exception("shutdown hook %r failed", hook)
         if self._closed is not None:
             self._closed.set()
+
+    def _accept_backlog(self, listener: socket.socket, context: ServerContext) -> None:
+        """Accept every connection waiting in ``listener``'s backlog, to be served.
+
+        Past ``max_connections`` too: the backlog is bounded, and refusing those connections
+        now would reset them.
+        """
+        for _ in range(max(self.config.backlog, 1) * 2):  # the backlog's size bounds it
+            try:
+                sock, _ = listener.accept()
+                sock.setblocking(False)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed while stopping: %s", exc)
+                return
+            self.open_connections += 1
+            task = self.loop.create_task(self._connect(sock, context))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    def _all_closed_by_us(self) -> bool:
+        """No handshake running, and every connection closed (by us) with nothing unsent."""
+        if self._handshakes:
+            return False
+        for conn in self.connections:
+            transport = conn.transport
+            if not conn.is_closed or (transport is not None and transport.get_write_buffer_size()):
+                return False
+        return True
+
+    def _cut(self, timeout: float) -> None:
+        """The graceful timeout passed: cancel what is left and cut its connections."""
+        for task in list(self._handshakes):
+            task.cancel()
+        for conn in list(self.connections):
+            running = conn.task
+            if running is not None:
+                log.warning("closing %s: request still running after %g s", conn.client, timeout)
+                running.cancel()
+            conn.abort()
 
     async def __aenter__(self) -> Server:
         await self.start()

@@ -31,7 +31,7 @@ from ..http11 import (
     InformationalResponse,
 )
 from ..http11 import Request as RequestHead
-from ..limits import WRITE_HIGH_WATER
+from ..limits import DRAIN_IDLE_GRACE, WRITE_HIGH_WATER
 from ..messages import Handler, Headers, Request, Response, TLSInfo
 from ..tls import tls_info
 from ..transport import BodyQueue, FlowControl
@@ -151,6 +151,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self._body: BodyQueue | None = None
         self._continue_sent = False
         self._closing = False  # finish the current response, then close
+        self._stopping = False  # shutdown() was called: answer what has arrived, then close
         self._request: Request | None = None
         #: When the request being received must have arrived whole (``request_timeout``).
         self._request_deadline: float | None = None
@@ -184,6 +185,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self.local = (local[0], local[1])
         self.context.deadlines.enter(self, timeouts.IDLE)
         self.context.connections.add(self)
+        if self.context.is_draining:
+            # Accepted from the backlog while the server stops: its first request is answered
+            # (with Connection: close) if it comes within the grace.
+            self.shutdown(DRAIN_IDLE_GRACE)
 
     def data_received(self, data: bytes) -> None:
         if self.is_closed:  # closing after a last response: what follows is not read
@@ -386,7 +391,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
             limit = context.config.max_requests_per_connection
             if limit is not None and self.requests >= limit:
                 self._closing = True  # the last request this connection may carry
-            if self._closing or body is None or not body.is_complete or context.is_draining:
+            # Stopping: the last answer says Connection: close, unless the client has already
+            # pipelined another request, which is answered too.
+            stopping = (self._stopping or context.is_draining) and not self.driver.trailing_data[0]
+            if self._closing or body is None or not body.is_complete or stopping:
                 # The request body was not all read (so the connection cannot be reused), or
                 # the server is shutting down: say so, and close after this response.
                 self._closing = True
@@ -424,6 +432,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self._read_next = True  # _process reads it when start_task returns
         else:
             self._process()
+        if self._stopping or self.context.is_draining:
+            # Answered with keep-alive while stopping (a pipelined request followed, or the
+            # stop began as this answer went out): the next request may be on its way.
+            self.shutdown(DRAIN_IDLE_GRACE)
 
     # --- errors, timeouts and closing -------------------------------------------------------
 
@@ -485,10 +497,33 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self.is_closed = True
             self.transport.abort()
 
-    def shutdown(self) -> None:
-        """Close now if idle; otherwise close after the response in progress."""
-        self._closing = True
-        if self._task is None:
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Close after the response in progress, or at once when no request is arriving.
+
+        A request whose bytes have begun to arrive is read and answered first, with
+        ``Connection: close`` (or keep-alive when another request was pipelined behind it,
+        which is then answered the same way). An idle connection closes at once, unless its
+        last response went out less than ``grace`` seconds ago: the client may have a request
+        on its way, so it gets until ``grace`` has passed for that request to arrive.
+        """
+        self._stopping = True
+        if self._task is not None or self.is_closed:
+            return
+        if self.phase is not timeouts.IDLE or self.driver.trailing_data[0]:
+            return  # a request is arriving: it is answered, then the connection closes
+        keep_alive = self.context.deadlines.limit(timeouts.IDLE)
+        wait = 0.0
+        if grace > 0 and self.deadline is not None and keep_alive is not None:
+            idle_since = self.deadline - keep_alive
+            wait = idle_since + grace - self.context.deadlines.now()
+        if wait <= 0:
+            self._close()
+        else:
+            self.context.loop.call_later(wait, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        """Close unless a request started arriving since ``shutdown``."""
+        if self._task is None and self.phase is timeouts.IDLE and not self.driver.trailing_data[0]:
             self._close()
 
     @property

@@ -732,7 +732,10 @@ def test_server_graceful_shutdown_finishes_in_flight_requests(
 
             async def begin_close() -> asyncio.Task[None]:
                 task = asyncio.ensure_future(server.aclose(timeout=TIMEOUT))
-                await asyncio.sleep(0)  # aclose runs up to its wait for in-flight requests
+                for _ in range(100):  # aclose runs up to its wait for in-flight requests
+                    await asyncio.sleep(0)
+                    if not server.sockets:
+                        break
                 return task
 
             closing = asyncio.run_coroutine_threadsafe(begin_close(), server.loop).result(TIMEOUT)
