@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from . import asgi
+from .errorpages import error_response, returns_json, wants_json
 from .errors import ClientDisconnect, HTTPError
-from .messages import Hook, JSONResponse, Request, Response
+from .messages import Hook, JSONResponse, RedirectResponse, Request, Response
+from .params import Binder, make_binder
 from .routing import Route, Router
 
 __all__ = ["HSTS_MAX_AGE", "App", "CallNext", "Middleware", "hsts_value", "to_response"]
@@ -54,13 +56,6 @@ def to_response(value: Any) -> Response:
         f"a handler returned {type(value).__name__}; return str, bytes, dict, list, None "
         "or a Response"
     )
-
-
-def _error_response(exc: HTTPError) -> Response:
-    detail = exc.detail if exc.detail is not None else Response(b"", exc.status).reason
-    if exc.status in (204, 304) or exc.status < 200:
-        return Response(b"", exc.status, exc.headers)
-    return Response(detail, exc.status, exc.headers)
 
 
 #: ``max-age`` of ``App(hsts=True)``: one year, the least hstspreload.org accepts and what
@@ -108,6 +103,9 @@ class App:
             nginx and uvicorn: a browser that saw it refuses plain HTTP to the host for that
             long, which on ``localhost`` covers every other local server too. A handler's own
             ``Strict-Transport-Security`` header is left as it is.
+        redirect_slashes: answer a path that matches no route, but would with its trailing
+            slash added or removed, with a ``308`` redirect there (on by default, as in
+            Starlette and Django).
 
     Example::
 
@@ -118,9 +116,17 @@ class App:
             return {"id": user_id}
     """
 
-    def __init__(self, routes: Iterable[Route] = (), *, hsts: bool | int | str = False) -> None:
+    def __init__(
+        self,
+        routes: Iterable[Route] = (),
+        *,
+        hsts: bool | int | str = False,
+        redirect_slashes: bool = True,
+    ) -> None:
         self.router = Router(routes)
         self.hsts = hsts_value(hsts)
+        self.redirect_slashes = redirect_slashes
+        self._plans: dict[int, tuple[Route, Binder | None, bool]] = {}
         self.middleware_stack: list[Middleware] = []
         self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
         self.startup_hooks: list[Hook] = []
@@ -148,7 +154,11 @@ class App:
                 f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
                 "function (async def)"
             )
-        return self.router.add(Route(path, endpoint, methods, name, max_body_size))
+        route = Route(path, endpoint, methods, name, max_body_size)
+        # Read the signature now, so a parameter that cannot come from a request is a
+        # TypeError at import time, not a 500 later.
+        self._plans[id(route)] = (route, *plan_route(route))
+        return self.router.add(route)
 
     def route(
         self,
@@ -311,22 +321,55 @@ class App:
             response = await self._handle_exception(request, exc)
         if self.hsts is not None and request.tls is not None:
             response.headers.setdefault("strict-transport-security", self.hsts)
+        if response.cookies:
+            response.write_cookies(https=request.tls is not None)
         return response
 
     async def _dispatch(self, request: Request) -> Response:
         if request.path == "*":
             return self._options_asterisk()
+        route: Route | None = None
         try:
-            route, params = self.router.resolve(request.method, request.path)
+            try:
+                route, params = self.router.resolve(request.method, request.path)
+            except HTTPError as exc:
+                redirect = self._slash_redirect(request) if exc.status == 404 else None
+                if redirect is None:
+                    raise
+                return redirect
             request.path_params = params
             if route.max_body_size is not None:
                 request.max_body_size = route.max_body_size
+            plan = self._plans.get(id(route))
+            if plan is None or plan[0] is not route:
+                plan = self._plans[id(route)] = (route, *plan_route(route))
+            if plan[1] is not None:
+                params = await plan[1](request, params)
             result = await route.endpoint(request, **params)
             if type(result) is Response:
                 return result
             return to_response(result)
         except Exception as exc:
-            return await self._handle_exception(request, exc)
+            as_json = route is not None and self._plans[id(route)][2]
+            return await self._handle_exception(request, exc, as_json=as_json)
+
+    def _slash_redirect(self, request: Request) -> Response | None:
+        # /users/1/ for /users/1 (and back): 308 keeps the method and body, as Starlette's
+        # redirect_slashes does (it sends 307).
+        if not self.redirect_slashes or request.path == "/":
+            return None
+        path = request.path
+        other = path[:-1] if path.endswith("/") else path + "/"
+        try:
+            self.router.resolve(request.method, other)
+        except HTTPError as exc:
+            if exc.status == 404:
+                return None
+        raw = request.raw_path.decode("latin-1")
+        target = raw[:-1] if raw.endswith("/") else raw + "/"
+        if request.query_string:
+            target += "?" + request.query_string.decode("latin-1")
+        return RedirectResponse(target, status=308)
 
     def _options_asterisk(self) -> Response:
         # "OPTIONS *" asks about the server itself (RFC 9110 9.3.7); the server lets no other
@@ -334,7 +377,9 @@ class App:
         methods = sorted({method for route in self.router.routes for method in route.methods})
         return Response(b"", status=200, headers={"Allow": ", ".join(methods)})
 
-    async def _handle_exception(self, request: Request, exc: Exception) -> Response:
+    async def _handle_exception(
+        self, request: Request, exc: Exception, *, as_json: bool = False
+    ) -> Response:
         handler = self._find_handler(type(exc))
         if handler is not None:
             try:
@@ -343,7 +388,7 @@ class App:
                 log.exception("exception handler for %s failed", type(exc).__name__)
                 return Response("Internal Server Error", status=500)
         if isinstance(exc, HTTPError):
-            return _error_response(exc)
+            return error_response(exc, as_json=as_json or wants_json(request))
         if isinstance(exc, ClientDisconnect):
             # The peer's doing, not a bug: no traceback, and nobody to answer.
             log.debug("%s %s ended: %s", request.method, request.path, exc.reason)
@@ -382,6 +427,13 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App routes={len(self.router.routes)} middleware={len(self.middleware_stack)}>"
+
+
+def plan_route(route: Route) -> tuple[Binder | None, bool]:
+    """What a route needs per request, worked out once: its argument binder and JSON errors."""
+    # The template's converters are the types themselves (int, float, uuid.UUID, str).
+    converted = dict(zip(route.param_names, route._converters, strict=True))
+    return make_binder(route.endpoint, converted), returns_json(route.endpoint)
 
 
 def _bind(mw: Middleware, call_next: CallNext) -> CallNext:

@@ -28,7 +28,11 @@ ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "limits": set(),
     "headers": set(),
-    "messages": {"headers", "errors", "limits"},
+    "cookies": set(),
+    "conveniences": {"cookies", "forms", "headers", "errors", "limits"},
+    "multipart": {"limits"},
+    "forms": {"multipart", "errors", "limits"},
+    "messages": {"conveniences", "cookies", "headers", "errors", "limits"},
     "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
@@ -42,7 +46,11 @@ ALLOWED: dict[str, set[str] | None] = {
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
     # app
     "routing": {"messages", "errors", "limits"},
-    "app": {"routing", "asgi", "messages", "errors", "limits"},
+    "app": {"routing", "asgi", "params", "errorpages", "messages", "errors", "limits"},
+    # app conveniences over the vocabulary: handler arguments, error bodies, sessions
+    "params": {"messages", "errors"},
+    "errorpages": {"messages", "errors"},
+    "sessions": {"messages", "cookies", "errors"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
     # entry points
