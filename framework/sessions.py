@@ -138,7 +138,7 @@ class SessionMiddleware:
 
     def decode(self, value: str, now: float | None = None) -> dict[str, Any] | None:
         """The session in a cookie value, or ``None`` if it is forged, garbled or expired."""
-        if len(value) > _MAX_COOKIE:
+        if len(value) > _MAX_COOKIE or not value.isascii():
             return None
         payload, _, signature = value.rpartition(".")
         if not payload:
@@ -149,7 +149,7 @@ class SessionMiddleware:
         try:
             made = int(stamp, 16)
             data = json.loads(_unb64(body))
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
             return None
         current = time.time() if now is None else now
         if not isinstance(data, dict) or current - made > self.max_age or made > current + 60:
