@@ -1,6 +1,6 @@
 """framework: an asyncio HTTPS server, client and certificate authority from one set of parts."""
 
-from .app import App
+from .app import App, CallNext, ExceptionHandler, Lifespan, Middleware
 from .client import Client, ClientResponse, Timeout
 from .deploy import serve
 from .errors import (
@@ -26,9 +26,11 @@ from .errors import (
     TimeoutException,
     TLSError,
     TooManyRedirects,
+    ValidationError,
     WriteError,
     WriteTimeout,
 )
+from .forms import FormData, UploadFile
 from .messages import (
     FileResponse,
     Headers,
@@ -37,17 +39,20 @@ from .messages import (
     RedirectResponse,
     Request,
     Response,
+    State,
     StreamingResponse,
     TLSInfo,
 )
 from .routing import Route, Router
 from .server import Server, ServerConfig
+from .sessions import SessionMiddleware
 from .tls import CertificateStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "CallNext",
     "CertificateError",
     "CertificateStore",
     "CertificateVerifyError",
@@ -58,12 +63,16 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DecodingError",
+    "ExceptionHandler",
     "FileResponse",
+    "FormData",
     "FrameworkError",
     "HTTPError",
     "HTTPStatusError",
     "Headers",
     "JSONResponse",
+    "Lifespan",
+    "Middleware",
     "PKIError",
     "PolicyError",
     "PoolTimeout",
@@ -80,13 +89,17 @@ __all__ = [
     "Server",
     "ServerConfig",
     "ServerDisconnectedError",
+    "SessionMiddleware",
     "SigningRequestError",
+    "State",
     "StreamingResponse",
     "TLSError",
     "TLSInfo",
     "Timeout",
     "TimeoutException",
     "TooManyRedirects",
+    "UploadFile",
+    "ValidationError",
     "WriteError",
     "WriteTimeout",
     "serve",

@@ -9,26 +9,45 @@ nothing of sockets, TLS or h11.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeAlias, TypeVar, overload
 
 from . import asgi
 from .errorpages import error_response, returns_json, wants_json
 from .errors import ClientDisconnect, HTTPError
-from .messages import Hook, JSONResponse, RedirectResponse, Request, Response
+from .messages import Hook, JSONResponse, RedirectResponse, Request, Response, State
 from .params import Binder, make_binder
 from .routing import Route, Router
 
-__all__ = ["HSTS_MAX_AGE", "App", "CallNext", "Middleware", "hsts_value", "to_response"]
+__all__ = [
+    "HSTS_MAX_AGE",
+    "App",
+    "CallNext",
+    "ExceptionHandler",
+    "Lifespan",
+    "Middleware",
+    "hsts_value",
+    "to_response",
+]
 
 log = logging.getLogger("framework.app")
 
 F = TypeVar("F", bound=Callable[..., Any])
-CallNext = Callable[[Request], Awaitable[Response]]
-Middleware = Callable[[Request, CallNext], Awaitable[Response]]
-ExceptionHandler = Callable[[Request, Exception], Awaitable[Any]]
+E = TypeVar("E", bound=BaseException)
+#: What a middleware calls to go on: ``await call_next(request)`` gives the response.
+CallNext: TypeAlias = Callable[[Request], Awaitable[Response]]
+#: ``async def mw(request, call_next) -> Response``.
+Middleware: TypeAlias = Callable[[Request, CallNext], Awaitable[Response]]
+#: ``async def h(request, exc) -> Response | str | dict | ...``.
+ExceptionHandler: TypeAlias = Callable[[Request, Any], Awaitable[Any]]
+#: ``lifespan(app)``: an async context manager around the app's life; it may yield a mapping
+#: whose items are put into ``app.state``.
+Lifespan: TypeAlias = Callable[
+    ["App"], contextlib.AbstractAsyncContextManager[Mapping[str, Any] | None]
+]
 
 _OCTET_STREAM = "application/octet-stream"
 
@@ -106,6 +125,9 @@ class App:
         redirect_slashes: answer a path that matches no route, but would with its trailing
             slash added or removed, with a ``308`` redirect there (on by default, as in
             Starlette and Django).
+        lifespan: an async context manager factory run around the app's life, entered
+            before the startup hooks and left after the shutdown hooks; what it yields (a
+            mapping, or ``None``) is merged into ``app.state``.
 
     Example::
 
@@ -122,8 +144,13 @@ class App:
         *,
         hsts: bool | int | str = False,
         redirect_slashes: bool = True,
+        lifespan: Lifespan | None = None,
     ) -> None:
         self.router = Router(routes)
+        #: Resources shared by the whole app (a database pool, a client): ``app.state.db``.
+        self.state = State()
+        self.lifespan = lifespan
+        self._lifespan_stack: contextlib.AsyncExitStack | None = None
         self.hsts = hsts_value(hsts)
         self.redirect_slashes = redirect_slashes
         self._plans: dict[int, tuple[Route, Binder | None, bool]] = {}
@@ -239,14 +266,16 @@ class App:
         return func
 
     def exception_handler(
-        self, exc_type: type[BaseException]
-    ) -> Callable[[ExceptionHandler], ExceptionHandler]:
-        """Decorate ``async def h(request, exc)`` to answer exceptions of ``exc_type``.
+        self, exc_type: type[E]
+    ) -> Callable[[Callable[[Request, E], Awaitable[Any]]], Callable[[Request, E], Awaitable[Any]]]:
+        """Decorate ``async def h(request, exc: E)`` to answer exceptions of ``exc_type``.
 
         The most specific registered type wins; its return value is converted like a handler's.
         """
 
-        def decorate(func: ExceptionHandler) -> ExceptionHandler:
+        def decorate(
+            func: Callable[[Request, E], Awaitable[Any]],
+        ) -> Callable[[Request, E], Awaitable[Any]]:
             self.exception_handlers[exc_type] = func
             return func
 
@@ -263,14 +292,26 @@ class App:
         return func
 
     async def startup(self) -> None:
-        """Run the startup hooks in order."""
+        """Enter the ``lifespan``, then run the startup hooks in order."""
+        if self.lifespan is not None:
+            stack = contextlib.AsyncExitStack()
+            values = await stack.enter_async_context(self.lifespan(self))
+            self._lifespan_stack = stack
+            if values:
+                self.state.update(values)
         for hook in self.startup_hooks:
             await hook()
 
     async def shutdown(self) -> None:
-        """Run the shutdown hooks in reverse order (last set up, first torn down)."""
-        for hook in reversed(self.shutdown_hooks):
-            await hook()
+        """Run the shutdown hooks in reverse order (last set up, first torn down), then
+        leave the ``lifespan``."""
+        try:
+            for hook in reversed(self.shutdown_hooks):
+                await hook()
+        finally:
+            stack, self._lifespan_stack = self._lifespan_stack, None
+            if stack is not None:
+                await stack.aclose()
 
     def _build_stack(self) -> None:
         call_next: CallNext = self._dispatch
