@@ -208,5 +208,7 @@ def test_multipart_parser_survives_garbage(garbage: bytes, sizes: list[int]) -> 
 def test_parse_form_answers_garbage_with_4xx_only(garbage: bytes) -> None:
     try:
         asyncio.run(read_all(parse(b"--" + BOUNDARY.encode() + b"\r\n" + garbage)))
+        status = 200
     except HTTPError as exc:
-        assert exc.status in (400, 413)
+        status = exc.status
+    assert status in (200, 400, 413)
