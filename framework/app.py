@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar, overload
 
 from . import asgi
+from .decorators import RouteDecorators
 from .errorpages import error_response, returns_json, wants_json
 from .errors import ClientDisconnect, HTTPError
 from .messages import Hook, JSONResponse, RedirectResponse, Request, Response, State
+from .mounts import Mount, check_prefix
 from .params import Binder, make_binder
 from .routing import Route, Router
 
@@ -35,7 +37,6 @@ __all__ = [
 
 log = logging.getLogger("framework.app")
 
-F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=BaseException)
 #: What a middleware calls to go on: ``await call_next(request)`` gives the response.
 CallNext: TypeAlias = Callable[[Request], Awaitable[Response]]
@@ -111,7 +112,7 @@ def hsts_value(hsts: bool | int | str) -> str | None:
     raise TypeError(f"hsts must be a bool, a number of seconds or a str, not {type(hsts).__name__}")
 
 
-class App:
+class App(RouteDecorators):
     """A web application: routes, middleware, exception handlers and lifecycle hooks.
 
     Args:
@@ -151,6 +152,7 @@ class App:
         self.state = State()
         self.lifespan = lifespan
         self._lifespan_stack: contextlib.AsyncExitStack | None = None
+        self.mounts: list[Mount] = []
         self.hsts = hsts_value(hsts)
         self.redirect_slashes = redirect_slashes
         self._plans: dict[int, tuple[Route, Binder | None, bool]] = {}
@@ -187,69 +189,6 @@ class App:
         self._plans[id(route)] = (route, *plan_route(route))
         return self.router.add(route)
 
-    def route(
-        self,
-        path: str,
-        methods: Iterable[str] = ("GET",),
-        name: str | None = None,
-        *,
-        max_body_size: int | None = None,
-    ) -> Callable[[F], F]:
-        """Decorate a handler for ``path`` and ``methods``; the handler is returned unchanged.
-
-        Example::
-
-            @app.route("/upload", ["POST", "PUT"], max_body_size=50 * 1024 * 1024)
-        """
-
-        def decorate(endpoint: F) -> F:
-            self.add_route(path, endpoint, methods, name, max_body_size=max_body_size)
-            return endpoint
-
-        return decorate
-
-    def get(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a GET handler (HEAD is served by it too, without the body)."""
-        return self.route(path, ("GET",), name, max_body_size=max_body_size)
-
-    def post(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a POST handler."""
-        return self.route(path, ("POST",), name, max_body_size=max_body_size)
-
-    def put(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a PUT handler."""
-        return self.route(path, ("PUT",), name, max_body_size=max_body_size)
-
-    def patch(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a PATCH handler."""
-        return self.route(path, ("PATCH",), name, max_body_size=max_body_size)
-
-    def delete(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a DELETE handler."""
-        return self.route(path, ("DELETE",), name, max_body_size=max_body_size)
-
-    def head(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a HEAD handler (needed only when it differs from the GET handler)."""
-        return self.route(path, ("HEAD",), name, max_body_size=max_body_size)
-
-    def options(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate an OPTIONS handler."""
-        return self.route(path, ("OPTIONS",), name, max_body_size=max_body_size)
-
     def middleware(self, func: Middleware) -> Middleware:
         """Decorate ``async def mw(request, call_next) -> Response``; the first added is outermost.
 
@@ -281,6 +220,56 @@ class App:
 
         return decorate
 
+    def include(self, router: Router, prefix: str = "") -> None:
+        """Add every route of ``router`` under ``prefix``: ``/users`` at ``/api`` is ``/api/users``.
+
+        Raises:
+            ValueError: ``prefix`` is not a literal path like ``/api``.
+        """
+        check_prefix(prefix, empty_ok=True)
+        for route in router.routes:
+            self.add_route(
+                prefix + route.path,
+                route.endpoint,
+                route.methods,
+                route.name,
+                max_body_size=route.max_body_size,
+            )
+
+    def mount(self, prefix: str, app: Any, name: str | None = None) -> None:
+        """Answer every path under ``prefix`` with ``app``: another ``App``, a ``Handler``
+        ``async (request) -> Response``, or an ASGI app ``async (scope, receive, send)``.
+
+        Routes of this app are tried first. The mounted app's startup and shutdown run with
+        this one's; ``url_for("name:route")`` reaches its routes.
+
+        Raises:
+            ValueError: ``prefix`` is not a literal path like ``/admin``.
+        """
+        handler = (
+            app
+            if asgi.interface_of(app) != "asgi"
+            else asgi.as_handler(app, "asgi", root_path=check_prefix(prefix, empty_ok=False))
+        )
+        self.mounts.append(Mount(prefix, handler, name))
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """The path of the route called ``name`` for ``params``: ``url_for("user", user_id=7)``.
+
+        A route of an app mounted with ``name="admin"`` is ``"admin:route"``.
+
+        Raises:
+            LookupError: no route by that name.
+            ValueError: the parameters do not fit the route's template.
+        """
+        mount_name, sep, rest = name.partition(":")
+        if sep:
+            for mount in self.mounts:
+                if mount.name == mount_name:
+                    return mount.url_path_for(rest, **params)
+            raise LookupError(f"no app mounted with name {mount_name!r}")
+        return self.router.url_path_for(name, **params)
+
     def on_startup(self, func: Hook) -> Hook:
         """Decorate a coroutine function run before the first request is served."""
         self.startup_hooks.append(func)
@@ -299,6 +288,9 @@ class App:
             self._lifespan_stack = stack
             if values:
                 self.state.update(values)
+        for mount in self.mounts:
+            if hasattr(mount.handler, "startup"):
+                await mount.handler.startup()
         for hook in self.startup_hooks:
             await hook()
 
@@ -308,6 +300,9 @@ class App:
         try:
             for hook in reversed(self.shutdown_hooks):
                 await hook()
+            for mount in reversed(self.mounts):
+                if hasattr(mount.handler, "shutdown"):
+                    await mount.handler.shutdown()
         finally:
             stack, self._lifespan_stack = self._lifespan_stack, None
             if stack is not None:
@@ -374,7 +369,13 @@ class App:
             try:
                 route, params = self.router.resolve(request.method, request.path)
             except HTTPError as exc:
-                redirect = self._slash_redirect(request) if exc.status == 404 else None
+                if exc.status != 404:
+                    raise
+                for mount in self.mounts:
+                    rest = mount.rest_of(request.path)
+                    if rest is not None:
+                        return await mount.answer(request, rest)
+                redirect = self._slash_redirect(request)
                 if redirect is None:
                     raise
                 return redirect

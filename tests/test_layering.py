@@ -45,11 +45,23 @@ ALLOWED: dict[str, set[str] | None] = {
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
     # app
-    "routing": {"messages", "errors", "limits"},
-    "app": {"routing", "asgi", "params", "errorpages", "messages", "errors", "limits"},
+    "decorators": set(),
+    "routing": {"decorators", "messages", "errors", "limits"},
+    "app": {
+        "routing",
+        "asgi",
+        "params",
+        "errorpages",
+        "mounts",
+        "decorators",
+        "messages",
+        "errors",
+        "limits",
+    },
     # app conveniences over the vocabulary: handler arguments, error bodies, sessions
     "params": {"messages", "errors"},
     "errorpages": {"messages", "errors"},
+    "mounts": {"messages"},
     "sessions": {"messages", "cookies", "errors"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
