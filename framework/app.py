@@ -359,6 +359,14 @@ class App(RouteDecorators):
             response.headers.setdefault("strict-transport-security", self.hsts)
         if response.cookies:
             response.write_cookies(https=request.tls is not None)
+        form = request.state.get("_form")
+        if form is not None:
+            # Uploaded files' temporary files go now, not at collection; background calls
+            # may still read them, so then after those.
+            if response.background_tasks:
+                response.background(form.close)
+            else:
+                await form.close()
         return response
 
     async def _dispatch(self, request: Request) -> Response:

@@ -81,7 +81,8 @@ class RequestConveniences:
 
         Multipart files are streamed to ``UploadFile`` s that stay in memory up to
         ``limits.FORM_SPOOL_BYTES`` and move to a temporary file (in ``spool_dir``) above it.
-        The body is read once; later calls return the same ``FormData``.
+        The body is read once; later calls return the same ``FormData``, whose files the
+        app closes (removing temporary files) once the handler's response is made.
 
         Raises:
             HTTPError: 415 for another content type; 400 for a malformed body; 413 past a
@@ -89,7 +90,13 @@ class RequestConveniences:
         """
         form: FormData | None = self.state.get("_form")
         if form is None:
+            from .errors import HTTPError
             from .forms import parse_form
+
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+                # Refused before a byte is read (and before 100 Continue), as body() does.
+                raise HTTPError(413, f"form larger than {self.max_body_size} bytes")
 
             form = await parse_form(
                 self.headers.get("content-type") or "",

@@ -212,3 +212,67 @@ def test_parse_form_answers_garbage_with_4xx_only(garbage: bytes) -> None:
     except HTTPError as exc:
         status = exc.status
     assert status in (200, 400, 413)
+
+
+def test_app_closes_uploaded_files_after_the_response_and_its_background_calls() -> None:
+    from framework import App, Request, Response
+
+    app = App()
+    kept: list[UploadFile] = []
+    seen: list[bytes] = []
+
+    async def later(upload: UploadFile) -> None:
+        await upload.seek(0)
+        seen.append(await upload.read())
+
+    @app.post("/")
+    async def handler(request: Request) -> Response:
+        upload = (await request.form())["f"]
+        assert isinstance(upload, UploadFile)
+        kept.append(upload)
+        response = Response("ok")
+        if request.query.get("later"):
+            response.background(later, upload)
+        return response
+
+    body = encode([("f", ("a.txt", b"data"))])
+
+    async def main(target: str) -> Response:
+        headers = {"content-type": MULTIPART}
+        response = await app(Request("POST", target, headers, body=body))
+        assert not kept[-1].file.closed or not response.background_tasks
+        await response.run_background()
+        return response
+
+    asyncio.run(main("/"))
+    assert kept[-1].file.closed
+    asyncio.run(main("/?later=1"))
+    assert seen == [b"data"]
+    assert kept[-1].file.closed
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    from framework import App, Request
+
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> str:
+        await request.form()
+        return "read"
+
+    async def never() -> bytes:
+        raise AssertionError("the body was read")
+
+    class Source:
+        async def read_chunk(self) -> bytes:
+            return await never()
+
+    request = Request(
+        "POST",
+        "/",
+        {"content-type": MULTIPART, "content-length": str(10 * 1024 * 1024)},
+        body=Source(),
+    )
+    response = asyncio.run(app(request))
+    assert response.status == 413
