@@ -359,7 +359,7 @@ class App(RouteDecorators):
             response.headers.setdefault("strict-transport-security", self.hsts)
         if response.cookies:
             response.write_cookies(https=request.tls is not None)
-        form = request.state.get("_form")
+        form = request.state.get("_form") if request.state else None
         if form is not None:
             # Uploaded files' temporary files go now, not at collection; background calls
             # may still read them, so then after those.

@@ -276,3 +276,15 @@ def test_declared_length_over_the_limit_is_refused_before_reading() -> None:
     )
     response = asyncio.run(app(request))
     assert response.status == 413
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_urlencoded_answers_garbage_with_a_form_or_400(garbage: bytes) -> None:
+    try:
+        form = parse(garbage, "application/x-www-form-urlencoded", max_fields=20)
+        status = 200
+        assert len(form) <= 20
+    except HTTPError as exc:
+        status = exc.status
+    assert status in (200, 400)

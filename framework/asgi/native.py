@@ -53,7 +53,9 @@ class _ReceiveSource:
 def _tls(scope: Scope) -> TLSInfo | None:
     ext = (scope.get("extensions") or {}).get("tls")
     if ext is None:
-        return None
+        # Most ASGI servers (uvicorn) send no TLS extension; "https" still means TLS, which
+        # is what Secure cookies and HSTS go by.
+        return TLSInfo(version=None, cipher=None) if scope.get("scheme") == "https" else None
     return TLSInfo(version=_VERSION_NAMES.get(ext.get("tls_version") or 0), cipher=None)
 
 

@@ -126,3 +126,22 @@ def test_json_api_with_our_client(site: Served, tls_files: TLSFiles) -> None:
             assert (slash.status, slash.headers["location"]) == (308, "/api/notes")
 
     asyncio.run(main())
+
+
+def test_site_on_uvicorn_keeps_the_session_and_takes_uploads(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    from tests.e2e.test_asgi_uvicorn import uvicorn
+
+    jar = str(tmp_path / "jar")
+    with uvicorn("examples.site:app", tls_files, "h11", tmp_path / "home") as port:
+        base = f"https://localhost:{port}"
+        posted = curl(tls_files, "-c", jar, "-b", jar, "-d", "name=Bo", base + "/hello")
+        assert posted.returncode == 0, posted.stderr
+        cookie = next(line for line in Path(jar).read_text().splitlines() if "\tsession\t" in line)
+        assert cookie.split("\t")[3] == "TRUE"  # Secure: uvicorn's scope says https
+        assert "Hello again, Bo." in curl(tls_files, "-c", jar, "-b", jar, base + "/").stdout
+        data = os.urandom(3 * 1024 * 1024)
+        (tmp_path / "f.bin").write_bytes(data)
+        uploaded = curl(tls_files, "-F", f"file=@{tmp_path / 'f.bin'}", base + "/upload")
+        assert hashlib.sha256(data).hexdigest() in uploaded.stdout, uploaded.stderr
