@@ -33,7 +33,9 @@ from .errors import (
 from .forms import FormData, UploadFile
 from .messages import (
     FileResponse,
+    Handler,
     Headers,
+    Hook,
     JSONResponse,
     QueryParams,
     RedirectResponse,
@@ -69,7 +71,9 @@ __all__ = [
     "FrameworkError",
     "HTTPError",
     "HTTPStatusError",
+    "Handler",
     "Headers",
+    "Hook",
     "JSONResponse",
     "Lifespan",
     "Middleware",

@@ -109,7 +109,11 @@ def _check_text_type(tp: Any, where: str) -> None:
 
 
 def _is_body_type(tp: Any) -> bool:
+    # A dataclass, a TypedDict or a dict (any JSON object) comes from the body; FastAPI
+    # reads a dict-annotated parameter from the body too.
     tp, _ = _optional_inner(tp)
+    if tp is dict or get_origin(tp) is dict:
+        return True
     return (isinstance(tp, type) and dataclasses.is_dataclass(tp)) or is_typeddict(tp)
 
 

@@ -92,6 +92,10 @@ def make_app() -> App:
     async def movies(request: Request, movie: Movie) -> str:
         return f"{movie['title']} ({movie['year']})"
 
+    @app.post("/object")
+    async def any_object(request: Request, data: dict[str, int]) -> dict[str, int]:
+        return data
+
     @app.get("/text")
     async def text(request: Request) -> str:
         raise HTTPError(409, "taken")
@@ -253,3 +257,10 @@ def test_json_api_example_answers_422_to_a_bad_limit() -> None:
     created = call(app, "POST", "/users", b'{"name": "Ada"}')
     assert created.status == 201
     assert call(app, "POST", "/users", b'{"name": 1}').status == 422
+
+
+def test_dict_body() -> None:
+    assert call(APP, "POST", "/object", b'{"a": 1}').body == b'{"a":1}'
+    bad = call(APP, "POST", "/object", b'{"a": "x"}')
+    assert bad.status == 422
+    assert json.loads(bad.body)["detail"][0]["loc"] == ["body", "a"]
