@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "conveniences": {"cookies", "forms", "headers", "errors", "limits"},
     "multipart": {"limits"},
     "forms": {"multipart", "errors", "limits"},
-    "messages": {"conveniences", "cookies", "headers", "errors", "limits"},
+    "messages": {"conveniences", "headers", "errors", "limits"},
     "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
