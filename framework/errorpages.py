@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from collections.abc import Callable
-from typing import Any, get_origin, is_typeddict
+from typing import Any, Union, get_args, get_origin, is_typeddict
 
 from .errors import HTTPError, ValidationError
 from .messages import JSONResponse, Request, Response
@@ -49,7 +50,13 @@ def returns_json(endpoint: Callable[..., Any]) -> bool:
         hint = typing.get_type_hints(endpoint).get("return", inspect.Parameter.empty)
     except Exception:  # an annotation that does not resolve says nothing about the body
         return False
+    return _is_json_type(hint)
+
+
+def _is_json_type(hint: Any) -> bool:
     tp = get_origin(hint) or hint
+    if tp is Union or tp is types.UnionType:  # dict | None: JSON when it is anything
+        return any(_is_json_type(arg) for arg in get_args(hint) if arg is not type(None))
     if tp in (dict, list):
         return True
     if isinstance(tp, type):

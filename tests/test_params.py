@@ -11,7 +11,7 @@ from typing import Any, Optional, TypedDict
 
 import pytest
 
-from framework import App, HTTPError, Request, Response
+from framework import App, HTTPError, JSONResponse, Request, Response
 from framework.errorpages import wants_json
 
 
@@ -264,3 +264,23 @@ def test_dict_body() -> None:
     bad = call(APP, "POST", "/object", b'{"a": "x"}')
     assert bad.status == 422
     assert json.loads(bad.body)["detail"][0]["loc"] == ["body", "a"]
+
+
+def test_returns_json_reads_the_return_annotation() -> None:
+    from framework.errorpages import returns_json
+
+    async def maybe(request: Request) -> dict[str, Any] | None: ...
+    async def response(request: Request) -> JSONResponse: ...
+    async def shape(request: Request) -> Shape: ...
+    async def text(request: Request) -> str | None: ...
+    async def plain(request: Request) -> Response: ...
+    async def bare(request: Request): ...  # type: ignore[no-untyped-def]
+
+    assert [returns_json(f) for f in (maybe, response, shape, text, plain, bare)] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
