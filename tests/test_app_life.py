@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from framework import App, Client, Request, Response
+from framework import App, Client, Request, Response, Server
 from tests.conftest import TLSFiles, serve_in_thread
 
 
@@ -131,3 +131,43 @@ def test_background_runs_after_the_response_is_sent(
 
         asyncio.run(main())
     assert any("background task" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_graceful_drain_waits_for_background_calls(tls_files: TLSFiles) -> None:
+    gate = threading.Event()
+    done: list[str] = []
+    app = App()
+
+    async def after() -> None:
+        await asyncio.to_thread(gate.wait, 10)
+        done.append("finished")
+
+    @app.get("/")
+    async def handler(request: Request) -> Response:
+        response = Response("sent")
+        response.background(after)
+        return response
+
+    def open_gate_once_draining(server: Server) -> None:
+        for _ in range(1000):  # bounded: at most ten seconds
+            if server.is_draining:
+                break
+            threading.Event().wait(0.01)
+        gate.set()
+
+    stack = contextlib.ExitStack()
+    server = stack.enter_context(serve_in_thread(app, tls_files))
+
+    async def main() -> None:
+        # The client keeps its connection open, as a keep-alive client does, while the
+        # server drains.
+        async with Client(f"https://localhost:{server.port}", ca=tls_files.ca_cert) as client:
+            assert (await client.get("/")).content == b"sent"
+            opener = threading.Thread(target=open_gate_once_draining, args=(server,))
+            opener.start()
+            assert done == []
+            await asyncio.to_thread(stack.close)  # the graceful drain
+            opener.join(10)
+            assert done == ["finished"]
+
+    asyncio.run(main())
