@@ -112,7 +112,8 @@ class Route:
         def fill(match: re.Match[str]) -> str:
             name, kind = match.group(1), match.group(2) or "str"
             text = str(params[name])
-            if not re.fullmatch(CONVERTERS[kind][0], text):
+            if not re.fullmatch(CONVERTERS[kind][0], text) or text in (".", ".."):
+                # "." and ".." would be resolved away as dot-segments before routing.
                 raise ValueError(f"{name}={text!r} does not fit {{{name}:{kind}}} in {self.path}")
             return quote(text, safe="/" if kind == "path" else "")
 

@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from framework import App, Client, Request, Response, Router
 from tests.conftest import TLSFiles, serve_in_thread
@@ -143,3 +145,25 @@ def test_mounted_starlette_app_and_app_over_tls(tls_files: TLSFiles) -> None:
 
     asyncio.run(main())
     assert admin.state.started == ["admin"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 10**12),
+    st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=20),
+)
+def test_url_for_round_trips_through_routing(number: int, text: str) -> None:
+    app = App()
+
+    @app.get("/n/{n:int}/s/{s}")
+    async def both(request: Request, n: int, s: str) -> str:
+        return ""
+
+    try:
+        path = app.url_for("both", n=number, s=text)
+    except ValueError:
+        assert "/" in text or text in (".", "..")
+        return
+    route, params = app.router.resolve("GET", Request("GET", path).path)
+    assert route.name == "both"
+    assert params == {"n": number, "s": text}
