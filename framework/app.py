@@ -400,7 +400,8 @@ class App(RouteDecorators):
                 return result
             return to_response(result)
         except Exception as exc:
-            as_json = route is not None and self._plans[id(route)][2]
+            plan = self._plans.get(id(route)) if route is not None else None
+            as_json = plan is not None and plan[2]
             return await self._handle_exception(request, exc, as_json=as_json)
 
     def _slash_redirect(self, request: Request) -> Response | None:
@@ -417,6 +418,8 @@ class App(RouteDecorators):
                 return None
         raw = request.raw_path.decode("latin-1")
         target = raw[:-1] if raw.endswith("/") else raw + "/"
+        if target.startswith("//"):
+            return None  # "//host" in Location would send the client to another site
         if request.query_string:
             target += "?" + request.query_string.decode("latin-1")
         return RedirectResponse(target, status=308)

@@ -71,6 +71,14 @@ def test_redirect_slashes() -> None:
     assert (gone.status, gone.headers["location"]) == (308, "/users/1?a=b")
     assert call(app, "POST", "/things").headers["location"] == "/things/"
     assert call(app, target="/nothing/").status == 404
+    # Never a redirect to another host: "//evil.example" is a network-path reference.
+
+    async def evil(request: Request) -> str:
+        return "x"
+
+    strict = App()
+    strict.add_route("//evil.example", evil)
+    assert call(strict, target="//evil.example/").status == 404
     off = App(redirect_slashes=False)
     off.add_route("/a", user)
     assert call(off, target="/a/").status == 404
