@@ -145,3 +145,21 @@ def test_site_on_uvicorn_keeps_the_session_and_takes_uploads(
         (tmp_path / "f.bin").write_bytes(data)
         uploaded = curl(tls_files, "-F", f"file=@{tmp_path / 'f.bin'}", base + "/upload")
         assert hashlib.sha256(data).hexdigest() in uploaded.stdout, uploaded.stderr
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "session=" + "A" * 8000,
+        "session=forged.0.sig; session=second",
+        'session="; é\u2603; =;;; \\"x' + "=" * 500,
+        "; ".join(f"c{i}={i}" for i in range(300)),
+    ],
+    ids=["huge", "forged-twice", "garbage", "many"],
+)
+def test_hostile_cookie_headers_are_a_fresh_session(
+    site: Served, tls_files: TLSFiles, cookie: str
+) -> None:
+    result = curl(tls_files, "-H", f"Cookie: {cookie}", f"https://localhost:{site.port}/")
+    assert result.returncode == 0, result.stderr
+    assert "Hello, stranger." in result.stdout
