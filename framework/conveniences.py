@@ -177,7 +177,8 @@ class ResponseConveniences:
     def background(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Call ``await func(*args)`` after the response has been sent; errors are logged.
 
-        The connection's next request waits for it, and so does the server's graceful drain.
+        The connection's next request waits for it, and so does the server's graceful drain
+        while the connection is open.
         """
         if self.background_tasks is None:
             self.background_tasks = []
