@@ -1,4 +1,4 @@
-"""A small site: a form with a session, file uploads and a JSON API, in one app.
+"""A small site: a form with a session, file uploads, a stylesheet and a JSON API, in one app.
 
 Run it:   python -m framework serve examples.site:app
 Try it:   CA="$(python -m framework certs dev-ca)"
@@ -18,9 +18,18 @@ import html
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from framework import App, HTTPError, JSONResponse, RedirectResponse, Request, Response
+from framework import (
+    App,
+    FileResponse,
+    HTTPError,
+    JSONResponse,
+    RedirectResponse,
+    Request,
+    Response,
+)
 from framework.forms import UploadFile
 from framework.sessions import SessionMiddleware
 
@@ -29,6 +38,7 @@ app.middleware(
     SessionMiddleware(secret_key=os.environ.get("SITE_SECRET_KEY") or secrets.token_urlsafe(32))
 )
 notes: list[dict[str, Any]] = []
+ASSETS = Path(__file__).parent / "site_assets"
 
 
 @dataclass
@@ -44,12 +54,18 @@ async def home(request: Request) -> Response:
     name = request.session.get("name")
     greeting = f"Hello again, {html.escape(name)}." if name else "Hello, stranger."
     page = (
-        f"<!doctype html><title>site</title><p>{greeting}</p>"
+        '<!doctype html><title>site</title><link rel="stylesheet" href="/assets/style.css">'
+        f"<p>{greeting}</p>"
         '<form method="post" action="/hello"><input name="name"><button>Say hello</button></form>'
         '<form method="post" action="/upload" enctype="multipart/form-data">'
         '<input type="file" name="file"><button>Upload</button></form>'
     )
     return Response(page, media_type="text/html; charset=utf-8")
+
+
+@app.get("/assets/style.css")
+async def style(request: Request) -> FileResponse:
+    return FileResponse(ASSETS / "style.css")
 
 
 @app.post("/hello")

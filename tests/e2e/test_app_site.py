@@ -65,6 +65,10 @@ def test_session_survives_across_requests_in_curls_cookie_jar(
     assert cookie_line.split("\t")[3] == "TRUE"
     again = curl(tls_files, "-c", jar, "-b", jar, base + "/")
     assert "Hello again, Ada &lt;b&gt;." in again.stdout
+    # The page's stylesheet, as a browser fetches it next.
+    style = curl(tls_files, "-w", "%{content_type}", base + "/assets/style.css")
+    assert style.stdout.startswith("body {")
+    assert style.stdout.endswith("text/css; charset=utf-8")
     # Without the jar, nobody is known.
     assert "Hello, stranger." in curl(tls_files, base + "/").stdout
 
