@@ -9,7 +9,6 @@ import asyncio
 import os
 import shutil
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from framework import pki
 from framework.deploy import new_event_loop
 from framework.http11 import Driver
 from framework.server import Handler, Server
+from framework.testing import LoopThread, ThrowawayCA
 from framework.tls import CertificateStore, ClientCertMode
 
 # FRAMEWORK_TEST_H11_ONLY=1 runs the suite with the plain-message path off in every driver the
@@ -70,22 +70,23 @@ class TLSFiles:
 
 
 @pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    """A session CA with a localhost server certificate and a client certificate."""
-    base = tmp_path_factory.mktemp("pki")
-    ca = pki.CertificateAuthority.create(base / "ca", name="framework test CA")
-    server = ca.issue(["localhost", "127.0.0.1", "::1"])
-    server.write(base / "server.pem", base / "server.key")
-    client = ca.issue(["test-client"], client=True)
-    client.write(base / "client.pem", base / "client.key")
-    return TLSFiles(
-        ca=ca,
-        ca_cert=base / "ca" / "ca.pem",
-        server_cert=base / "server.pem",
-        server_key=base / "server.key",
-        client_cert=base / "client.pem",
-        client_key=base / "client.key",
-    )
+def tls_files() -> Iterator[TLSFiles]:
+    """A session CA with a localhost server certificate and a client certificate.
+
+    The CA is the one users get from ``framework.testing`` (``ThrowawayCA``), so the whole
+    suite runs on what the testing helpers hand out.
+    """
+    with ThrowawayCA(name="framework test CA") as throwaway:
+        server = throwaway.server_certificate()
+        client = throwaway.client_certificate("test-client")
+        yield TLSFiles(
+            ca=throwaway.authority,
+            ca_cert=throwaway.cert_path,
+            server_cert=server.cert,
+            server_key=server.key,
+            client_cert=client.cert,
+            client_key=client.key,
+        )
 
 
 @contextmanager
@@ -102,49 +103,22 @@ def serve_in_thread(
     ``tls_files=None`` serves plain HTTP. ``client_cert`` turns on mutual TLS with the test CA.
     The server is drained and its thread joined on exit.
     """
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def main() -> None:
-        store = None
-        if tls_files is not None:
-            store = CertificateStore(
-                tls_files.server_cert,
-                tls_files.server_key,
-                client_ca=tls_files.ca_cert if client_cert else None,
-                client_cert=client_cert or "required",
-            )
+    store = None
+    if tls_files is not None:
+        store = CertificateStore(
+            tls_files.server_cert,
+            tls_files.server_key,
+            client_ca=tls_files.ca_cert if client_cert else None,
+            client_cert=client_cert or "required",
+        )
+    factory = new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with LoopThread(factory, name="test-server") as thread:
         server = Server(handler, host="127.0.0.1", port=0, ssl=store, **server_options)
-        stop = asyncio.Event()
-        holder.update(server=server, loop=asyncio.get_running_loop(), stop=stop)
+        thread.run(server.start(), timeout=30)
         try:
-            await server.start()
+            yield server
         finally:
-            ready.set()
-        await stop.wait()
-        await server.aclose(timeout=5)
-
-    def run() -> None:
-        try:
-            factory = new_event_loop if loop == "uvloop" else asyncio.new_event_loop
-            with asyncio.Runner(loop_factory=factory) as runner:
-                runner.run(main())
-        except BaseException as exc:  # reported to the test below
-            holder["error"] = exc
-            ready.set()
-
-    thread = threading.Thread(target=run, name="test-server", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if "error" in holder:
-        raise holder["error"]
-    try:
-        yield holder["server"]
-    finally:
-        holder["loop"].call_soon_threadsafe(holder["stop"].set)
-        thread.join(30)
-        if "error" in holder:
-            raise holder["error"]
+            thread.run(server.aclose(timeout=5), timeout=30)
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])

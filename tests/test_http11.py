@@ -381,10 +381,14 @@ def test_driver_send_whole_that_closes_is_not_reusable(
         server.send_whole(Response(200, []), b"more")
 
 
-def test_driver_send_whole_without_body_status() -> None:
+@pytest.mark.parametrize("status", [204, 304])
+def test_driver_send_whole_without_body_status(status: int) -> None:
     server = served()
-    wire = server.send_whole(Response(204, []), b"")
-    assert wire.startswith(b"HTTP/1.1 204 ")
+    wire = server.send_whole(Response(status, [(b"etag", b'"v1"')]), b"")
+    assert wire.startswith(b"HTTP/1.1 %d " % status)
+    # No Content-Length: forbidden on 204, and on 304 it would misdescribe the representation.
+    assert b"content-length" not in wire.lower()
+    assert wire.endswith(b'etag: "v1"\r\n\r\n')
     assert server.is_reusable
 
 

@@ -44,6 +44,9 @@ ALLOWED: dict[str, set[str] | None] = {
     # roles
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
+    # the load generator: a client of its own (raw protocols, one request encoded once) for
+    # measuring servers; a role beside the client, never imported by the other roles
+    "load": {"http11", "tls", "messages", "errors", "limits"},
     # app
     "decorators": set(),
     "routing": {"decorators", "messages", "errors", "limits"},
@@ -70,12 +73,14 @@ ALLOWED: dict[str, set[str] | None] = {
     "cli": None,
     "cli_certs": None,
     "cli_limits": None,
+    "testing": None,
+    "pytest_plugin": None,
     "__main__": None,
     "__init__": None,
 }
 
 # The roles: they take any handler and never know of routes or apps.
-ROLES = ("server", "client")
+ROLES = ("server", "client", "load")
 
 # (unit, function name) -> units that one function may import, beyond the table.
 FUNCTION_EXCEPTIONS: dict[tuple[str, str], set[str]] = {
@@ -97,6 +102,7 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "routing": {"ssl", "socket", "h11", "asyncio"},
     "app": {"ssl", "socket", "h11", "asyncio"},
     "asgi": {"ssl", "socket", "h11"},
+    "load": {"h11"},
 }
 
 # Modules held to a rule of their own instead of their unit's.

@@ -18,6 +18,7 @@ from typing import Any, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
+from ..pki import DevCertificate
 from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode, TLSProfile
 
@@ -66,8 +67,8 @@ class ListenOptions(TypedDict, total=False):
     access_log: bool
 
 
-def _certificates(options: ListenOptions) -> tuple[CertificateStore, str | None]:
-    """The certificate store, and the dev CA's certificate path when that is what is used."""
+def _certificates(options: ListenOptions) -> tuple[CertificateStore, DevCertificate | None]:
+    """The certificate store, and the development CA's files when that is what is used."""
     certfile, keyfile = options.get("certfile"), options.get("keyfile")
     settings: dict[str, Any] = {
         "client_ca": options.get("client_ca"),
@@ -85,7 +86,7 @@ def _certificates(options: ListenOptions) -> tuple[CertificateStore, str | None]
 
         dev = dev_certificate()
         store = CertificateStore(dev.cert_path, dev.key_path, **settings)
-        return store, str(dev.ca_cert_path)
+        return store, dev
     return CertificateStore(certfile, keyfile, **settings), None
 
 
@@ -113,7 +114,7 @@ async def start_server(
     """
     host = options.get("host", "127.0.0.1")
     port = options.get("port", 8443)
-    dev_ca: str | None = None
+    dev_ca: DevCertificate | None = None
     store: CertificateStore | None = None
     if options.get("tls", True):
         store, dev_ca = _certificates(options)
@@ -171,14 +172,20 @@ def _leaf_pem(certfile: object) -> str | None:
     return text[start : stop + len(end)] + "\n" if start >= 0 and stop >= 0 else None
 
 
-def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:
+def _announce(server: Server, dev: DevCertificate | None, out: TextIO) -> None:
     url = server.url + "/"
     lines = [f"framework: serving on {url} (press Ctrl-C to stop)"]
     if not server.is_tls:
         lines.append("framework: plain HTTP (--no-tls): put a TLS-terminating proxy in front")
-    elif dev_ca is not None:
-        lines.append(f"framework: certificate from the local development CA {dev_ca}")
-        lines.append(f"framework: try it: curl --cacert {dev_ca} {url}")
+    elif dev is not None:
+        if dev.created:
+            # Once, when nothing trusts it yet: a browser opening the URL would show a warning.
+            lines.append(
+                f"framework: made a new local development CA in {dev.ca_cert_path.parent}; "
+                "to trust it in browsers and system tools: framework certs trust"
+            )
+        lines.append(f"framework: certificate from the local development CA {dev.ca_cert_path}")
+        lines.append(f"framework: try it: curl --cacert {dev.ca_cert_path} {url}")
     elif server.certificates is not None:
         lines.append(f"framework: certificate {server.certificates.certfile}")
     print("\n".join(lines), file=out, flush=True)

@@ -516,6 +516,8 @@ class Driver:
                 return written if self._their_head else written + body
         # The reason phrase as the plain path writes it (codec.status_line).
         reason = head.reason or reason_phrase(status).encode("ascii")
+        if status in (204, 304):  # no body; Content-Length is forbidden on 204, wrong on 304
+            return self.send(Response(status, headers, reason)) + self.send(_END)
         framed = Response(status, [*headers, (b"content-length", b"%d" % len(body))], reason)
         parts = [self.send(framed)]
         if body and not self._their_head:

@@ -1051,3 +1051,26 @@ def test_server_and_client_h11_only_switch_reaches_their_drivers(tls_files: TLSF
 
     # The plain path serves and reads a plain GET unless switched off, on both sides.
     assert asyncio.run(main()) == [True, True, False, False]
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_server_bodiless_statuses_have_no_content_length(
+    tls_files: TLSFiles, loop_name: str, status: int
+) -> None:
+    app = App()
+
+    @app.get("/")
+    async def bodiless(request: Request) -> Response:
+        return Response(b"", status=status, headers={"etag": '"v1"'})
+
+    with serve_in_thread(app, tls_files, loop=loop_name) as server:
+        with raw_tls(server, tls_files) as sock:
+            responses = Responses(sock)
+            for _ in range(2):  # and the connection carries the next request
+                sock.sendall(request_bytes("GET", "/"))
+                response, body = responses.next("GET", "/")
+                assert response.status_code == status
+                assert body == b""
+                names = {name.lower() for name, _ in response.headers}
+                assert b"content-length" not in names
+                assert (b"etag", b'"v1"') in response.headers
