@@ -64,6 +64,10 @@ class _Session(dict[str, Any]):
         super().update(*args, **kwargs)
 
 
+def _dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -160,10 +164,14 @@ class SessionMiddleware:
         """Load the session before the handler, save or delete its cookie after it."""
         raw = request.cookies.get(self.cookie_name)
         loaded = self.decode(raw) if raw else None
+        before = _dump(loaded) if loaded else None
         session = _Session(loaded or {})
         request.state["session"] = session
         response: Response = await call_next(request)
-        if session.modified or (loaded is not None and not session):
+        # A change inside a value (session["cart"].append(item)) does not pass through
+        # __setitem__: compare the contents too.
+        changed = session.modified or (before is not None and _dump(session) != before)
+        if changed or (loaded is not None and not session):
             if session:
                 value = self.encode(dict(session))
                 if len(value) > _MAX_COOKIE:

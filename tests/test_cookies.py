@@ -124,6 +124,17 @@ def session_app(middleware: SessionMiddleware) -> App:
     async def peek(request: Request) -> dict[str, Any]:
         return dict(request.session)
 
+    @app.get("/add")
+    async def add(request: Request) -> dict[str, Any]:
+        request.session.setdefault("cart", [])
+        request.session["cart"].append(len(request.session["cart"]))
+        return dict(request.session)
+
+    @app.get("/append")
+    async def append(request: Request) -> dict[str, Any]:
+        request.session["cart"].append("x")  # a change inside a value, no __setitem__
+        return dict(request.session)
+
     @app.get("/logout")
     async def logout(request: Request) -> str:
         request.session.clear()
@@ -188,3 +199,10 @@ def test_session_needs_a_real_key_and_the_middleware() -> None:
 @given(st.text(max_size=200))
 def test_session_decode_survives_anything(value: str) -> None:
     assert SessionMiddleware(secret_key=KEY).decode(value) is None
+
+
+def test_session_change_inside_a_value_is_saved() -> None:
+    app = session_app(SessionMiddleware(secret_key=KEY))
+    jar = cookie_of(call(app, "/add"))
+    jar = cookie_of(call(app, "/append", jar))
+    assert call(app, "/peek", jar).body == b'{"cart":[0,"x"]}'
