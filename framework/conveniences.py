@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from . import limits
 from .cookies import Cookie, SameSite, parse_cookie_header
 
 if TYPE_CHECKING:
@@ -76,11 +77,21 @@ class RequestConveniences:
             ) from None
         return session
 
-    async def form(self, *, spool_dir: str | None = None) -> FormData:
+    async def form(
+        self,
+        *,
+        max_fields: int = limits.FORM_MAX_FIELDS,
+        max_files: int = limits.FORM_MAX_FILES,
+        max_part_size: int = limits.FORM_MAX_PART_BYTES,
+        spool_dir: str | None = None,
+    ) -> FormData:
         """The body as a form: ``application/x-www-form-urlencoded`` or ``multipart/form-data``.
 
-        Multipart files are streamed to ``UploadFile`` s that stay in memory up to
-        ``limits.FORM_SPOOL_BYTES`` and move to a temporary file (in ``spool_dir``) above it.
+        ``max_fields``, ``max_files`` and ``max_part_size`` (a text field's bytes) bound the
+        form, as Starlette's ``request.form()`` takes them; the whole body is bounded by the
+        route's ``max_body_size``. Multipart files are streamed to ``UploadFile`` s that stay
+        in memory up to ``limits.FORM_SPOOL_BYTES`` and move to a temporary file (in
+        ``spool_dir``) above it.
         The body is read once; later calls return the same ``FormData``, whose files the
         app closes (removing temporary files) once the handler's response is made.
 
@@ -102,6 +113,9 @@ class RequestConveniences:
                 self.headers.get("content-type") or "",
                 self.stream(),
                 max_size=self.max_body_size,
+                max_fields=max_fields,
+                max_files=max_files,
+                max_part_size=max_part_size,
                 spool_dir=spool_dir,
             )
             self.state["_form"] = form

@@ -288,3 +288,22 @@ def test_urlencoded_answers_garbage_with_a_form_or_400(garbage: bytes) -> None:
     except HTTPError as exc:
         status = exc.status
     assert status in (200, 400)
+
+
+def test_request_form_takes_its_own_limits() -> None:
+    from framework import App, Request
+
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> str:
+        form = await request.form(max_fields=2)
+        return str(len(form))
+
+    async def post(body: bytes) -> tuple[int, bytes]:
+        request = Request("POST", "/", {"content-type": MULTIPART}, body=body)
+        response = await app(request)
+        return response.status, response.body
+
+    assert asyncio.run(post(encode([("a", "1"), ("b", "2")]))) == (200, b"2")
+    assert asyncio.run(post(encode([("a", "1")] * 3))) == (400, b"form has more than 2 fields")
