@@ -137,6 +137,12 @@ class FormData:
             if isinstance(value, UploadFile):
                 await value.close()
 
+    async def __aenter__(self) -> FormData:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     def __repr__(self) -> str:
         return f"<FormData {len(self._items)} fields>"
 

@@ -307,3 +307,15 @@ def test_request_form_takes_its_own_limits() -> None:
 
     assert asyncio.run(post(encode([("a", "1"), ("b", "2")]))) == (200, b"2")
     assert asyncio.run(post(encode([("a", "1")] * 3))) == (400, b"form has more than 2 fields")
+
+
+def test_form_as_async_context_closes_its_files() -> None:
+    async def main() -> UploadFile:
+        body = pieces(encode([("f", ("a", b"1"))]), [1000])
+        async with await parse_form(MULTIPART, body, max_size=10**6) as form:
+            upload = form["f"]
+            assert isinstance(upload, UploadFile)
+            assert not upload.file.closed
+        return upload
+
+    assert asyncio.run(main()).file.closed
