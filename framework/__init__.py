@@ -7,7 +7,23 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from .app import App, CallNext, ExceptionHandler, Lifespan, Middleware
-    from .client import Client, ClientResponse, Timeout
+    from .client import (
+        BasicAuth,
+        BearerAuth,
+        Client,
+        ClientResponse,
+        Cookies,
+        SyncClient,
+        Timeout,
+        delete,
+        get,
+        head,
+        options,
+        patch,
+        post,
+        put,
+    )
+    from .client.sync import request
     from .deploy import serve
     from .errors import (
         CertificateError,
@@ -24,6 +40,7 @@ if _typing.TYPE_CHECKING:
         PolicyError,
         PoolTimeout,
         ProtocolError,
+        ProxyError,
         ReadError,
         ReadTimeout,
         RemoteProtocolError,
@@ -51,15 +68,20 @@ if _typing.TYPE_CHECKING:
         StreamingResponse,
         TLSInfo,
     )
+    from .middleware import CompressionMiddleware, CORSMiddleware
     from .routing import Route, Router
     from .server import Server, ServerConfig
     from .sessions import SessionMiddleware
+    from .staticfiles import StaticFiles
     from .tls import CertificateStore
 
 __version__ = "0.1.0"
 
 _SOURCES = {
     "App": ".app",
+    "BasicAuth": ".client",
+    "BearerAuth": ".client",
+    "CORSMiddleware": ".middleware",
     "CallNext": ".app",
     "CertificateError": ".errors",
     "CertificateStore": ".tls",
@@ -68,8 +90,10 @@ _SOURCES = {
     "ClientDisconnect": ".errors",
     "ClientError": ".errors",
     "ClientResponse": ".client",
+    "CompressionMiddleware": ".middleware",
     "ConnectError": ".errors",
     "ConnectTimeout": ".errors",
+    "Cookies": ".client",
     "DecodingError": ".errors",
     "ExceptionHandler": ".app",
     "FileResponse": ".messages",
@@ -87,6 +111,7 @@ _SOURCES = {
     "PolicyError": ".errors",
     "PoolTimeout": ".errors",
     "ProtocolError": ".errors",
+    "ProxyError": ".errors",
     "QueryParams": ".messages",
     "ReadError": ".errors",
     "ReadTimeout": ".errors",
@@ -102,7 +127,9 @@ _SOURCES = {
     "SessionMiddleware": ".sessions",
     "SigningRequestError": ".errors",
     "State": ".messages",
+    "StaticFiles": ".staticfiles",
     "StreamingResponse": ".messages",
+    "SyncClient": ".client",
     "TLSError": ".errors",
     "TLSInfo": ".messages",
     "Timeout": ".client",
@@ -112,11 +139,22 @@ _SOURCES = {
     "ValidationError": ".errors",
     "WriteError": ".errors",
     "WriteTimeout": ".errors",
+    "delete": ".client",
+    "get": ".client",
+    "head": ".client",
+    "options": ".client",
+    "patch": ".client",
+    "post": ".client",
+    "put": ".client",
+    "request": ".client",
     "serve": ".deploy",
 }
 
 __all__ = [
     "App",
+    "BasicAuth",
+    "BearerAuth",
+    "CORSMiddleware",
     "CallNext",
     "CertificateError",
     "CertificateStore",
@@ -125,8 +163,10 @@ __all__ = [
     "ClientDisconnect",
     "ClientError",
     "ClientResponse",
+    "CompressionMiddleware",
     "ConnectError",
     "ConnectTimeout",
+    "Cookies",
     "DecodingError",
     "ExceptionHandler",
     "FileResponse",
@@ -144,6 +184,7 @@ __all__ = [
     "PolicyError",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "QueryParams",
     "ReadError",
     "ReadTimeout",
@@ -159,7 +200,9 @@ __all__ = [
     "SessionMiddleware",
     "SigningRequestError",
     "State",
+    "StaticFiles",
     "StreamingResponse",
+    "SyncClient",
     "TLSError",
     "TLSInfo",
     "Timeout",
@@ -169,6 +212,14 @@ __all__ = [
     "ValidationError",
     "WriteError",
     "WriteTimeout",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
     "serve",
 ]
 

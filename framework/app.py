@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar, overload
 
@@ -19,10 +20,19 @@ from . import asgi
 from .decorators import RouteDecorators
 from .errorpages import error_response, returns_json, wants_json
 from .errors import ClientDisconnect, HTTPError
-from .messages import Hook, JSONResponse, RedirectResponse, Request, Response, State
+from .messages import (
+    FileResponse,
+    Hook,
+    JSONResponse,
+    RedirectResponse,
+    Request,
+    Response,
+    State,
+)
 from .mounts import Mount, check_prefix
 from .params import Binder, make_binder
 from .routing import Route, Router
+from .staticfiles import StaticFiles
 
 __all__ = [
     "HSTS_MAX_AGE",
@@ -188,6 +198,32 @@ class App(RouteDecorators):
         # TypeError at import time, not a 500 later.
         self._plans[id(route)] = (route, *plan_route(route))
         return self.router.add(route)
+
+    def static(self, prefix: str, directory: str | os.PathLike[str], **options: Any) -> StaticFiles:
+        """Serve the files under ``directory`` at ``prefix``, as ``StaticFiles`` does.
+
+        ``options`` go to ``StaticFiles`` (``index=``, ``dotfiles=``, ``precompressed=``,
+        ``cache_control=``). Returns it.
+
+        Example::
+
+            app.static("/assets", "public")     # /assets/app.css -> public/app.css
+        """
+        served = StaticFiles(directory, **options)
+        prefix = prefix.rstrip("/")
+
+        async def static_files(request: Request, path: str = "") -> Response:
+            return await served.response(request)
+
+        async def static_root(request: Request) -> Response:
+            # The directory itself, as nginx answers it: to its path with the final "/".
+            query = request.query_string.decode("latin-1")
+            return RedirectResponse(prefix + "/" + (f"?{query}" if query else ""), status=308)
+
+        self.add_route(f"{prefix}/{{path:path}}", static_files, ("GET",), f"static:{prefix}")
+        if prefix:
+            self.add_route(prefix, static_root, ("GET",), f"static:{prefix}:root")
+        return served
 
     def middleware(self, func: Middleware) -> Middleware:
         """Decorate ``async def mw(request, call_next) -> Response``; the first added is outermost.
@@ -355,6 +391,8 @@ class App(RouteDecorators):
         except Exception as exc:
             # Raised by a middleware (handlers' errors were answered in _dispatch).
             response = await self._handle_exception(request, exc)
+        if isinstance(response, FileResponse):  # one a middleware made
+            response = response.for_request(request)
         if self.hsts is not None and request.tls is not None:
             response.headers.setdefault("strict-transport-security", self.hsts)
         if response.cookies:
@@ -398,7 +436,12 @@ class App(RouteDecorators):
             result = await route.endpoint(request, **params)
             if type(result) is Response:
                 return result
-            return to_response(result)
+            response = to_response(result)
+            if isinstance(response, FileResponse):
+                # Conditional and Range headers answered before any middleware sees it, so
+                # that compression sees the 206 or 304 it must leave alone.
+                return response.for_request(request)
+            return response
         except Exception as exc:
             plan = self._plans.get(id(route)) if route is not None else None
             as_json = plan is not None and plan[2]

@@ -100,44 +100,58 @@ def load_app(spec: str) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .cli_deploy import listen_or_supervise
     from .deploy import serve
 
-    if (args.client_cert != "required") and not args.client_ca:
-        raise FrameworkError(
-            "--client-cert needs --client-ca, the CA that signs client certificates"
-        )
-    config = config_from_args(args, h11_only=args.h11_only)
-    from .asgi import as_handler
-
-    target = load_app(args.app)
-    if args.factory:
-        target = _call_factory(args.app, target)
-    elif _takes_no_arguments(target):
-        raise FrameworkError(
-            f"{args.app} takes no arguments, so it is not an app; if it makes one "
-            "(create_app()), pass --factory"
-        )
+    listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
+    if isinstance(listening, int):
+        return listening
     try:
-        app = as_handler(target, args.interface, root_path=args.root_path, lifespan=args.lifespan)
-    except ValueError as exc:  # a root path that is not one
-        raise FrameworkError(str(exc)) from exc
-    serve(
-        app,
-        host=args.host,
-        port=args.port,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        tls=not args.no_tls,
-        client_ca=args.client_ca,
-        client_cert=args.client_cert,
-        client_crl=args.client_crl,
-        tls_profile=args.tls_profile,
-        session_resumption=not args.no_session_resumption,
-        access_log=not args.no_access_log,
-        log_level=args.log_level,
-        use_uvloop=args.loop != "asyncio",
-        config=config,
-    )
+        if (args.client_cert != "required") and not args.client_ca:
+            raise FrameworkError(
+                "--client-cert needs --client-ca, the CA that signs client certificates"
+            )
+        config = config_from_args(args, h11_only=args.h11_only)
+        from .asgi import as_handler
+
+        target = load_app(args.app)
+        if args.factory:
+            target = _call_factory(args.app, target)
+        elif _takes_no_arguments(target):
+            raise FrameworkError(
+                f"{args.app} takes no arguments, so it is not an app; if it makes one "
+                "(create_app()), pass --factory"
+            )
+        try:
+            app = as_handler(
+                target, args.interface, root_path=args.root_path, lifespan=args.lifespan
+            )
+        except ValueError as exc:  # a root path that is not one
+            raise FrameworkError(str(exc)) from exc
+        serve(
+            app,
+            sockets=listening.sockets,
+            events=listening.events,
+            host=args.host,
+            port=args.port,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
+            tls=not args.no_tls,
+            client_ca=args.client_ca,
+            client_cert=args.client_cert,
+            client_crl=args.client_crl,
+            tls_profile=args.tls_profile,
+            session_resumption=not args.no_session_resumption,
+            access_log=not args.no_access_log,
+            log_level=args.log_level,
+            use_uvloop=args.loop != "asyncio",
+            config=config,
+        )
+    except BaseException:
+        # A configuration error found after the sockets were made: give the addresses back.
+        for sock in listening.sockets:
+            sock.close()
+        raise
     return 0
 
 
@@ -260,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     add_limit_flags(serve)
     serve.set_defaults(func=_serve)
+    from .cli_deploy import add_deploy_flags
+
+    add_deploy_flags(serve)
 
     limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")
     limits.set_defaults(func=_limits)
@@ -291,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except FrameworkError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_status", 2))  # 3: the app's startup failed
     except KeyboardInterrupt:
         return 130
     return status

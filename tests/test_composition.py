@@ -136,9 +136,9 @@ def test_mounted_starlette_app_and_app_over_tls(tls_files: TLSFiles) -> None:
                 async with Client(f"https://localhost:{server.port}", ca=tls_files.ca_cert) as c:
                     got = await c.get("/legacy/hello")
                     assert got.status == 200
-                    assert await got.json() == {"path": "/legacy/hello", "root": "/legacy"}
+                    assert got.json() == {"path": "/legacy/hello", "root": "/legacy"}
                     mounted = await c.get("/admin/users/bo")
-                    assert (await mounted.json())["root"] == "/admin"
+                    assert mounted.json()["root"] == "/admin"
                     assert (await c.get("/api/users/1")).status == 200
         finally:
             await app.shutdown()

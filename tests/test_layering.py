@@ -28,11 +28,12 @@ ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "limits": set(),
     "headers": set(),
+    "files": {"limits"},
     "cookies": set(),
     "conveniences": {"cookies", "forms", "headers", "errors", "limits"},
     "multipart": {"limits"},
     "forms": {"multipart", "errors", "limits"},
-    "messages": {"conveniences", "headers", "errors", "limits"},
+    "messages": {"conveniences", "headers", "files", "errors", "limits"},
     "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
@@ -53,6 +54,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "app": {
         "routing",
         "asgi",
+        "staticfiles",
         "params",
         "errorpages",
         "mounts",
@@ -66,11 +68,15 @@ ALLOWED: dict[str, set[str] | None] = {
     "errorpages": {"messages", "errors"},
     "mounts": {"messages"},
     "sessions": {"messages", "cookies", "errors"},
+    # static files, and middleware as values an app is given (never importing the app)
+    "staticfiles": {"files", "messages", "headers", "errors", "limits"},
+    "middleware": {"files", "messages", "headers", "errors", "limits"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
     # entry points
     "deploy": None,
     "cli": None,
+    "cli_deploy": None,
     "cli_certs": None,
     "cli_limits": None,
     "testing": None,
@@ -94,6 +100,9 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "limits": {"asyncio", "ssl", "socket", "h11"},
     "headers": {"asyncio", "ssl", "socket", "h11"},
     "messages": {"ssl", "socket", "h11"},
+    "files": {"ssl", "socket", "h11"},
+    "staticfiles": {"ssl", "socket", "h11"},
+    "middleware": {"ssl", "socket", "h11"},
     "accesslog": {"ssl", "socket", "h11"},
     "pki": {"asyncio", "ssl", "h11", "socket"},
     "tls": {"h11", "asyncio"},

@@ -64,6 +64,7 @@ class ServerContext:
         "connections",
         "is_draining",
         "in_flight",
+        "requests_served",
         "on_close",
         "start_task",
     )
@@ -91,6 +92,7 @@ class ServerContext:
         self.connections: set[ServerProtocol] = set()
         self.is_draining = False
         self.in_flight = 0
+        self.requests_served = 0
         self.on_close: Callable[[], None] | None = None
         #: Starts a request's task. On Python 3.12+ the task starts eagerly: a handler that
         #: answers without waiting runs to its end inside this call, and costs no scheduling
@@ -271,6 +273,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
         """Start the task answering ``event``; True when it was answered at once and the
         connection is ready for the next request."""
         context = self.context
+        context.requests_served += 1
         self.phase, self.deadline = timeouts.BUSY, None
         self.requests += 1
         if self._refused(event):

@@ -120,12 +120,12 @@ def test_json_api_with_our_client(site: Served, tls_files: TLSFiles) -> None:
             assert made.status == 201
             bad = await client.post("/api/notes", json={"text": 1})
             assert bad.status == 422
-            assert (await bad.json())["detail"][0]["loc"] == ["body", "text"]
+            assert bad.json()["detail"][0]["loc"] == ["body", "text"]
             listed = await client.get("/api/notes", params={"tag": "a", "limit": "5"})
-            assert [n["text"] for n in await listed.json()] == ["hi"]
+            assert [n["text"] for n in listed.json()] == ["hi"]
             wrong = await client.get("/api/notes?limit=lots")
             assert wrong.status == 422
-            assert (await wrong.json())["detail"][0]["msg"] == "expected an integer"
+            assert wrong.json()["detail"][0]["msg"] == "expected an integer"
             slash = await client.get("/api/notes/", follow_redirects=False)
             assert (slash.status, slash.headers["location"]) == (308, "/api/notes")
 
