@@ -1,4 +1,4 @@
-"""A small site: a form with a session, file uploads, a stylesheet and a JSON API, in one app.
+"""A small site: a form with a session, file uploads, static assets and a JSON API, in one app.
 
 Run it:   python -m framework serve examples.site:app
 Try it:   CA="$(python -m framework certs dev-ca)"
@@ -23,7 +23,6 @@ from typing import Any
 
 from framework import (
     App,
-    FileResponse,
     HTTPError,
     JSONResponse,
     RedirectResponse,
@@ -38,7 +37,7 @@ app.middleware(
     SessionMiddleware(secret_key=os.environ.get("SITE_SECRET_KEY") or secrets.token_urlsafe(32))
 )
 notes: list[dict[str, Any]] = []
-ASSETS = Path(__file__).parent / "site_assets"
+app.static("/assets", Path(__file__).parent / "site_assets")  # ETag, 304, ranges, gzip siblings
 
 
 @dataclass
@@ -61,11 +60,6 @@ async def home(request: Request) -> Response:
         '<input type="file" name="file"><button>Upload</button></form>'
     )
     return Response(page, media_type="text/html; charset=utf-8")
-
-
-@app.get("/assets/style.css")
-async def style(request: Request) -> FileResponse:
-    return FileResponse(ASSETS / "style.css")
 
 
 @app.post("/hello")

@@ -66,9 +66,20 @@ def test_session_survives_across_requests_in_curls_cookie_jar(
     again = curl(tls_files, "-c", jar, "-b", jar, base + "/")
     assert "Hello again, Ada &lt;b&gt;." in again.stdout
     # The page's stylesheet, as a browser fetches it next.
-    style = curl(tls_files, "-w", "%{content_type}", base + "/assets/style.css")
-    assert style.stdout.startswith("body {")
-    assert style.stdout.endswith("text/css; charset=utf-8")
+    style = curl(tls_files, "-D", "-", base + "/assets/style.css")
+    assert style.stdout.rstrip().endswith("margin: 2rem auto; }")
+    assert "content-type: text/css; charset=utf-8" in style.stdout.lower()
+    etag = re.search(r"^etag: (.+?)\r?$", style.stdout, re.I | re.M)
+    assert etag, style.stdout
+    again = curl(
+        tls_files,
+        "-H",
+        f"If-None-Match: {etag.group(1)}",
+        "-w",
+        "%{http_code}",
+        base + "/assets/style.css",
+    )
+    assert again.stdout == "304"
     # Without the jar, nobody is known.
     assert "Hello, stranger." in curl(tls_files, base + "/").stdout
 
