@@ -396,7 +396,8 @@ class App(RouteDecorators):
         if self.hsts is not None and request.tls is not None:
             response.headers.setdefault("strict-transport-security", self.hsts)
         if response.cookies:
-            response.write_cookies(https=request.tls is not None)
+            # "https" from the connection, or from a trusted proxy that terminated TLS.
+            response.write_cookies(https=request.scheme == "https")
         form = request.state.get("_form") if request.state else None
         if form is not None:
             # Uploaded files' temporary files go now, not at collection; background calls

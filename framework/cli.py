@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .cli_limits import add_limit_flags, config_from_args, limits_table
+from .cli_ops import add_ops_flags, ops_config
 from .errors import FrameworkError
 
 __all__ = ["build_parser", "limits_table", "load_app", "main"]
@@ -111,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise FrameworkError(
                 "--client-cert needs --client-ca, the CA that signs client certificates"
             )
-        config = config_from_args(args, h11_only=args.h11_only)
+        config = config_from_args(args, h11_only=args.h11_only, **ops_config(args))
         from .asgi import as_handler
 
         target = load_app(args.app)
@@ -144,6 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
             session_resumption=not args.no_session_resumption,
             access_log=not args.no_access_log,
             log_level=args.log_level,
+            log_config=args.log_config,
             use_uvloop=args.loop != "asyncio",
             config=config,
         )
@@ -270,9 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="ASGI apps: run the lifespan protocol when supported (auto), always, or never",
     )
-    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="the framework loggers' level (default info, or what --log-config sets)",
+    )
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     add_limit_flags(serve)
+    add_ops_flags(serve)
     serve.set_defaults(func=_serve)
     from .cli_deploy import add_deploy_flags
 

@@ -112,6 +112,9 @@ BACKLOG = 2048
 #: and marked. Precedent: nginx logs the whole line (up to its 8 KiB buffer); a log line past
 #: 1 KiB is an attack or a mistake, not something to keep whole.
 ACCESS_LOG_TARGET_CHARS = 1024
+#: Longest client-certificate subject an access-log line carries, in characters (cut and
+#: marked past it): a subject is the peer's choice, like the target.
+ACCESS_LOG_FIELD_CHARS = 256
 
 # --- client ----------------------------------------------------------------------------------
 

@@ -131,7 +131,9 @@ class Request(RequestConveniences):
         raw_path: the target's path as received, still percent-encoded.
         query_string: the raw query string (bytes).
         headers: the request headers.
-        client: the peer's (address, port), or ``None``.
+        client: the client's (address, port), or ``None``: the peer, or the client a trusted
+            proxy names (``forwarded_allow_ips``; port 0 when the proxy gives none).
+        scheme: ``"https"`` or ``"http"``: the connection's, or what a trusted proxy says.
         server: the local (address, port) the request arrived on, or ``None``.
         tls: what TLS agreed for the connection, or ``None`` on plain HTTP.
         path_params: the typed values matched by the route template.
@@ -152,6 +154,7 @@ class Request(RequestConveniences):
         "query_string",
         "headers",
         "client",
+        "scheme",
         "server",
         "tls",
         "http_version",
@@ -178,6 +181,7 @@ class Request(RequestConveniences):
         max_body_size: int = limits.MAX_BODY_BYTES,
         disconnected: Callable[[], bool] | None = None,
         server: tuple[str, int] | None = None,
+        scheme: str | None = None,
     ) -> None:
         if isinstance(target, str):
             target = target.encode("latin-1")
@@ -188,6 +192,7 @@ class Request(RequestConveniences):
         self.query_string = query
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.client = client
+        self.scheme = scheme or ("https" if tls is not None else "http")
         self.server = server
         self.tls = tls
         self.http_version = http_version
@@ -225,6 +230,15 @@ class Request(RequestConveniences):
         """The request target as received (path and query)."""
         target = self.raw_path.decode("latin-1")
         return f"{target}?{self.query_string.decode('latin-1')}" if self.query_string else target
+
+    @property
+    def absolute_url(self) -> str:
+        """The whole URL: ``scheme``, the ``Host`` header (else the server's address), ``url``."""
+        host = self.headers.get("host")
+        if not host and self.server is not None:
+            address, port = self.server
+            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return f"{self.scheme}://{host or 'localhost'}{self.url}"
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield the body as it arrives from the socket (at most once per request)."""

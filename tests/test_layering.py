@@ -81,6 +81,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "cli_limits": None,
     "testing": None,
     "pytest_plugin": None,
+    "cli_ops": None,
     "__main__": None,
     "__init__": None,
 }

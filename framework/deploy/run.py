@@ -258,7 +258,8 @@ class ProcessEvents(Protocol):
 def serve(
     handler: Handler,
     *,
-    log_level: str = "info",
+    log_level: str | None = None,
+    log_config: str | None = None,
     use_uvloop: bool = True,
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     events: Sequence[ProcessEvents] = (),
@@ -276,7 +277,9 @@ def serve(
         options: where and how to listen (``ListenOptions``: host, port, certfile, keyfile,
             tls, client_ca, client_cert, client_crl, tls_profile, session_resumption,
             access_log).
-        log_level: the ``framework`` loggers' level.
+        log_level: the ``framework`` loggers' level (``info`` unless ``log_config`` sets it).
+        log_config: a logging configuration file (JSON for ``dictConfig``, else INI for
+            ``fileConfig``) that replaces the default stderr handlers.
         graceful_timeout: how long in-flight requests may run after a stop signal.
         events: told when the server serves, reloads and stops (systemd, a supervisor).
         ready: called with the server once it listens.
@@ -285,7 +288,8 @@ def serve(
     Raises:
         FrameworkError: a one-line message when the server cannot start.
     """
-    _configure_logging(log_level)
+    log_format = config.access_log_format if config is not None else "text"
+    _configure_logging(log_level, log_config, log_format)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
         runner.run(_serve(handler, graceful_timeout, ready, config, options, events))
@@ -358,14 +362,24 @@ def _reload_certificate(started: list[Server]) -> bool:
     return True
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(
+    level: str | None, log_config: str | None = None, log_format: accesslog.LogFormat = "text"
+) -> None:
     logger = logging.getLogger("framework")
-    if logger.handlers:
+    if log_config is not None:
+        from .logconfig import load_log_config
+
+        load_log_config(log_config)  # its handlers and levels, unless --log-level is given
+        if level is None:
+            return
+    elif logger.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    accesslog.install(sys.stderr)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(accesslog.LINE_FORMAT))
+        logger.addHandler(handler)
+        accesslog.install(sys.stderr, log_format)
+    level = level or "info"
     try:
         logger.setLevel(level.upper())
     except ValueError as exc:

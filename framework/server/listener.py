@@ -49,7 +49,8 @@ class Server:
         shutdown: hooks awaited after the last response.
         config: limits and timeouts (``ServerConfig``).
         access_log, keep_alive_timeout, head_timeout, max_header_bytes, backlog: set that
-            field of ``config``.
+            field of ``config``; so does any other field of ``ServerConfig``
+            (``forwarded_allow_ips="10.0.0.0/8"``, ``access_log_format="json"``).
 
     Example::
 
