@@ -206,3 +206,19 @@ def test_session_change_inside_a_value_is_saved() -> None:
     jar = cookie_of(call(app, "/add"))
     jar = cookie_of(call(app, "/append", jar))
     assert call(app, "/peek", jar).body == b'{"cart":[0,"x"]}'
+
+
+def test_cookie_is_secure_behind_a_trusted_tls_proxy() -> None:
+    app = App()
+
+    @app.get("/")
+    async def handler(request: Request) -> Response:
+        response = Response("ok")
+        response.set_cookie("a", "1")
+        return response
+
+    # What the server makes of X-Forwarded-Proto: https from a peer forwarded_allow_ips trusts.
+    proxied = asyncio.run(app(Request("GET", "/", scheme="https")))
+    assert proxied.headers["set-cookie"] == "a=1; Path=/; Secure; HttpOnly; SameSite=Lax"
+    plain = asyncio.run(app(Request("GET", "/")))
+    assert plain.headers["set-cookie"] == "a=1; Path=/; HttpOnly; SameSite=Lax"
