@@ -1,23 +1,33 @@
-"""A small JSON API: path parameters with types, a query string, a POST body, errors.
+"""A small JSON API: typed path and query parameters, a typed JSON body, errors as JSON.
 
 Run it:   python -m framework serve examples.json_api:app
 Poke it:  CA="$(python -m framework certs dev-ca)"
           curl --cacert "$CA" https://localhost:8443/users/1
           curl --cacert "$CA" -d '{"name": "Ada"}' https://localhost:8443/users
           curl --cacert "$CA" 'https://localhost:8443/users?limit=1'
+          curl --cacert "$CA" 'https://localhost:8443/users?limit=abc'     # 422, says why
 """
 
+from dataclasses import dataclass
 from typing import Any
 
-from framework import App, HTTPError, Request, Response
+from framework import App, HTTPError, JSONResponse, Request
 
 app = App()
 users: dict[int, dict[str, Any]] = {1: {"id": 1, "name": "Grace"}}
 
 
+@dataclass
+class NewUser:
+    """The body of ``POST /users``."""
+
+    name: str
+
+
 @app.get("/users")
-async def list_users(request: Request) -> list[dict[str, Any]]:
-    limit = int(request.query.get("limit") or len(users))
+async def list_users(request: Request, limit: int | None = None) -> list[dict[str, Any]]:
+    if limit is not None and limit < 0:
+        raise HTTPError(422, "limit must be 0 or more")
     return list(users.values())[:limit]
 
 
@@ -29,18 +39,10 @@ async def get_user(request: Request, user_id: int) -> dict[str, Any]:
 
 
 @app.post("/users")
-async def create_user(request: Request) -> Response:
-    data = await request.json()
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise HTTPError(422, 'expected {"name": "..."}')
+async def create_user(request: Request, new: NewUser) -> JSONResponse:
     user_id = max(users, default=0) + 1
-    users[user_id] = {"id": user_id, "name": data["name"]}
-    return Response(
-        f'{{"id": {user_id}}}',
-        status=201,
-        headers={"location": f"/users/{user_id}"},
-        media_type="application/json",
-    )
+    users[user_id] = {"id": user_id, "name": new.name}
+    return JSONResponse({"id": user_id}, status=201, headers={"location": f"/users/{user_id}"})
 
 
 @app.delete("/users/{user_id:int}")

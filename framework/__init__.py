@@ -6,7 +6,7 @@
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from .app import App
+    from .app import App, CallNext, ExceptionHandler, Lifespan, Middleware
     from .client import (
         BasicAuth,
         BearerAuth,
@@ -49,23 +49,29 @@ if _typing.TYPE_CHECKING:
         TimeoutException,
         TLSError,
         TooManyRedirects,
+        ValidationError,
         WriteError,
         WriteTimeout,
     )
+    from .forms import FormData, UploadFile
     from .messages import (
         FileResponse,
+        Handler,
         Headers,
+        Hook,
         JSONResponse,
         QueryParams,
         RedirectResponse,
         Request,
         Response,
+        State,
         StreamingResponse,
         TLSInfo,
     )
     from .middleware import CompressionMiddleware, CORSMiddleware
     from .routing import Route, Router
     from .server import Server, ServerConfig
+    from .sessions import SessionMiddleware
     from .staticfiles import StaticFiles
     from .tls import CertificateStore
 
@@ -76,6 +82,7 @@ _SOURCES = {
     "BasicAuth": ".client",
     "BearerAuth": ".client",
     "CORSMiddleware": ".middleware",
+    "CallNext": ".app",
     "CertificateError": ".errors",
     "CertificateStore": ".tls",
     "CertificateVerifyError": ".errors",
@@ -88,12 +95,18 @@ _SOURCES = {
     "ConnectTimeout": ".errors",
     "Cookies": ".client",
     "DecodingError": ".errors",
+    "ExceptionHandler": ".app",
     "FileResponse": ".messages",
+    "FormData": ".forms",
     "FrameworkError": ".errors",
     "HTTPError": ".errors",
     "HTTPStatusError": ".errors",
+    "Handler": ".messages",
     "Headers": ".messages",
+    "Hook": ".messages",
     "JSONResponse": ".messages",
+    "Lifespan": ".app",
+    "Middleware": ".app",
     "PKIError": ".errors",
     "PolicyError": ".errors",
     "PoolTimeout": ".errors",
@@ -111,7 +124,9 @@ _SOURCES = {
     "Server": ".server",
     "ServerConfig": ".server",
     "ServerDisconnectedError": ".errors",
+    "SessionMiddleware": ".sessions",
     "SigningRequestError": ".errors",
+    "State": ".messages",
     "StaticFiles": ".staticfiles",
     "StreamingResponse": ".messages",
     "SyncClient": ".client",
@@ -120,6 +135,8 @@ _SOURCES = {
     "Timeout": ".client",
     "TimeoutException": ".errors",
     "TooManyRedirects": ".errors",
+    "UploadFile": ".forms",
+    "ValidationError": ".errors",
     "WriteError": ".errors",
     "WriteTimeout": ".errors",
     "delete": ".client",
@@ -138,6 +155,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "CORSMiddleware",
+    "CallNext",
     "CertificateError",
     "CertificateStore",
     "CertificateVerifyError",
@@ -150,12 +168,18 @@ __all__ = [
     "ConnectTimeout",
     "Cookies",
     "DecodingError",
+    "ExceptionHandler",
     "FileResponse",
+    "FormData",
     "FrameworkError",
     "HTTPError",
     "HTTPStatusError",
+    "Handler",
     "Headers",
+    "Hook",
     "JSONResponse",
+    "Lifespan",
+    "Middleware",
     "PKIError",
     "PolicyError",
     "PoolTimeout",
@@ -173,7 +197,9 @@ __all__ = [
     "Server",
     "ServerConfig",
     "ServerDisconnectedError",
+    "SessionMiddleware",
     "SigningRequestError",
+    "State",
     "StaticFiles",
     "StreamingResponse",
     "SyncClient",
@@ -182,6 +208,8 @@ __all__ = [
     "Timeout",
     "TimeoutException",
     "TooManyRedirects",
+    "UploadFile",
+    "ValidationError",
     "WriteError",
     "WriteTimeout",
     "delete",

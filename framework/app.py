@@ -9,26 +9,56 @@ nothing of sockets, TLS or h11.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeAlias, TypeVar, overload
 
 from . import asgi
+from .decorators import RouteDecorators
+from .errorpages import error_response, returns_json, wants_json
 from .errors import ClientDisconnect, HTTPError
-from .messages import FileResponse, Hook, JSONResponse, RedirectResponse, Request, Response
+from .messages import (
+    FileResponse,
+    Hook,
+    JSONResponse,
+    RedirectResponse,
+    Request,
+    Response,
+    State,
+)
+from .mounts import Mount, check_prefix
+from .params import Binder, make_binder
 from .routing import Route, Router
 from .staticfiles import StaticFiles
 
-__all__ = ["HSTS_MAX_AGE", "App", "CallNext", "Middleware", "hsts_value", "to_response"]
+__all__ = [
+    "HSTS_MAX_AGE",
+    "App",
+    "CallNext",
+    "ExceptionHandler",
+    "Lifespan",
+    "Middleware",
+    "hsts_value",
+    "to_response",
+]
 
 log = logging.getLogger("framework.app")
 
-F = TypeVar("F", bound=Callable[..., Any])
-CallNext = Callable[[Request], Awaitable[Response]]
-Middleware = Callable[[Request, CallNext], Awaitable[Response]]
-ExceptionHandler = Callable[[Request, Exception], Awaitable[Any]]
+E = TypeVar("E", bound=BaseException)
+#: What a middleware calls to go on: ``await call_next(request)`` gives the response.
+CallNext: TypeAlias = Callable[[Request], Awaitable[Response]]
+#: ``async def mw(request, call_next) -> Response``.
+Middleware: TypeAlias = Callable[[Request, CallNext], Awaitable[Response]]
+#: ``async def h(request, exc) -> Response | str | dict | ...``.
+ExceptionHandler: TypeAlias = Callable[[Request, Any], Awaitable[Any]]
+#: ``lifespan(app)``: an async context manager around the app's life; it may yield a mapping
+#: whose items are put into ``app.state``.
+Lifespan: TypeAlias = Callable[
+    ["App"], contextlib.AbstractAsyncContextManager[Mapping[str, Any] | None]
+]
 
 _OCTET_STREAM = "application/octet-stream"
 
@@ -56,13 +86,6 @@ def to_response(value: Any) -> Response:
         f"a handler returned {type(value).__name__}; return str, bytes, dict, list, None "
         "or a Response"
     )
-
-
-def _error_response(exc: HTTPError) -> Response:
-    detail = exc.detail if exc.detail is not None else Response(b"", exc.status).reason
-    if exc.status in (204, 304) or exc.status < 200:
-        return Response(b"", exc.status, exc.headers)
-    return Response(detail, exc.status, exc.headers)
 
 
 #: ``max-age`` of ``App(hsts=True)``: one year, the least hstspreload.org accepts and what
@@ -99,7 +122,7 @@ def hsts_value(hsts: bool | int | str) -> str | None:
     raise TypeError(f"hsts must be a bool, a number of seconds or a str, not {type(hsts).__name__}")
 
 
-class App:
+class App(RouteDecorators):
     """A web application: routes, middleware, exception handlers and lifecycle hooks.
 
     Args:
@@ -110,6 +133,12 @@ class App:
             nginx and uvicorn: a browser that saw it refuses plain HTTP to the host for that
             long, which on ``localhost`` covers every other local server too. A handler's own
             ``Strict-Transport-Security`` header is left as it is.
+        redirect_slashes: answer a path that matches no route, but would with its trailing
+            slash added or removed, with a ``308`` redirect there (on by default, as in
+            Starlette and Django).
+        lifespan: an async context manager factory run around the app's life, entered
+            before the startup hooks and left after the shutdown hooks; what it yields (a
+            mapping, or ``None``) is merged into ``app.state``.
 
     Example::
 
@@ -120,9 +149,23 @@ class App:
             return {"id": user_id}
     """
 
-    def __init__(self, routes: Iterable[Route] = (), *, hsts: bool | int | str = False) -> None:
+    def __init__(
+        self,
+        routes: Iterable[Route] = (),
+        *,
+        hsts: bool | int | str = False,
+        redirect_slashes: bool = True,
+        lifespan: Lifespan | None = None,
+    ) -> None:
         self.router = Router(routes)
+        #: Resources shared by the whole app (a database pool, a client): ``app.state.db``.
+        self.state = State()
+        self.lifespan = lifespan
+        self._lifespan_stack: contextlib.AsyncExitStack | None = None
+        self.mounts: list[Mount] = []
         self.hsts = hsts_value(hsts)
+        self.redirect_slashes = redirect_slashes
+        self._plans: dict[int, tuple[Route, Binder | None, bool]] = {}
         self.middleware_stack: list[Middleware] = []
         self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
         self.startup_hooks: list[Hook] = []
@@ -150,70 +193,11 @@ class App:
                 f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
                 "function (async def)"
             )
-        return self.router.add(Route(path, endpoint, methods, name, max_body_size))
-
-    def route(
-        self,
-        path: str,
-        methods: Iterable[str] = ("GET",),
-        name: str | None = None,
-        *,
-        max_body_size: int | None = None,
-    ) -> Callable[[F], F]:
-        """Decorate a handler for ``path`` and ``methods``; the handler is returned unchanged.
-
-        Example::
-
-            @app.route("/upload", ["POST", "PUT"], max_body_size=50 * 1024 * 1024)
-        """
-
-        def decorate(endpoint: F) -> F:
-            self.add_route(path, endpoint, methods, name, max_body_size=max_body_size)
-            return endpoint
-
-        return decorate
-
-    def get(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a GET handler (HEAD is served by it too, without the body)."""
-        return self.route(path, ("GET",), name, max_body_size=max_body_size)
-
-    def post(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a POST handler."""
-        return self.route(path, ("POST",), name, max_body_size=max_body_size)
-
-    def put(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a PUT handler."""
-        return self.route(path, ("PUT",), name, max_body_size=max_body_size)
-
-    def patch(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a PATCH handler."""
-        return self.route(path, ("PATCH",), name, max_body_size=max_body_size)
-
-    def delete(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a DELETE handler."""
-        return self.route(path, ("DELETE",), name, max_body_size=max_body_size)
-
-    def head(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate a HEAD handler (needed only when it differs from the GET handler)."""
-        return self.route(path, ("HEAD",), name, max_body_size=max_body_size)
-
-    def options(
-        self, path: str, name: str | None = None, *, max_body_size: int | None = None
-    ) -> Callable[[F], F]:
-        """Decorate an OPTIONS handler."""
-        return self.route(path, ("OPTIONS",), name, max_body_size=max_body_size)
+        route = Route(path, endpoint, methods, name, max_body_size)
+        # Read the signature now, so a parameter that cannot come from a request is a
+        # TypeError at import time, not a 500 later.
+        self._plans[id(route)] = (route, *plan_route(route))
+        return self.router.add(route)
 
     def static(self, prefix: str, directory: str | os.PathLike[str], **options: Any) -> StaticFiles:
         """Serve the files under ``directory`` at ``prefix``, as ``StaticFiles`` does.
@@ -257,18 +241,70 @@ class App:
         return func
 
     def exception_handler(
-        self, exc_type: type[BaseException]
-    ) -> Callable[[ExceptionHandler], ExceptionHandler]:
-        """Decorate ``async def h(request, exc)`` to answer exceptions of ``exc_type``.
+        self, exc_type: type[E]
+    ) -> Callable[[Callable[[Request, E], Awaitable[Any]]], Callable[[Request, E], Awaitable[Any]]]:
+        """Decorate ``async def h(request, exc: E)`` to answer exceptions of ``exc_type``.
 
         The most specific registered type wins; its return value is converted like a handler's.
         """
 
-        def decorate(func: ExceptionHandler) -> ExceptionHandler:
+        def decorate(
+            func: Callable[[Request, E], Awaitable[Any]],
+        ) -> Callable[[Request, E], Awaitable[Any]]:
             self.exception_handlers[exc_type] = func
             return func
 
         return decorate
+
+    def include(self, router: Router, prefix: str = "") -> None:
+        """Add every route of ``router`` under ``prefix``: ``/users`` at ``/api`` is ``/api/users``.
+
+        Raises:
+            ValueError: ``prefix`` is not a literal path like ``/api``.
+        """
+        check_prefix(prefix, empty_ok=True)
+        for route in router.routes:
+            self.add_route(
+                prefix + route.path,
+                route.endpoint,
+                route.methods,
+                route.name,
+                max_body_size=route.max_body_size,
+            )
+
+    def mount(self, prefix: str, app: Any, name: str | None = None) -> None:
+        """Answer every path under ``prefix`` with ``app``: another ``App``, a ``Handler``
+        ``async (request) -> Response``, or an ASGI app ``async (scope, receive, send)``.
+
+        Routes of this app are tried first. The mounted app's startup and shutdown run with
+        this one's; ``url_for("name:route")`` reaches its routes.
+
+        Raises:
+            ValueError: ``prefix`` is not a literal path like ``/admin``.
+        """
+        handler = (
+            app
+            if asgi.interface_of(app) != "asgi"
+            else asgi.as_handler(app, "asgi", root_path=check_prefix(prefix, empty_ok=False))
+        )
+        self.mounts.append(Mount(prefix, handler, name))
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """The path of the route called ``name`` for ``params``: ``url_for("user", user_id=7)``.
+
+        A route of an app mounted with ``name="admin"`` is ``"admin:route"``.
+
+        Raises:
+            LookupError: no route by that name.
+            ValueError: the parameters do not fit the route's template.
+        """
+        mount_name, sep, rest = name.partition(":")
+        if sep:
+            for mount in self.mounts:
+                if mount.name == mount_name:
+                    return mount.url_path_for(rest, **params)
+            raise LookupError(f"no app mounted with name {mount_name!r}")
+        return self.router.url_path_for(name, **params)
 
     def on_startup(self, func: Hook) -> Hook:
         """Decorate a coroutine function run before the first request is served."""
@@ -281,14 +317,32 @@ class App:
         return func
 
     async def startup(self) -> None:
-        """Run the startup hooks in order."""
+        """Enter the ``lifespan``, then run the startup hooks in order."""
+        if self.lifespan is not None:
+            stack = contextlib.AsyncExitStack()
+            values = await stack.enter_async_context(self.lifespan(self))
+            self._lifespan_stack = stack
+            if values:
+                self.state.update(values)
+        for mount in self.mounts:
+            if hasattr(mount.handler, "startup"):
+                await mount.handler.startup()
         for hook in self.startup_hooks:
             await hook()
 
     async def shutdown(self) -> None:
-        """Run the shutdown hooks in reverse order (last set up, first torn down)."""
-        for hook in reversed(self.shutdown_hooks):
-            await hook()
+        """Run the shutdown hooks in reverse order (last set up, first torn down), then
+        leave the ``lifespan``."""
+        try:
+            for hook in reversed(self.shutdown_hooks):
+                await hook()
+            for mount in reversed(self.mounts):
+                if hasattr(mount.handler, "shutdown"):
+                    await mount.handler.shutdown()
+        finally:
+            stack, self._lifespan_stack = self._lifespan_stack, None
+            if stack is not None:
+                await stack.aclose()
 
     def _build_stack(self) -> None:
         call_next: CallNext = self._dispatch
@@ -341,16 +395,45 @@ class App:
             response = response.for_request(request)
         if self.hsts is not None and request.tls is not None:
             response.headers.setdefault("strict-transport-security", self.hsts)
+        if response.cookies:
+            # "https" from the connection, or from a trusted proxy that terminated TLS.
+            response.write_cookies(https=request.scheme == "https")
+        form = request.state.get("_form") if request.state else None
+        if form is not None:
+            # Uploaded files' temporary files go now, not at collection; background calls
+            # may still read them, so then after those.
+            if response.background_tasks:
+                response.background(form.close)
+            else:
+                await form.close()
         return response
 
     async def _dispatch(self, request: Request) -> Response:
         if request.path == "*":
             return self._options_asterisk()
+        route: Route | None = None
         try:
-            route, params = self.router.resolve(request.method, request.path)
+            try:
+                route, params = self.router.resolve(request.method, request.path)
+            except HTTPError as exc:
+                if exc.status != 404:
+                    raise
+                for mount in self.mounts:
+                    rest = mount.rest_of(request.path)
+                    if rest is not None:
+                        return await mount.answer(request, rest)
+                redirect = self._slash_redirect(request)
+                if redirect is None:
+                    raise
+                return redirect
             request.path_params = params
             if route.max_body_size is not None:
                 request.max_body_size = route.max_body_size
+            plan = self._plans.get(id(route))
+            if plan is None or plan[0] is not route:
+                plan = self._plans[id(route)] = (route, *plan_route(route))
+            if plan[1] is not None:
+                params = await plan[1](request, params)
             result = await route.endpoint(request, **params)
             if type(result) is Response:
                 return result
@@ -361,7 +444,29 @@ class App:
                 return response.for_request(request)
             return response
         except Exception as exc:
-            return await self._handle_exception(request, exc)
+            plan = self._plans.get(id(route)) if route is not None else None
+            as_json = plan is not None and plan[2]
+            return await self._handle_exception(request, exc, as_json=as_json)
+
+    def _slash_redirect(self, request: Request) -> Response | None:
+        # /users/1/ for /users/1 (and back): 308 keeps the method and body, as Starlette's
+        # redirect_slashes does (it sends 307).
+        if not self.redirect_slashes or request.path == "/":
+            return None
+        path = request.path
+        other = path[:-1] if path.endswith("/") else path + "/"
+        try:
+            self.router.resolve(request.method, other)
+        except HTTPError as exc:
+            if exc.status == 404:
+                return None
+        raw = request.raw_path.decode("latin-1")
+        target = raw[:-1] if raw.endswith("/") else raw + "/"
+        if target.startswith("//"):
+            return None  # "//host" in Location would send the client to another site
+        if request.query_string:
+            target += "?" + request.query_string.decode("latin-1")
+        return RedirectResponse(target, status=308)
 
     def _options_asterisk(self) -> Response:
         # "OPTIONS *" asks about the server itself (RFC 9110 9.3.7); the server lets no other
@@ -369,7 +474,9 @@ class App:
         methods = sorted({method for route in self.router.routes for method in route.methods})
         return Response(b"", status=200, headers={"Allow": ", ".join(methods)})
 
-    async def _handle_exception(self, request: Request, exc: Exception) -> Response:
+    async def _handle_exception(
+        self, request: Request, exc: Exception, *, as_json: bool = False
+    ) -> Response:
         handler = self._find_handler(type(exc))
         if handler is not None:
             try:
@@ -378,7 +485,7 @@ class App:
                 log.exception("exception handler for %s failed", type(exc).__name__)
                 return Response("Internal Server Error", status=500)
         if isinstance(exc, HTTPError):
-            return _error_response(exc)
+            return error_response(exc, as_json=as_json or wants_json(request))
         if isinstance(exc, ClientDisconnect):
             # The peer's doing, not a bug: no traceback, and nobody to answer.
             log.debug("%s %s ended: %s", request.method, request.path, exc.reason)
@@ -417,6 +524,13 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App routes={len(self.router.routes)} middleware={len(self.middleware_stack)}>"
+
+
+def plan_route(route: Route) -> tuple[Binder | None, bool]:
+    """What a route needs per request, worked out once: its argument binder and JSON errors."""
+    # The template's converters are the types themselves (int, float, uuid.UUID, str).
+    converted = dict(zip(route.param_names, route._converters, strict=True))
+    return make_binder(route.endpoint, converted), returns_json(route.endpoint)
 
 
 def _bind(mw: Middleware, call_next: CallNext) -> CallNext:

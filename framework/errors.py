@@ -7,6 +7,7 @@ call and chained with ``from exc``; nothing here knows about sockets or TLS itse
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = [
     "CertificateError",
@@ -33,6 +34,7 @@ __all__ = [
     "TLSError",
     "TimeoutException",
     "TooManyRedirects",
+    "ValidationError",
     "WriteError",
     "WriteTimeout",
 ]
@@ -70,6 +72,23 @@ class HTTPError(FrameworkError):
 
     def __str__(self) -> str:
         return f"{self.status} {self.detail}" if self.detail else str(self.status)
+
+
+class ValidationError(HTTPError):
+    """A request's parameters or body did not fit the handler's annotations: ``422``.
+
+    Attributes:
+        errors: one dict per problem, ``{"loc": ["query", "limit"], "msg": "expected an
+            integer", "type": "value_error"}``, as FastAPI reports them; a JSON error body
+            carries the list as its ``detail``.
+    """
+
+    def __init__(self, errors: list[dict[str, Any]], status: int = 422) -> None:
+        self.errors = errors
+        text = "; ".join(
+            ".".join(str(part) for part in e.get("loc", ())) + f": {e.get('msg')}" for e in errors
+        )
+        super().__init__(status, text or "invalid request")
 
 
 class ProtocolError(FrameworkError):

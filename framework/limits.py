@@ -223,3 +223,25 @@ DEV_RENEW_DAYS = 30
 DEV_CA_PERMITTED_DNS = ("localhost", ".localhost", ".test")
 #: Addresses the development CA may ever sign: loopback only, as for the names above.
 DEV_CA_PERMITTED_IPS = ("127.0.0.0/8", "::1/128")
+
+# --- app: forms ----------------------------------------------------------------------------
+
+#: Most fields (files included) a form may have; 400 above it. Precedent: Starlette's
+#: max_fields 1,000; Django's DATA_UPLOAD_MAX_NUMBER_FIELDS 1,000.
+FORM_MAX_FIELDS = 1000
+
+#: Most files a multipart form may carry; 400 above it. Precedent: Starlette's max_files 1,000.
+FORM_MAX_FILES = 1000
+
+#: Largest non-file part of a multipart form (a text field), in bytes; 413 above it. Files are
+#: bounded only by the total (the route's ``max_body_size``). Precedent: Starlette's
+#: max_part_size 1 MiB.
+FORM_MAX_PART_BYTES = 1024 * 1024
+
+#: Largest head of one multipart part (its Content-Disposition and Content-Type lines); 400
+#: above it. Precedent: the request head limit here, MAX_HEADER_BYTES, is 16 KiB.
+FORM_MAX_PART_HEAD_BYTES = 16 * 1024
+
+#: Bytes of an uploaded file kept in memory before it moves to a temporary file. Precedent:
+#: Starlette's UploadFile spools at 1 MiB; Django's FILE_UPLOAD_MAX_MEMORY_SIZE is 2.5 MB.
+FORM_SPOOL_BYTES = 1024 * 1024

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeAlias
 from urllib.parse import quote
 
 from . import files, limits
+from .conveniences import RequestConveniences, ResponseConveniences, State
 from .errors import HTTPError
 from .headers import Headers, HeadersLike, QueryParams, content_charset
 
@@ -37,6 +38,7 @@ __all__ = [
     "RedirectResponse",
     "Request",
     "Response",
+    "State",
     "StreamingResponse",
     "TLSInfo",
     "content_charset",
@@ -118,7 +120,7 @@ class _BytesSource:
 _EMPTY_BODY = b""
 
 
-class Request:
+class Request(RequestConveniences):
     """An HTTP request as a handler sees it.
 
     Attributes:
@@ -135,7 +137,8 @@ class Request:
         server: the local (address, port) the request arrived on, or ``None``.
         tls: what TLS agreed for the connection, or ``None`` on plain HTTP.
         path_params: the typed values matched by the route template.
-        state: a dict for middleware and handlers to share data on.
+        state: per-request values for middleware and handlers to share, by attribute or
+            key (``request.state.user``); a ``State``.
         max_body_size: the most bytes ``await request.body()`` buffers (the server's
             ``max_body_bytes``, or the route's ``max_body_size``); 413 above it.
 
@@ -194,7 +197,7 @@ class Request:
         self.tls = tls
         self.http_version = http_version
         self.path_params: dict[str, Any] = {}
-        self.state: dict[str, Any] = {}
+        self.state = State()
         self._query: QueryParams | None = None
         if isinstance(body, bytes):
             self._source: BodySource | None = None
@@ -329,7 +332,7 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(out)
 
 
-class Response:
+class Response(ResponseConveniences):
     """An HTTP response with a body held in memory.
 
     Args:

@@ -7,12 +7,15 @@ knows about sockets, TLS or HTTP framing.
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
+from .decorators import RouteDecorators
 from .errors import HTTPError
 
 __all__ = ["CONVERTERS", "Route", "Router"]
@@ -90,6 +93,32 @@ class Route:
         self._converters = tuple(converters)
         self._regex = re.compile(pattern + re.escape(self.path[pos:]) + "$") if names else None
 
+    def url_path(self, **params: Any) -> str:
+        """The path this route answers for ``params``: ``/users/7`` for ``user_id=7``.
+
+        Values are percent-encoded (a ``path`` parameter keeps its slashes).
+
+        Raises:
+            ValueError: a parameter is missing or extra, or its value would not match.
+        """
+        names = set(self.param_names)
+        if set(params) != names:
+            missing, extra = names - set(params), set(params) - names
+            raise ValueError(
+                f"route {self.name!r} ({self.path}) takes {sorted(names) or 'no parameters'}; "
+                + (f"missing {sorted(missing)}" if missing else f"unexpected {sorted(extra)}")
+            )
+
+        def fill(match: re.Match[str]) -> str:
+            name, kind = match.group(1), match.group(2) or "str"
+            text = str(params[name])
+            if not re.fullmatch(CONVERTERS[kind][0], text) or text in (".", ".."):
+                # "." and ".." would be resolved away as dot-segments before routing.
+                raise ValueError(f"{name}={text!r} does not fit {{{name}:{kind}}} in {self.path}")
+            return quote(text, safe="/" if kind == "path" else "")
+
+        return _PARAM.sub(fill, self.path)
+
     @property
     def is_static(self) -> bool:
         """True when the template has no parameters."""
@@ -119,10 +148,21 @@ def _check_literal(path: str, text: str) -> None:
         )
 
 
-class Router:
+class Router(RouteDecorators):
     """Routes in the order they were added; the first that fits wins.
 
-    Static paths are looked up in a dict; templates are tried in order after them.
+    Static paths are looked up in a dict; templates are tried in order after them. A router
+    made on its own groups routes to include into an app under a prefix.
+
+    Example::
+
+        api = Router()
+
+        @api.get("/users/{user_id:int}")
+        async def user(request: Request, user_id: int) -> dict:
+            return {"id": user_id}
+
+        app.include(api, prefix="/api")
     """
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
@@ -140,6 +180,36 @@ class Router:
         else:
             self._dynamic.append(route)
         return route
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        *,
+        max_body_size: int | None = None,
+    ) -> Route:
+        """Add a route for ``endpoint``, an async function; the decorators call this."""
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(
+                f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
+                "function (async def)"
+            )
+        return self.add(Route(path, endpoint, methods, name, max_body_size))
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """The path of the route called ``name`` for ``params`` (``Route.url_path``).
+
+        Raises:
+            LookupError: no route has that name.
+            ValueError: the parameters do not fit it.
+        """
+        for route in self.routes:
+            if route.name == name:
+                return route.url_path(**params)
+        known = ", ".join(sorted({r.name for r in self.routes if r.name})) or "none"
+        raise LookupError(f"no route named {name!r}; the names are: {known}")
 
     def resolve(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         """The route for ``method`` and ``path`` and its parameters.

@@ -29,7 +29,11 @@ ALLOWED: dict[str, set[str] | None] = {
     "limits": set(),
     "headers": set(),
     "files": {"limits"},
-    "messages": {"headers", "files", "errors", "limits"},
+    "cookies": set(),
+    "conveniences": {"cookies", "forms", "headers", "errors", "limits"},
+    "multipart": {"limits"},
+    "forms": {"multipart", "errors", "limits"},
+    "messages": {"conveniences", "headers", "files", "errors", "limits"},
     "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
@@ -45,8 +49,25 @@ ALLOWED: dict[str, set[str] | None] = {
     # measuring servers; a role beside the client, never imported by the other roles
     "load": {"http11", "tls", "messages", "errors", "limits"},
     # app
-    "routing": {"messages", "errors", "limits"},
-    "app": {"routing", "asgi", "staticfiles", "messages", "errors", "limits"},
+    "decorators": set(),
+    "routing": {"decorators", "messages", "errors", "limits"},
+    "app": {
+        "routing",
+        "asgi",
+        "staticfiles",
+        "params",
+        "errorpages",
+        "mounts",
+        "decorators",
+        "messages",
+        "errors",
+        "limits",
+    },
+    # app conveniences over the vocabulary: handler arguments, error bodies, sessions
+    "params": {"messages", "errors"},
+    "errorpages": {"messages", "errors"},
+    "mounts": {"messages"},
+    "sessions": {"messages", "cookies", "errors"},
     # static files, and middleware as values an app is given (never importing the app)
     "staticfiles": {"files", "messages", "headers", "errors", "limits"},
     "middleware": {"files", "messages", "headers", "errors", "limits"},

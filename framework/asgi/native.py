@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ..headers import Headers
-from ..messages import Handler, Request, TLSInfo
+from ..messages import Handler, Request, Response, TLSInfo
 from .scope import Receive, Scope, Send
 
 __all__ = ["run_asgi"]
@@ -53,7 +53,9 @@ class _ReceiveSource:
 def _tls(scope: Scope) -> TLSInfo | None:
     ext = (scope.get("extensions") or {}).get("tls")
     if ext is None:
-        return None
+        # Most ASGI servers (uvicorn) send no TLS extension; "https" still means TLS, which
+        # is what Secure cookies and HSTS go by.
+        return TLSInfo(version=None, cipher=None) if scope.get("scheme") == "https" else None
     return TLSInfo(version=_VERSION_NAMES.get(ext.get("tls_version") or 0), cipher=None)
 
 
@@ -138,6 +140,14 @@ async def run_asgi(
         raise ValueError(f"unsupported ASGI scope type {kind!r}: this app serves HTTP only")
     request = _request(scope, receive)
     response = await handler(request)
+    await _send_response(request, response, receive, send)
+    if response.background_tasks:
+        await response.run_background()
+
+
+async def _send_response(
+    request: Request, response: Response, receive: Receive, send: Send
+) -> None:
     headers = response.headers.raw
     iterator = response.body_iterator
     framed = any(name == b"content-length" or name == b"transfer-encoding" for name, _ in headers)

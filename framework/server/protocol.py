@@ -399,6 +399,10 @@ class ServerProtocol(Guards, asyncio.Protocol):
                 # the server is shutting down: say so, and close after this response.
                 self._closing = True
             status = await respond.send_response(self, request, response, self._closing)
+            if response.background_tasks:
+                # After the whole response is out; the connection's next request, and the
+                # graceful drain, wait for it.
+                await response.run_background()
         except (ConnectionError, ProtocolError) as exc:
             log.debug("connection ended while responding: %r", exc)
             self.abort()
