@@ -80,6 +80,9 @@ def _serve(args: argparse.Namespace) -> int:
             "--client-cert needs --client-ca, the CA that signs client certificates"
         )
     config = config_from_args(args, h11_only=args.h11_only)
+    from .cli_acme import acme_from_args
+
+    acme = acme_from_args(args)
     from .asgi import as_handler
 
     try:
@@ -104,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         use_uvloop=args.loop != "asyncio",
         config=config,
+        acme=acme,
     )
     return 0
 
@@ -192,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     add_limit_flags(serve)
+    from .cli_acme import add_acme_flags
+
+    add_acme_flags(serve)
     serve.set_defaults(func=_serve)
 
     limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")

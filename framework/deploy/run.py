@@ -13,8 +13,8 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO, TypedDict, Unpack
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
@@ -22,6 +22,9 @@ from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode, TLSProfile
 
 __all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
+
+if TYPE_CHECKING:
+    from ..acme import AcmeSettings
 
 log = logging.getLogger("framework")
 
@@ -51,6 +54,8 @@ class ListenOptions(TypedDict, total=False):
             ``"modern"`` (TLS 1.3 only).
         session_resumption: ``False`` turns off session tickets and the session cache.
         access_log: log one line per request (on by default).
+        acme: obtain the certificate from an ACME CA and renew it (``AcmeSettings``, or a
+            list of domain names with the other settings at their defaults).
     """
 
     host: str
@@ -64,6 +69,7 @@ class ListenOptions(TypedDict, total=False):
     tls_profile: TLSProfile
     session_resumption: bool
     access_log: bool
+    acme: AcmeSettings | Sequence[str] | None
 
 
 def _certificates(options: ListenOptions) -> tuple[CertificateStore, str | None]:
@@ -115,6 +121,12 @@ async def start_server(
     port = options.get("port", 8443)
     dev_ca: str | None = None
     store: CertificateStore | None = None
+    acme = None
+    if options.get("acme") and options.get("tls", True):
+        from ..acme import start_acme
+
+        acme = await start_acme(options, host, port)  # the certificate to serve, and renewal
+        options = {**options, "certfile": str(acme.certfile), "keyfile": str(acme.keyfile)}
     if options.get("tls", True):
         store, dev_ca = _certificates(options)
     elif any(options.get(k) for k in ("certfile", "keyfile", "client_ca", "client_crl")):
@@ -130,6 +142,8 @@ async def start_server(
         handler.server_cert = _leaf_pem(store.certfile)  # type: ignore[attr-defined]
     startup = [handler.startup] if hasattr(handler, "startup") else []
     shutdown = [handler.shutdown] if hasattr(handler, "shutdown") else []
+    if acme is not None:
+        shutdown.append(acme.aclose)
     server = Server(
         handler,
         host=host,
@@ -143,6 +157,8 @@ async def start_server(
     try:
         await server.start()
     except OSError as exc:
+        if acme is not None:
+            await acme.aclose()
         if exc.errno == errno.EADDRINUSE:
             raise FrameworkError(
                 f"cannot listen on {host}:{port}: the address is already in use; stop the other "
@@ -154,6 +170,12 @@ async def start_server(
                 "privileges, pick --port 8443"
             ) from exc
         raise FrameworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    except BaseException:
+        if acme is not None:
+            await acme.aclose()
+        raise
+    if acme is not None:
+        acme.attach(server)
     if out is not None:
         _announce(server, dev_ca, out)
     return server

@@ -1,0 +1,286 @@
+"""Automatic HTTPS: obtain a certificate at start-up, answer its challenges, renew it in place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from .. import pki
+from ..errors import FrameworkError
+from ..server import Server
+from .client import LETS_ENCRYPT, AcmeClient
+from .errors import AcmeError
+from .http01 import Http01Responder
+from .jws import key_authorization
+from .storage import AcmeStorage, StoredCertificate
+
+__all__ = ["AcmeService", "AcmeSettings", "start_acme"]
+
+log = logging.getLogger("framework.acme")
+
+_BACKOFF_FIRST = 60.0  # seconds before the first retry of a failed renewal
+_BACKOFF_MAX = 6 * 3600.0  # and the longest wait between retries
+_SCHEDULER_TICK = 3600.0  # the renewal time is looked at again at least this often
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    """What ``serve --acme ...`` (``app.run(acme=...)``) asks of the ACME CA.
+
+    Attributes:
+        domains: the DNS names of the certificate (one certificate for all of them).
+        email: the account's contact address (the CA warns there before expiry problems).
+        directory: the CA's directory URL; Let's Encrypt's production one by default.
+        agree_tos: agree to the CA's terms of service (needed to create an account).
+        ca_bundle: CA certificates to trust for the ACME server (a private CA, as pebble's).
+        http_port: where HTTP-01 challenges are answered (plain HTTP; 80 on the internet).
+        storage: the root of the stored state (``$FRAMEWORK_HOME/acme`` by default).
+        renew_fraction: renew when this share of the certificate's lifetime has passed.
+    """
+
+    domains: tuple[str, ...]
+    email: str | None = None
+    directory: str = LETS_ENCRYPT
+    agree_tos: bool = False
+    ca_bundle: str | None = None
+    http_port: int = 80
+    storage: Path | None = None
+    renew_fraction: float = 2 / 3
+    challenges: tuple[str, ...] = field(default=("http-01",))
+
+    def __post_init__(self) -> None:
+        if not self.domains:
+            raise FrameworkError("--acme needs a domain name, e.g. --acme example.com")
+        for name in self.domains:
+            try:
+                parsed = pki.parse_hosts([name])
+            except ValueError as exc:
+                raise FrameworkError(f"--acme {name!r}: {exc}") from None
+            if not all(isinstance(n, x509.DNSName) for n in parsed):
+                raise FrameworkError(
+                    f"--acme {name!r}: ACME certificates here are for DNS names, not addresses"
+                )
+        if not 0.0 < self.renew_fraction < 1.0:
+            raise FrameworkError(
+                f"renew_fraction must be between 0 and 1, not {self.renew_fraction}"
+            )
+
+
+class AcmeService:
+    """The ACME side of one server: the HTTP-01 listener, the stored certificate, renewal.
+
+    ``await start()`` before the HTTPS server starts (it returns the certificate to serve:
+    the stored one when still valid, else a new one), ``attach(server)`` once it listens
+    (renewals then reload it), ``await aclose()`` when it stops.
+
+    Args:
+        settings: the ``AcmeSettings``.
+        host: the address the HTTP-01 listener binds (the HTTPS server's).
+        https_port: where plain-HTTP requests are redirected to.
+    """
+
+    def __init__(
+        self, settings: AcmeSettings, *, host: str | Sequence[str], https_port: int
+    ) -> None:
+        self.settings = settings
+        self.storage = AcmeStorage(settings.directory, settings.storage)
+        self.responder = Http01Responder(https_port)
+        self._host = host
+        self._http: Server | None = None
+        self._server: Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.current: StoredCertificate | None = None
+        self.renewals = 0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The certificate's names, in order (the first names its directory)."""
+        return tuple(n.lower().rstrip(".") for n in self.settings.domains)
+
+    @property
+    def http_port(self) -> int | None:
+        """The port the HTTP-01 listener got (``None`` before ``start()``)."""
+        return self._http.port if self._http is not None else None
+
+    async def start(self) -> StoredCertificate:
+        """Open the HTTP-01 listener; return a valid certificate, ordering one if needed.
+
+        Raises:
+            AcmeError: there is no usable stored certificate and the CA did not issue one.
+            FrameworkError: the HTTP-01 port cannot be listened on.
+        """
+        self._http = Server(
+            self.responder, host=self._host, port=self.settings.http_port, access_log=False
+        )
+        try:
+            await self._http.start()
+        except OSError as exc:
+            self._http = None
+            raise FrameworkError(
+                f"cannot listen for ACME HTTP-01 challenges on port {self.settings.http_port}: "
+                f"{exc.strerror or exc}; pick another --acme-http-port (the CA connects to 80 "
+                "on the internet: forward it there)"
+            ) from exc
+        try:
+            stored = self.storage.load(self.names)
+            now = dt.datetime.now(dt.UTC)
+            if stored is not None and stored.not_after > now:
+                log.info(
+                    "ACME: serving the stored certificate for %s (valid until %s)",
+                    ", ".join(self.names),
+                    f"{stored.not_after:%Y-%m-%d %H:%M}",
+                )
+                self.current = stored
+            else:
+                log.info(
+                    "ACME: no certificate for %s yet; ordering one from %s",
+                    ", ".join(self.names),
+                    self.settings.directory,
+                )
+                self.current = await self.obtain()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self.current
+
+    @property
+    def certfile(self) -> Path:
+        """The chain in force (PEM, leaf first)."""
+        if self.current is None:
+            raise RuntimeError("start() the service first")
+        return self.current.cert_path
+
+    @property
+    def keyfile(self) -> Path:
+        """The key of ``certfile`` (PEM, 0600)."""
+        if self.current is None:
+            raise RuntimeError("start() the service first")
+        return self.current.key_path
+
+    def attach(self, server: Server) -> None:
+        """Renew in the background from now on, swapping the certificate of ``server``."""
+        self._server = server
+        self.responder.https_port = server.port  # the real one, when port 0 was asked for
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def obtain(self) -> StoredCertificate:
+        """Order a certificate now: account, order, challenges, finalize, download, store.
+
+        Raises:
+            AcmeError: the CA refused (one line saying why).
+        """
+        settings = self.settings
+        account_key = self.storage.account_key()
+        tokens: list[str] = []
+
+        async def answer(kind: str, challenge: dict[str, Any], authz: dict[str, Any]) -> bool:
+            if kind != "http-01" or self._http is None:
+                return False
+            token = str(challenge["token"])
+            self.responder.add(token, key_authorization(token, account_key))
+            tokens.append(token)
+            return True
+
+        try:
+            async with AcmeClient(
+                settings.directory, account_key, ca_bundle=settings.ca_bundle
+            ) as acme:
+                await acme.register(settings.email, agree_tos=settings.agree_tos)
+                order = await acme.new_order(self.names)
+                await acme.authorize(order, answer, settings.challenges)
+                key = pki.generate_private_key("ec-p256")
+                order = await acme.finalize(order, pki.make_signing_request(key, self.names))
+                chain = await acme.download(order)
+        finally:
+            for token in tokens:
+                self.responder.remove(token)
+        self.storage.save(self.names, key, chain)
+        stored = self.storage.load(self.names)
+        if stored is None:
+            raise AcmeError("the certificate the CA issued does not name what was ordered")
+        log.info(
+            "ACME: certificate for %s issued, valid until %s",
+            ", ".join(self.names),
+            f"{stored.not_after:%Y-%m-%d %H:%M}",
+        )
+        return stored
+
+    def _next_renewal(self, current: StoredCertificate) -> dt.datetime:
+        at = current.renew_at(self.settings.renew_fraction)
+        lifetime = (current.not_after - current.not_before).total_seconds()
+        # Jitter spreads the renewals of many servers started together: up to 1% of the
+        # lifetime, an hour at most, and never more than a twentieth of the wait itself.
+        wait = (at - current.not_before).total_seconds()
+        spread = max(0.0, min(lifetime * 0.01, 3600.0, wait / 20))
+        return at + dt.timedelta(seconds=random.uniform(0, spread))
+
+    async def _renew_forever(self) -> None:
+        backoff = _BACKOFF_FIRST
+        assert self.current is not None
+        when = self._next_renewal(self.current)
+        while True:
+            wait = (when - dt.datetime.now(dt.UTC)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(min(wait, _SCHEDULER_TICK))  # a timer, not a synchronisation
+                continue
+            try:
+                renewed = await self.obtain()
+                if self._server is not None:
+                    self._server.reload_certificate(renewed.cert_path, renewed.key_path)
+            except FrameworkError as exc:
+                log.error(
+                    "ACME: renewing the certificate for %s failed: %s; trying again in %.0f s "
+                    "(the current certificate stays in force)",
+                    ", ".join(self.names),
+                    exc,
+                    backoff,
+                )
+                when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            self.current = renewed
+            self.renewals += 1
+            backoff = _BACKOFF_FIRST
+            when = self._next_renewal(renewed)
+
+    async def aclose(self) -> None:
+        """Stop renewing and close the HTTP-01 listener."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._http is not None:
+            await self._http.aclose(1.0)
+            self._http = None
+
+
+async def start_acme(
+    options: Mapping[str, Any], host: str | Sequence[str], port: int
+) -> AcmeService:
+    """The ``AcmeService`` of a server about to start with ``options`` (``serve``'s), started.
+
+    Raises:
+        FrameworkError: the options conflict, or no certificate could be had (one line).
+    """
+    if options.get("certfile") or options.get("keyfile"):
+        raise FrameworkError(
+            "--acme obtains the certificate itself; drop --certfile/--keyfile (or --acme)"
+        )
+    acme = options["acme"]
+    if isinstance(acme, str):
+        raise FrameworkError(f"acme= takes a list of domain names, not the string {acme!r}")
+    settings = acme if isinstance(acme, AcmeSettings) else AcmeSettings(domains=tuple(acme))
+    service = AcmeService(settings, host=host, https_port=port)
+    await service.start()
+    return service

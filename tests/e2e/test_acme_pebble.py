@@ -1,0 +1,266 @@
+"""Automatic HTTPS against pebble, Let's Encrypt's ACME test server, with real validation.
+
+Pebble's validation authority resolves the names through pebble-challtestsrv (every name is
+127.0.0.1) and connects back to the HTTP-01 listener of the server under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from framework import App, Client, Request
+from framework.acme import AcmeError, AcmeService, AcmeSettings
+from framework.deploy import start_server
+from framework.testing import eventually
+from tests.conftest import require_tool
+from tests.e2e.pebble import Pebble, free_port, run_pebble
+
+NAMES = ("app.example.test", "www.example.test")
+
+
+@pytest.fixture(scope="module")
+def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    with run_pebble(
+        require_tool("pebble"),
+        require_tool("pebble-challtestsrv"),
+        tmp_path_factory.mktemp("pebble"),
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pebble_root(pebble: Pebble, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pebble-root") / "root.pem"
+    path.write_bytes(pebble.root_pem())
+    return path
+
+
+def hello_app() -> App:
+    app = App()
+
+    @app.get("/")
+    async def hello(request: Request) -> str:
+        return "hello over ACME"
+
+    return app
+
+
+def settings(pebble: Pebble, storage: Path, **changes: object) -> AcmeSettings:
+    values: dict[str, object] = {
+        "domains": NAMES,
+        "email": "ops@example.test",
+        "directory": pebble.directory,
+        "agree_tos": True,
+        "ca_bundle": str(pebble.ca_bundle),
+        "http_port": pebble.http_port,
+        "storage": storage,
+    }
+    values.update(changes)
+    return AcmeSettings(**values)  # type: ignore[arg-type]
+
+
+def issued_count(pebble: Pebble) -> int:
+    return pebble.log.read_text().count("Issued certificate serial")
+
+
+def served_serial(port: int, root: Path, name: str = NAMES[0]) -> int:
+    context = ssl.create_default_context(cafile=str(root))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_http01_issuance_serves_a_certificate_chaining_to_pebbles_root(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path
+) -> None:
+    curl = require_tool("curl")
+    before = issued_count(pebble)
+
+    async def main() -> None:
+        server = await start_server(
+            hello_app(), port=0, acme=settings(pebble, tmp_path), access_log=False
+        )
+        try:
+            port = server.port
+            # Our own client, trusting only pebble's root, for both names of the certificate.
+            async with Client(ca=pebble_root, resolve={n: "127.0.0.1" for n in NAMES}) as client:
+                for name in NAMES:
+                    response = await client.get(f"https://{name}:{port}/")
+                    assert response.status == 200
+                    assert response.content == b"hello over ACME"
+            # And curl, as a user checks it.
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [curl, "-sS", "--cacert", str(pebble_root), "--resolve",
+                 f"{NAMES[1]}:{port}:127.0.0.1", f"https://{NAMES[1]}:{port}/"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "hello over ACME"
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
+    assert issued_count(pebble) == before + 1
+    (folder,) = (tmp_path).glob("*/certificates/app.example.test")
+    assert stat.S_IMODE((folder / "key.pem").stat().st_mode) == 0o600
+    (account_key,) = tmp_path.glob("*/account.key")
+    assert stat.S_IMODE(account_key.stat().st_mode) == 0o600
+    chain = x509.load_pem_x509_certificates((folder / "cert.pem").read_bytes())
+    assert len(chain) >= 2  # leaf and pebble's intermediate
+    san = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(san.get_values_for_type(x509.DNSName)) == sorted(NAMES)
+
+
+def test_a_stored_certificate_is_served_at_once_without_a_new_order(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path
+) -> None:
+    async def main() -> tuple[int, int]:
+        serials = []
+        for _ in range(2):
+            service = AcmeService(settings(pebble, tmp_path), host="127.0.0.1", https_port=443)
+            stored = await service.start()
+            await service.aclose()
+            serials.append(x509.load_pem_x509_certificates(stored.cert_path.read_bytes())[0])
+        return serials[0].serial_number, serials[1].serial_number
+
+    before = issued_count(pebble)
+    first, second = asyncio.run(main())
+    assert first == second
+    assert issued_count(pebble) == before + 1
+
+
+def test_renewal_swaps_the_certificate_with_no_failed_request(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path
+) -> None:
+    # A renewal point just after issuance: pebble 2.4's certificates live five years.
+    acme = settings(pebble, tmp_path, renew_fraction=1e-8)
+
+    async def main() -> None:
+        server = await start_server(hello_app(), port=0, acme=acme, access_log=False)
+        port = server.port
+        first = await asyncio.to_thread(served_serial, port, pebble_root)
+        failures: list[BaseException] = []
+        done = 0
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            nonlocal done
+            async with Client(ca=pebble_root, resolve={NAMES[0]: "127.0.0.1"}) as client:
+                for _ in range(100_000):
+                    if stop.is_set():
+                        return
+                    try:
+                        response = await client.get(f"https://{NAMES[0]}:{port}/")
+                        assert response.status == 200
+                        done += 1
+                    except Exception as exc:  # every failure counts against zero
+                        failures.append(exc)
+
+        try:
+            workers = [asyncio.create_task(load()) for _ in range(4)]
+            # The served serial changes once a renewal is swapped in (polled, bounded).
+            deadline = asyncio.get_running_loop().time() + 60
+            after = first
+            while after == first and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+                after = await asyncio.to_thread(served_serial, port, pebble_root)
+            assert after != first, "no renewal was swapped in within 60 s"
+            served_before_stop = done
+            stop.set()
+            await asyncio.gather(*workers)
+        finally:
+            stop.set()
+            await server.aclose()
+        assert failures == []
+        assert served_before_stop > 0
+        assert done >= served_before_stop
+
+    asyncio.run(main())
+
+
+def _serial_of(path: Path) -> int:
+    """The leaf's serial number in a PEM chain file."""
+    return x509.load_pem_x509_certificates(path.read_bytes())[0].serial_number
+
+
+def test_bad_nonces_are_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with run_pebble(
+        require_tool("pebble"), require_tool("pebble-challtestsrv"), tmp_path, nonce_reject=40
+    ) as rejecting:
+        caplog.set_level(logging.DEBUG, logger="framework.acme")
+
+        async def main() -> None:
+            service = AcmeService(
+                settings(rejecting, tmp_path / "store"), host="127.0.0.1", https_port=443
+            )
+            await service.start()
+            await service.aclose()
+
+        asyncio.run(main())
+        assert issued_count(rejecting) == 1
+    retries = [r for r in caplog.records if "refused a nonce" in r.getMessage()]
+    assert retries, "pebble rejected 40% of nonces; at least one retry was expected"
+
+
+def test_a_refused_validation_is_one_clear_line(pebble: Pebble, tmp_path: Path) -> None:
+    # Our HTTP-01 listener is not where pebble connects: the validation is refused.
+    acme = settings(pebble, tmp_path, http_port=free_port())
+
+    async def main() -> None:
+        service = AcmeService(acme, host="127.0.0.1", https_port=443)
+        await service.start()
+
+    with pytest.raises(AcmeError) as info:
+        asyncio.run(main())
+    message = str(info.value)
+    assert "\n" not in message
+    assert info.value.kind == "connection"
+    assert "could not connect to this server to validate" in message
+    assert NAMES[0] in message or NAMES[1] in message
+
+
+def test_a_failing_renewal_keeps_the_stored_certificate_served(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def first() -> None:
+        service = AcmeService(settings(pebble, tmp_path), host="127.0.0.1", https_port=443)
+        await service.start()
+        await service.aclose()
+
+    asyncio.run(first())
+    stored = next(tmp_path.glob("*/certificates/app.example.test/cert.pem"))
+    serial = _serial_of(stored)
+    caplog.set_level(logging.INFO, logger="framework.acme")
+    # Renewal due at once, but validation cannot reach this server.
+    broken = settings(pebble, tmp_path, http_port=free_port(), renew_fraction=1e-8)
+
+    async def main() -> None:
+        server = await start_server(hello_app(), port=0, acme=broken, access_log=False)
+        try:
+            await eventually(
+                lambda: any("renewing the certificate" in r.getMessage() for r in caplog.records),
+                within=60,
+            )
+            assert await asyncio.to_thread(served_serial, server.port, pebble_root) == serial
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
+    (line,) = [
+        r.getMessage() for r in caplog.records if "renewing the certificate" in r.getMessage()
+    ]
+    assert "could not connect to this server to validate" in line
+    assert "stays in force" in line
