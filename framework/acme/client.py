@@ -108,6 +108,7 @@ class AcmeClient:
     # --- transport -----------------------------------------------------------------------
 
     async def _request(self, method: str, url: str, content: bytes | None = None) -> _Reply:
+        log.debug("ACME request: %s %s", method, url)
         try:
             response = await self._http.request(
                 method, url, content=content, headers=_JOSE if content is not None else None

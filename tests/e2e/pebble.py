@@ -111,6 +111,9 @@ def run_pebble(
             **os.environ,
             "PEBBLE_VA_NOSLEEP": "1",
             "PEBBLE_WFE_NONCEREJECT": str(nonce_reject),
+            # Every order validates anew: a test of a refused validation must not be passed
+            # by an authorization pebble kept from an earlier order (its default reuses half).
+            "PEBBLE_AUTHZREUSE": "0",
         }
         env.pop("PEBBLE_VA_ALWAYS_VALID", None)
         pebble_log = workdir / "pebble.log"

@@ -7,6 +7,7 @@ Pebble's validation authority resolves the names through pebble-challtestsrv (ev
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import ssl
@@ -14,6 +15,7 @@ import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
@@ -55,7 +57,13 @@ def hello_app() -> App:
     return app
 
 
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
 def settings(pebble: Pebble, storage: Path, **changes: object) -> AcmeSettings:
+    assert is_loopback_url(pebble.directory), "tests never talk to a public ACME CA"
     values: dict[str, object] = {
         "domains": NAMES,
         "email": "ops@example.test",
@@ -264,3 +272,24 @@ def test_a_failing_renewal_keeps_the_stored_certificate_served(
     ]
     assert "could not connect to this server to validate" in line
     assert "stays in force" in line
+
+
+def test_every_request_of_an_issuance_goes_to_loopback(
+    pebble: Pebble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="framework.acme")
+
+    async def main() -> None:
+        service = AcmeService(settings(pebble, tmp_path), host="127.0.0.1", https_port=443)
+        await service.start()
+        await service.aclose()
+
+    asyncio.run(main())
+    urls = [
+        str(r.args[1])
+        for r in caplog.records
+        if r.getMessage().startswith("ACME request:") and isinstance(r.args, tuple)
+    ]
+    # directory, nonce, account, order, authorizations, challenges, finalize, certificate
+    assert len(urls) >= 8
+    assert [u for u in urls if not is_loopback_url(u)] == []
