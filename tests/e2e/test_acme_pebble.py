@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +28,7 @@ from framework.deploy import start_server
 from framework.testing import eventually
 from tests.conftest import require_tool
 from tests.e2e.pebble import Pebble, free_port, run_pebble
+from tests.e2e.serve_cli import REPO, SERVING, STARTUP_TIMEOUT, environment, serve_cli
 
 NAMES = ("app.example.test", "www.example.test")
 
@@ -293,3 +296,59 @@ def test_every_request_of_an_issuance_goes_to_loopback(
     # directory, nonce, account, order, authorizations, challenges, finalize, certificate
     assert len(urls) >= 8
     assert [u for u in urls if not is_loopback_url(u)] == []
+
+
+def test_cli_serve_acme_gets_a_certificate_and_curl_trusts_it(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path
+) -> None:
+    curl = require_tool("curl")
+    name = "cli.example.test"
+    args = [
+        "examples.hello:app", "--port", str(pebble.tls_port), "--acme", name,
+        "--acme-email", "ops@example.test", "--acme-agree-tos",
+        "--acme-directory", pebble.directory, "--acme-ca-bundle", str(pebble.ca_bundle),
+        "--acme-http-port", str(pebble.http_port),
+    ]  # fmt: skip
+    with serve_cli(args, env=environment(tmp_path / "home"), cwd=REPO) as running:
+        running.wait_for(re.compile(r"ACME: certificate for cli\.example\.test issued"), timeout=60)
+        port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
+        result = subprocess.run(
+            [curl, "-sS", "--cacert", str(pebble_root), "--resolve", f"{name}:{port}:127.0.0.1",
+             f"https://{name}:{port}/"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "Hello, world!"
+        # Plain HTTP on the challenge port redirects to HTTPS, path and query kept.
+        redirect = subprocess.run(
+            [curl, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+             "--resolve", f"{name}:{pebble.http_port}:127.0.0.1",
+             f"http://{name}:{pebble.http_port}/a/b?c=1"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert redirect.stdout == f"308 https://{name}:{port}/a/b?c=1"
+    key = next((tmp_path / "home").glob("acme/*/certificates/cli.example.test/key.pem"))
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--acme-email", "a@example.test"], "--acme-email needs --acme NAME"),
+        (["--acme", "x.example.test", "--no-tls"], "drop --no-tls"),
+        (["--acme", "127.0.0.1"], "DNS names, not addresses"),
+        (["--acme", "x.example.test", "--certfile", "c.pem"], "drop --certfile"),
+        (
+            ["--acme", "x.example.test", "--acme-staging", "--acme-directory", "https://h/d"],
+            "pick one",
+        ),
+    ],
+)
+def test_cli_acme_mistakes_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "framework", "serve", "examples.hello:app", "--port", "0", *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=environment(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
