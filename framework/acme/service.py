@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from .client import LETS_ENCRYPT, AcmeClient
 from .errors import AcmeError
 from .http01 import Http01Responder
 from .jws import key_authorization
-from .storage import AcmeStorage, StoredCertificate
+from .storage import LOCK_EXPIRY, AcmeStorage, StoredCertificate
 
 __all__ = ["AcmeService", "AcmeSettings", "start_acme"]
 
@@ -45,6 +45,8 @@ class AcmeSettings:
         http_port: where HTTP-01 challenges are answered (plain HTTP; 80 on the internet).
         storage: the root of the stored state (``$FRAMEWORK_HOME/acme`` by default).
         renew_fraction: renew when this share of the certificate's lifetime has passed.
+        lock_expiry: seconds an instance may hold the order lock of a shared storage
+            directory before the others take it over (it crashed).
     """
 
     domains: tuple[str, ...]
@@ -55,6 +57,7 @@ class AcmeSettings:
     http_port: int = 80
     storage: Path | None = None
     renew_fraction: float = 2 / 3
+    lock_expiry: float = LOCK_EXPIRY
     challenges: tuple[str, ...] = field(default=("http-01",))
 
     def __post_init__(self) -> None:
@@ -73,6 +76,10 @@ class AcmeSettings:
             raise FrameworkError(
                 f"renew_fraction must be between 0 and 1, not {self.renew_fraction}"
             )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class AcmeService:
@@ -132,8 +139,7 @@ class AcmeService:
             ) from exc
         try:
             stored = self.storage.load(self.names)
-            now = dt.datetime.now(dt.UTC)
-            if stored is not None and stored.not_after > now:
+            if stored is not None and stored.not_after > dt.datetime.now(dt.UTC):
                 log.info(
                     "ACME: serving the stored certificate for %s (valid until %s)",
                     ", ".join(self.names),
@@ -146,7 +152,7 @@ class AcmeService:
                     ", ".join(self.names),
                     self.settings.directory,
                 )
-                self.current = await self.obtain()
+                self.current = await self._obtain_unless(lambda c: c.not_after > _now())
         except BaseException:
             await self.aclose()
             raise
@@ -172,6 +178,17 @@ class AcmeService:
         self.responder.https_port = server.port  # the real one, when port 0 was asked for
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _obtain_unless(self, good: Callable[[StoredCertificate], bool]) -> StoredCertificate:
+        """Under the storage lock: the stored certificate if ``good``, else a new one."""
+        async with self.storage.lock(self.names, self.settings.lock_expiry):
+            stored = self.storage.load(self.names)
+            if stored is not None and good(stored):
+                log.info(
+                    "ACME: using the certificate another instance stored for %s", self.names[0]
+                )
+                return stored
+            return await self.obtain()
 
     async def obtain(self) -> StoredCertificate:
         """Order a certificate now: account, order, challenges, finalize, download, store.
@@ -224,6 +241,14 @@ class AcmeService:
         spread = max(0.0, min(lifetime * 0.01, 3600.0, wait / 20))
         return at + dt.timedelta(seconds=random.uniform(0, spread))
 
+    def _renewed_elsewhere(self, stored: StoredCertificate) -> bool:
+        """Another instance on the same storage renewed it meanwhile: no order is due."""
+        assert self.current is not None
+        return (
+            stored.not_before > self.current.not_before
+            and stored.renew_at(self.settings.renew_fraction) > _now()
+        )
+
     async def _renew_forever(self) -> None:
         backoff = _BACKOFF_FIRST
         assert self.current is not None
@@ -234,7 +259,7 @@ class AcmeService:
                 await asyncio.sleep(min(wait, _SCHEDULER_TICK))  # a timer, not a synchronisation
                 continue
             try:
-                renewed = await self.obtain()
+                renewed = await self._obtain_unless(self._renewed_elsewhere)
                 if self._server is not None:
                     self._server.reload_certificate(renewed.cert_path, renewed.key_path)
             except FrameworkError as exc:

@@ -6,9 +6,18 @@ and renamed, so a reader (another worker, another instance) never sees half of o
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import json
+import logging
+import os
 import re
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +29,10 @@ from .. import pki
 from ..errors import PKIError
 
 __all__ = ["AcmeStorage", "StoredCertificate"]
+
+log = logging.getLogger("framework.acme")
+
+LOCK_EXPIRY = 600.0  # seconds a lock holder has to finish an order before others take over
 
 
 @dataclass(frozen=True)
@@ -109,3 +122,69 @@ class AcmeStorage:
         pki.write_private_key(folder / "key.pem", key, force=True)
         pki.write_file(folder / "cert.pem", chain_pem, force=True)
         return folder
+
+    @asynccontextmanager
+    async def lock(
+        self, names: tuple[str, ...], expiry: float = LOCK_EXPIRY
+    ) -> AsyncIterator[None]:
+        """Hold the order lock of ``names`` (a file with an expiry) for the ``async with``.
+
+        Instances sharing the storage directory (a mounted volume) order one at a time; a
+        lock whose holder crashed is taken over once its expiry has passed.
+
+        Raises:
+            PKIError: the lock cannot be written, or was not released within twice its expiry.
+        """
+        folder = self.certificate_dir(names)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / "order.lock"
+        token = secrets.token_hex(8)
+        holder = {"token": token, "pid": os.getpid(), "host": socket.gethostname()}
+        deadline = time.monotonic() + 2 * expiry
+        waited = False
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                other = _read_lock(path)
+                if _expired(path, other, expiry):
+                    log.warning("ACME: taking over the expired order lock %s (%s)", path, other)
+                    path.unlink(missing_ok=True)
+                    continue
+                if not waited:
+                    log.info("ACME: another instance is ordering (%s); waiting for it", other)
+                    waited = True
+                if time.monotonic() > deadline:
+                    raise PKIError(f"the ACME order lock {path} was held too long") from None
+                await asyncio.sleep(0.2)  # polling another process's lock file, bounded above
+                continue
+            except OSError as exc:
+                raise PKIError(f"cannot write the ACME order lock {path}: {exc.strerror}") from exc
+            with os.fdopen(fd, "w") as file:
+                json.dump({**holder, "expires": time.time() + expiry}, file)
+            break
+        try:
+            yield
+        finally:
+            current = _read_lock(path)
+            if current is not None and current.get("token") == token:
+                path.unlink(missing_ok=True)
+
+
+def _read_lock(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _expired(path: Path, holder: dict[str, object] | None, expiry: float) -> bool:
+    expires = holder.get("expires") if holder is not None else None
+    if not isinstance(expires, int | float):
+        # Unreadable (being written this instant, or left empty by a crash): judge by its age.
+        try:
+            expires = path.stat().st_mtime + expiry
+        except OSError:
+            return False  # gone already: the next attempt to create it will tell
+    return expires < time.time()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import re
 import socket
@@ -15,6 +16,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +25,7 @@ import pytest
 from cryptography import x509
 
 from framework import App, Client, Request
-from framework.acme import AcmeError, AcmeService, AcmeSettings
+from framework.acme import AcmeError, AcmeService, AcmeSettings, StoredCertificate
 from framework.deploy import start_server
 from framework.testing import eventually
 from tests.conftest import require_tool
@@ -352,3 +354,54 @@ def test_cli_acme_mistakes_are_one_line(tmp_path: Path, args: list[str], message
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def orders_count(pebble: Pebble) -> int:
+    return pebble.log.read_text().count("POST /order-plz")
+
+
+def test_two_instances_on_one_storage_place_one_order(pebble: Pebble, tmp_path: Path) -> None:
+    before, orders = issued_count(pebble), orders_count(pebble)
+    # Only the first instance's challenge port is where pebble validates: were the second
+    # to order too, its validation would fail.
+    first = AcmeService(settings(pebble, tmp_path), host="127.0.0.1", https_port=443)
+    second = AcmeService(
+        settings(pebble, tmp_path, http_port=free_port()), host="127.0.0.1", https_port=443
+    )
+    lock = first.storage.certificate_dir(first.names) / "order.lock"
+
+    async def main() -> tuple[StoredCertificate, StoredCertificate]:
+        ordering = asyncio.create_task(first.start())
+        await eventually(lambda: lock.exists() or ordering.done(), within=30)
+        assert lock.exists(), "the first instance took the lock"
+        waiting = asyncio.create_task(second.start())
+        try:
+            return await ordering, await waiting
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    one, two = asyncio.run(main())
+    assert orders_count(pebble) == orders + 1
+    assert issued_count(pebble) == before + 1
+    assert _serial_of(one.cert_path) == _serial_of(two.cert_path)
+    assert not lock.exists()
+
+
+def test_a_crashed_holders_lock_expires(pebble: Pebble, tmp_path: Path) -> None:
+    service = AcmeService(
+        settings(pebble, tmp_path, lock_expiry=1.0), host="127.0.0.1", https_port=443
+    )
+    lock = service.storage.certificate_dir(service.names) / "order.lock"
+    lock.parent.mkdir(parents=True)
+    # What a holder that died mid-order leaves: its lock, with an expiry just passed.
+    lock.write_text(json.dumps({"token": "dead", "pid": 999999, "expires": time.time() - 0.1}))
+
+    async def main() -> StoredCertificate:
+        try:
+            return await service.start()
+        finally:
+            await service.aclose()
+
+    assert _serial_of(asyncio.run(main()).cert_path) > 0
+    assert not lock.exists()
