@@ -22,6 +22,7 @@ from .errors import AcmeError
 from .http01 import Http01Responder
 from .jws import key_authorization
 from .storage import LOCK_EXPIRY, AcmeStorage, StoredCertificate
+from .tlsalpn import TlsAlpnResponder, hook_available, self_signed
 
 __all__ = ["AcmeService", "AcmeSettings", "start_acme"]
 
@@ -45,6 +46,8 @@ class AcmeSettings:
         http_port: where HTTP-01 challenges are answered (plain HTTP; 80 on the internet).
         storage: the root of the stored state (``$FRAMEWORK_HOME/acme`` by default).
         renew_fraction: renew when this share of the certificate's lifetime has passed.
+        challenges: the challenge types to answer, in order of preference (``http-01`` on
+            ``http_port``, ``tls-alpn-01`` on the HTTPS port).
         lock_expiry: seconds an instance may hold the order lock of a shared storage
             directory before the others take it over (it crashed).
     """
@@ -72,10 +75,22 @@ class AcmeSettings:
                 raise FrameworkError(
                     f"--acme {name!r}: ACME certificates here are for DNS names, not addresses"
                 )
+        unknown = set(self.challenges) - {"http-01", "tls-alpn-01"}
+        if unknown or not self.challenges:
+            raise FrameworkError(
+                f"ACME challenges here are http-01 and tls-alpn-01, not {sorted(unknown)}"
+            )
         if not 0.0 < self.renew_fraction < 1.0:
             raise FrameworkError(
                 f"renew_fraction must be between 0 and 1, not {self.renew_fraction}"
             )
+
+
+def settings_prefer_tls_alpn(settings: AcmeSettings) -> bool:
+    """Whether TLS-ALPN-01 is the first challenge asked for (and this Python can answer it)."""
+    return (
+        bool(settings.challenges) and settings.challenges[0] == "tls-alpn-01" and hook_available()
+    )
 
 
 def _now() -> dt.datetime:
@@ -106,6 +121,8 @@ class AcmeService:
         self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.current: StoredCertificate | None = None
+        self.placeholder = False  # serving a self-signed certificate until the first issuance
+        self._tls: TlsAlpnResponder | None = None
         self.renewals = 0
 
     @property
@@ -146,6 +163,8 @@ class AcmeService:
                     f"{stored.not_after:%Y-%m-%d %H:%M}",
                 )
                 self.current = stored
+            elif settings_prefer_tls_alpn(self.settings):
+                self.current = self._placeholder()
             else:
                 log.info(
                     "ACME: no certificate for %s yet; ordering one from %s",
@@ -199,11 +218,20 @@ class AcmeService:
         settings = self.settings
         account_key = self.storage.account_key()
         tokens: list[str] = []
+        alpn_names: list[str] = []
 
         async def answer(kind: str, challenge: dict[str, Any], authz: dict[str, Any]) -> bool:
+            token = str(challenge["token"])
+            if kind == "tls-alpn-01":
+                tls = self._tls_responder()
+                if tls is None:
+                    return False
+                name = str((authz.get("identifier") or {}).get("value", ""))
+                tls.add(name, key_authorization(token, account_key))
+                alpn_names.append(name)
+                return True
             if kind != "http-01" or self._http is None:
                 return False
-            token = str(challenge["token"])
             self.responder.add(token, key_authorization(token, account_key))
             tokens.append(token)
             return True
@@ -221,6 +249,9 @@ class AcmeService:
         finally:
             for token in tokens:
                 self.responder.remove(token)
+            for name in alpn_names:
+                if self._tls is not None:
+                    self._tls.remove(name)
         self.storage.save(self.names, key, chain)
         stored = self.storage.load(self.names)
         if stored is None:
@@ -241,9 +272,40 @@ class AcmeService:
         spread = max(0.0, min(lifetime * 0.01, 3600.0, wait / 20))
         return at + dt.timedelta(seconds=random.uniform(0, spread))
 
+    def _tls_responder(self) -> TlsAlpnResponder | None:
+        """The TLS-ALPN-01 responder on the attached server, when this Python allows one."""
+        if self._tls is None:
+            store = self._server.certificates if self._server is not None else None
+            if store is None or not hook_available():
+                log.info("ACME: TLS-ALPN-01 is unavailable here; trying the next challenge")
+                return None
+            self._tls = TlsAlpnResponder(store.context)
+        return self._tls
+
+    def _placeholder(self) -> StoredCertificate:
+        """A self-signed certificate for the names, served until the first issuance."""
+        folder = self.storage.root / "placeholder" / self.names[0]
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cert_pem, key_pem = self_signed(self.names)
+        pki.write_file(folder / "key.pem", key_pem, force=True, mode=0o600)
+        pki.write_file(folder / "cert.pem", cert_pem, force=True)
+        leaf = x509.load_pem_x509_certificate(cert_pem)
+        self.placeholder = True
+        log.warning(
+            "ACME: serving a self-signed placeholder for %s until the first certificate is "
+            "issued (TLS-ALPN-01 needs the HTTPS port up); clients will not trust it meanwhile",
+            ", ".join(self.names),
+        )
+        return StoredCertificate(
+            folder / "cert.pem", folder / "key.pem", leaf.not_valid_before_utc,
+            leaf.not_valid_after_utc,
+        )  # fmt: skip
+
     def _renewed_elsewhere(self, stored: StoredCertificate) -> bool:
         """Another instance on the same storage renewed it meanwhile: no order is due."""
         assert self.current is not None
+        if self.placeholder:
+            return stored.not_after > _now()
         return (
             stored.not_before > self.current.not_before
             and stored.renew_at(self.settings.renew_fraction) > _now()
@@ -252,7 +314,7 @@ class AcmeService:
     async def _renew_forever(self) -> None:
         backoff = _BACKOFF_FIRST
         assert self.current is not None
-        when = self._next_renewal(self.current)
+        when = _now() if self.placeholder else self._next_renewal(self.current)
         while True:
             wait = (when - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
@@ -274,12 +336,16 @@ class AcmeService:
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 continue
             self.current = renewed
+            self.placeholder = False
             self.renewals += 1
             backoff = _BACKOFF_FIRST
             when = self._next_renewal(renewed)
 
     async def aclose(self) -> None:
         """Stop renewing and close the HTTP-01 listener."""
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

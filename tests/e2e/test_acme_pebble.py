@@ -405,3 +405,50 @@ def test_a_crashed_holders_lock_expires(pebble: Pebble, tmp_path: Path) -> None:
 
     assert _serial_of(asyncio.run(main()).cert_path) > 0
     assert not lock.exists()
+
+
+def verified_serial(port: int, root: Path, name: str) -> int | None:
+    """The served leaf's serial when it verifies against ``root``, else ``None``."""
+    try:
+        return served_serial(port, root, name)
+    except ssl.SSLCertVerificationError:
+        return None
+
+
+def test_tls_alpn01_issuance_on_the_https_port(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="framework.acme")
+    curl = require_tool("curl")
+    # No HTTP-01 where pebble looks: only TLS-ALPN-01, on the HTTPS port pebble connects to.
+    acme = settings(pebble, tmp_path, challenges=("tls-alpn-01",), http_port=free_port())
+    before = issued_count(pebble)
+
+    async def main() -> None:
+        server = await start_server(hello_app(), port=pebble.tls_port, acme=acme, access_log=False)
+        try:
+            # A self-signed placeholder first; the issued certificate once pebble validated.
+            deadline = asyncio.get_running_loop().time() + 60
+            serial = None
+            while serial is None and asyncio.get_running_loop().time() < deadline:
+                serial = await asyncio.to_thread(
+                    verified_serial, pebble.tls_port, pebble_root, NAMES[0]
+                )
+                if serial is None:
+                    await asyncio.sleep(0.1)  # polling for the issuance, bounded above
+            assert serial is not None, "no certificate from pebble within 60 s"
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [curl, "-sS", "--cacert", str(pebble_root), "--resolve",
+                 f"{NAMES[1]}:{pebble.tls_port}:127.0.0.1", f"https://{NAMES[1]}:{pebble.tls_port}/"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "hello over ACME"
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
+    assert issued_count(pebble) == before + 1
+    presented = [r for r in caplog.records if "presenting the TLS-ALPN-01" in r.getMessage()]
+    assert presented, "pebble's validation was answered with the challenge certificate"
