@@ -42,6 +42,15 @@ def add_acme_flags(parser: argparse.ArgumentParser) -> None:
         help="trust these CA certificates for the ACME server itself (a private CA, e.g. pebble)",
     )
     group.add_argument(
+        "--acme-challenge",
+        metavar="TYPE",
+        action="append",
+        choices=("http-01", "tls-alpn-01"),
+        help="the challenge to answer: http-01 (on --acme-http-port, the default) or "
+        "tls-alpn-01 (on the HTTPS port, which must then be 443 on the internet); repeat to "
+        "allow both, the first preferred",
+    )
+    group.add_argument(
         "--acme-http-port",
         metavar="PORT",
         type=int,
@@ -65,6 +74,7 @@ def acme_from_args(args: argparse.Namespace) -> AcmeSettings | None:
                 ("--acme-staging", args.acme_staging),
                 ("--acme-agree-tos", args.acme_agree_tos),
                 ("--acme-ca-bundle", args.acme_ca_bundle),
+                ("--acme-challenge", args.acme_challenge),
             )
             if value
         ]
@@ -87,4 +97,5 @@ def acme_from_args(args: argparse.Namespace) -> AcmeSettings | None:
         agree_tos=args.acme_agree_tos,
         ca_bundle=args.acme_ca_bundle,
         http_port=args.acme_http_port,
+        challenges=tuple(args.acme_challenge or ("http-01",)),
     )
