@@ -1,14 +1,28 @@
-"""The ``serve`` flags of automatic HTTPS (``--acme NAME`` and its settings)."""
+"""The ``serve`` flags of automatic HTTPS (``--acme NAME`` and its settings), ``certs acme``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
-from .acme import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, AcmeSettings
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from . import pki
+from .acme import (
+    LETS_ENCRYPT,
+    LETS_ENCRYPT_STAGING,
+    AcmeService,
+    AcmeSettings,
+    StoredCertificate,
+)
+from .acme.jws import thumbprint
 from .errors import FrameworkError
 
-__all__ = ["acme_from_args", "add_acme_flags"]
+__all__ = ["acme_from_args", "add_acme_flags", "register_certs_acme"]
 
 
 def add_acme_flags(parser: argparse.ArgumentParser) -> None:
@@ -99,3 +113,89 @@ def acme_from_args(args: argparse.Namespace) -> AcmeSettings | None:
         http_port=args.acme_http_port,
         challenges=tuple(args.acme_challenge or ("http-01",)),
     )
+
+
+def register_certs_acme(certs: argparse._SubParsersAction[Any]) -> None:
+    """Add ``framework certs acme obtain|show`` (a certificate into files, without serving)."""
+    acme = certs.add_parser(
+        "acme", help="get a certificate from an ACME CA into files, or show the stored ones"
+    )
+    sub = acme.add_subparsers(dest="acme_command", metavar="SUBCOMMAND")
+    sub.required = True
+    obtain = sub.add_parser(
+        "obtain",
+        help="order a certificate (answering HTTP-01 on --acme-http-port) unless the stored one "
+        "is still good; copy it to --cert/--key",
+    )
+    add_acme_flags(obtain)
+    obtain.add_argument(
+        "--host", default="0.0.0.0", help="address the HTTP-01 listener binds (default all)"
+    )
+    obtain.add_argument("--cert", metavar="PEM", help="also write the chain here")
+    obtain.add_argument("--key", metavar="PEM", help="also write the key here (0600)")
+    obtain.add_argument(
+        "--force", action="store_true", help="order now, even if the stored one is not due"
+    )
+    obtain.set_defaults(func=_obtain, no_tls=False)
+    show = sub.add_parser("show", help="the ACME accounts and certificates under FRAMEWORK_HOME")
+    show.set_defaults(func=_show)
+
+
+def _obtain(args: argparse.Namespace) -> int:
+    settings = acme_from_args(args)
+    if settings is None:
+        raise FrameworkError("certs acme obtain needs --acme NAME, the name to certify")
+    if "tls-alpn-01" in settings.challenges:
+        raise FrameworkError("certs acme obtain answers http-01 only; drop --acme-challenge")
+    stored = asyncio.run(_order(settings, args.host, args.force))
+    for source, target, mode in (
+        (stored.cert_path, args.cert, 0o644),
+        (stored.key_path, args.key, 0o600),
+    ):
+        if target:
+            pki.write_file(target, source.read_bytes(), force=True, mode=mode)
+    print(
+        f"certificate for {', '.join(settings.domains)} until {stored.not_after:%Y-%m-%d %H:%M} UTC"
+    )
+    print(f"  {stored.cert_path}\n  {stored.key_path}")
+    print(
+        f"renew after {stored.renew_at(settings.renew_fraction):%Y-%m-%d %H:%M} UTC "
+        "(run this again then)"
+    )
+    return 0
+
+
+async def _order(settings: AcmeSettings, host: str, force: bool) -> StoredCertificate:
+    service = AcmeService(settings, host=host, https_port=443)
+    try:
+        if force:
+            await service.start_listener()
+            return await service.obtain()
+        current = await service.start()
+        if current.renew_at(settings.renew_fraction) > dt.datetime.now(dt.UTC):
+            return current
+        return await service.obtain()
+    finally:
+        await service.aclose()
+
+
+def _show(args: argparse.Namespace) -> int:
+    root = pki.framework_home() / "acme"
+    directories = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    if not directories:
+        print(f"no ACME state under {root}")
+        return 0
+    for folder in directories:
+        print(f"{folder}")
+        key = folder / "account.key"
+        if key.exists():
+            account = pki.load_private_key(key)
+            if isinstance(account, ec.EllipticCurvePrivateKey):
+                print(f"  account key {key} (thumbprint {thumbprint(account)})")
+        for cert in sorted(folder.glob("certificates/*/cert.pem")):
+            chain = pki.load_certificates(cert)
+            leaf = chain[0]
+            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names = ", ".join(san.get_values_for_type(x509.DNSName))
+            print(f"  {names}: until {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, {cert}")
+    return 0

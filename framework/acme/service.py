@@ -142,18 +142,7 @@ class AcmeService:
             AcmeError: there is no usable stored certificate and the CA did not issue one.
             FrameworkError: the HTTP-01 port cannot be listened on.
         """
-        self._http = Server(
-            self.responder, host=self._host, port=self.settings.http_port, access_log=False
-        )
-        try:
-            await self._http.start()
-        except OSError as exc:
-            self._http = None
-            raise FrameworkError(
-                f"cannot listen for ACME HTTP-01 challenges on port {self.settings.http_port}: "
-                f"{exc.strerror or exc}; pick another --acme-http-port (the CA connects to 80 "
-                "on the internet: forward it there)"
-            ) from exc
+        await self.start_listener()
         try:
             stored = self.storage.load(self.names)
             if stored is not None and stored.not_after > dt.datetime.now(dt.UTC):
@@ -190,6 +179,27 @@ class AcmeService:
         if self.current is None:
             raise RuntimeError("start() the service first")
         return self.current.key_path
+
+    async def start_listener(self) -> None:
+        """Open the HTTP-01 listener (``start()`` does it first).
+
+        Raises:
+            FrameworkError: the port cannot be listened on (one line).
+        """
+        if self._http is not None:
+            return
+        self._http = Server(
+            self.responder, host=self._host, port=self.settings.http_port, access_log=False
+        )
+        try:
+            await self._http.start()
+        except OSError as exc:
+            self._http = None
+            raise FrameworkError(
+                f"cannot listen for ACME HTTP-01 challenges on port {self.settings.http_port}: "
+                f"{exc.strerror or exc}; pick another --acme-http-port (the CA connects to 80 "
+                "on the internet: forward it there)"
+            ) from exc
 
     def attach(self, server: Server) -> None:
         """Renew in the background from now on, swapping the certificate of ``server``."""

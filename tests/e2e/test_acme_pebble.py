@@ -452,3 +452,36 @@ def test_tls_alpn01_issuance_on_the_https_port(
     assert issued_count(pebble) == before + 1
     presented = [r for r in caplog.records if "presenting the TLS-ALPN-01" in r.getMessage()]
     assert presented, "pebble's validation was answered with the challenge certificate"
+
+
+def test_cli_certs_acme_obtain_into_files_and_show(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path
+) -> None:
+    env = environment(tmp_path / "home")
+    out_cert, out_key = tmp_path / "out.pem", tmp_path / "out.key"
+    command = [
+        sys.executable, "-m", "framework", "certs", "acme", "obtain",
+        "--acme", "files.example.test", "--acme-agree-tos", "--acme-directory", pebble.directory,
+        "--acme-ca-bundle", str(pebble.ca_bundle), "--acme-http-port", str(pebble.http_port),
+        "--host", "127.0.0.1", "--cert", str(out_cert), "--key", str(out_key),
+    ]  # fmt: skip
+    before = orders_count(pebble)
+    for _ in range(2):  # the second run finds the stored certificate still good
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, cwd=REPO, env=env
+        )
+        assert result.returncode == 0, result.stderr
+        assert "certificate for files.example.test until" in result.stdout
+    assert orders_count(pebble) == before + 1
+    assert stat.S_IMODE(out_key.stat().st_mode) == 0o600
+    chain = x509.load_pem_x509_certificates(out_cert.read_bytes())
+    root = x509.load_pem_x509_certificate(pebble_root.read_bytes())
+    # The chain ends below pebble's root: the last certificate is signed by it.
+    chain[-1].verify_directly_issued_by(root)
+    shown = subprocess.run(
+        [sys.executable, "-m", "framework", "certs", "acme", "show"],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "account key" in shown.stdout
+    assert "files.example.test: until" in shown.stdout
