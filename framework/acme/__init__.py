@@ -7,6 +7,7 @@ alone, for other uses.
 from __future__ import annotations
 
 from .client import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, AcmeClient, Order
+from .dns01 import DnsProvider, txt_record
 from .errors import AcmeError, problem_error
 from .http01 import Http01Responder
 from .service import AcmeService, AcmeSettings, start_acme
@@ -20,9 +21,11 @@ __all__ = [
     "AcmeService",
     "AcmeSettings",
     "AcmeStorage",
+    "DnsProvider",
     "Http01Responder",
     "Order",
     "StoredCertificate",
     "problem_error",
     "start_acme",
+    "txt_record",
 ]

@@ -18,6 +18,7 @@ from .. import pki
 from ..errors import FrameworkError
 from ..server import Server
 from .client import LETS_ENCRYPT, AcmeClient
+from .dns01 import DnsProvider, txt_record
 from .errors import AcmeError
 from .http01 import Http01Responder
 from .jws import key_authorization
@@ -48,6 +49,7 @@ class AcmeSettings:
         renew_fraction: renew when this share of the certificate's lifetime has passed.
         challenges: the challenge types to answer, in order of preference (``http-01`` on
             ``http_port``, ``tls-alpn-01`` on the HTTPS port).
+        dns: a ``DnsProvider`` (set and remove TXT records): DNS-01, for wildcard names.
         lock_expiry: seconds an instance may hold the order lock of a shared storage
             directory before the others take it over (it crashed).
     """
@@ -61,6 +63,15 @@ class AcmeSettings:
     storage: Path | None = None
     renew_fraction: float = 2 / 3
     lock_expiry: float = LOCK_EXPIRY
+    dns: DnsProvider | None = None
+
+    @property
+    def challenge_order(self) -> tuple[str, ...]:
+        """The challenges answered, in order: those asked for, then DNS-01 with a provider."""
+        if self.dns is not None and "dns-01" not in self.challenges:
+            return (*self.challenges, "dns-01")
+        return self.challenges
+
     challenges: tuple[str, ...] = field(default=("http-01",))
 
     def __post_init__(self) -> None:
@@ -75,10 +86,16 @@ class AcmeSettings:
                 raise FrameworkError(
                     f"--acme {name!r}: ACME certificates here are for DNS names, not addresses"
                 )
-        unknown = set(self.challenges) - {"http-01", "tls-alpn-01"}
+        unknown = set(self.challenges) - {"http-01", "tls-alpn-01", "dns-01"}
         if unknown or not self.challenges:
             raise FrameworkError(
-                f"ACME challenges here are http-01 and tls-alpn-01, not {sorted(unknown)}"
+                f"ACME challenges here are http-01, tls-alpn-01 and dns-01, not {sorted(unknown)}"
+            )
+        if self.dns is not None and not isinstance(self.dns, DnsProvider):
+            raise FrameworkError("dns= takes an object with async set_txt() and remove_txt()")
+        if any(n.startswith("*.") for n in self.domains) and self.dns is None:
+            raise FrameworkError(
+                "a wildcard name needs the DNS-01 challenge: pass dns= a DnsProvider"
             )
         if not 0.0 < self.renew_fraction < 1.0:
             raise FrameworkError(
@@ -229,6 +246,7 @@ class AcmeService:
         account_key = self.storage.account_key()
         tokens: list[str] = []
         alpn_names: list[str] = []
+        records: list[tuple[str, str]] = []
 
         async def answer(kind: str, challenge: dict[str, Any], authz: dict[str, Any]) -> bool:
             token = str(challenge["token"])
@@ -239,6 +257,14 @@ class AcmeService:
                 name = str((authz.get("identifier") or {}).get("value", ""))
                 tls.add(name, key_authorization(token, account_key))
                 alpn_names.append(name)
+                return True
+            if kind == "dns-01":
+                if settings.dns is None:
+                    return False
+                name = str((authz.get("identifier") or {}).get("value", ""))
+                record = txt_record(name, key_authorization(token, account_key))
+                await settings.dns.set_txt(*record)
+                records.append(record)
                 return True
             if kind != "http-01" or self._http is None:
                 return False
@@ -252,7 +278,7 @@ class AcmeService:
             ) as acme:
                 await acme.register(settings.email, agree_tos=settings.agree_tos)
                 order = await acme.new_order(self.names)
-                await acme.authorize(order, answer, settings.challenges)
+                await acme.authorize(order, answer, settings.challenge_order)
                 key = pki.generate_private_key("ec-p256")
                 order = await acme.finalize(order, pki.make_signing_request(key, self.names))
                 chain = await acme.download(order)
@@ -262,6 +288,12 @@ class AcmeService:
             for name in alpn_names:
                 if self._tls is not None:
                     self._tls.remove(name)
+            for record in records:
+                assert settings.dns is not None
+                try:
+                    await settings.dns.remove_txt(*record)
+                except Exception as exc:  # the user's code: its failure must not hide ours
+                    log.warning("ACME: removing the TXT record %s failed: %s", record[0], exc)
         self.storage.save(self.names, key, chain)
         stored = self.storage.load(self.names)
         if stored is None:

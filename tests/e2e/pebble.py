@@ -40,6 +40,7 @@ class Pebble:
     http_port: int  # where pebble's VA connects for HTTP-01
     tls_port: int  # and for TLS-ALPN-01
     log: Path
+    dns_management: str  # pebble-challtestsrv's API: /set-txt, /clear-txt (plain HTTP)
 
     def root_pem(self) -> bytes:
         """Pebble's issuing root (it makes a new one each run), from its management API."""
@@ -132,6 +133,7 @@ def run_pebble(
             http_port=http_port,
             tls_port=tls_port,
             log=pebble_log,
+            dns_management=f"http://127.0.0.1:{dns_mgmt}",
         )
     finally:
         for proc in reversed(procs):

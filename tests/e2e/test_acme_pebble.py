@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -485,3 +486,48 @@ def test_cli_certs_acme_obtain_into_files_and_show(
     assert shown.returncode == 0, shown.stderr
     assert "account key" in shown.stdout
     assert "files.example.test: until" in shown.stdout
+
+
+class ChallTestSrvDNS:
+    """A DNS provider over pebble-challtestsrv's management API, as a user's would be."""
+
+    def __init__(self, management: str) -> None:
+        self.management = management
+        self.calls: list[tuple[str, str]] = []
+
+    def _post(self, path: str, body: dict[str, str]) -> None:
+        request = urllib.request.Request(
+            f"{self.management}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+    async def set_txt(self, name: str, value: str) -> None:
+        self.calls.append(("set", name))
+        await asyncio.to_thread(self._post, "/set-txt", {"host": f"{name}.", "value": value})
+
+    async def remove_txt(self, name: str, value: str) -> None:
+        self.calls.append(("remove", name))
+        await asyncio.to_thread(self._post, "/clear-txt", {"host": f"{name}."})
+
+
+def test_dns01_for_a_wildcard_name(pebble: Pebble, pebble_root: Path, tmp_path: Path) -> None:
+    dns = ChallTestSrvDNS(pebble.dns_management)
+    names = ("*.wild.example.test", "wild.example.test")
+    acme = settings(pebble, tmp_path, domains=names, dns=dns)
+
+    async def main() -> None:
+        server = await start_server(hello_app(), port=0, acme=acme, access_log=False)
+        try:
+            async with Client(
+                ca=pebble_root, resolve={"any.wild.example.test": "127.0.0.1"}
+            ) as client:
+                response = await client.get(f"https://any.wild.example.test:{server.port}/")
+                assert response.content == b"hello over ACME"
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
+    # The wildcard's authorization can only be DNS-01; its record is the base name's.
+    assert ("set", "_acme-challenge.wild.example.test") in dns.calls
+    assert ("remove", "_acme-challenge.wild.example.test") in dns.calls
