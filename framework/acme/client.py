@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..client import Client
 from ..errors import ClientError
 from . import jws
+from .ari import RenewalWindow, certificate_id
 from .errors import AcmeError, problem_error
 
 __all__ = ["LETS_ENCRYPT", "LETS_ENCRYPT_STAGING", "AcmeClient", "Order"]
@@ -277,6 +278,29 @@ class AcmeClient:
             await self.post(order.body["finalize"], {"csr": jws.b64url(der)})
             order.body = await self._poll(order.url, {"valid"}, "the order")
         return order
+
+    async def renewal_info(
+        self, cert: x509.Certificate
+    ) -> tuple[RenewalWindow, float | None] | None:
+        """The CA's suggested renewal window (RFC 9773) and its Retry-After in seconds.
+
+        ``None`` when the CA has no ``renewalInfo`` endpoint, or did not answer usably (the
+        lifetime-based schedule applies then).
+        """
+        url = (await self.directory()).get("renewalInfo")
+        if not isinstance(url, str):
+            return None
+        try:
+            reply = await self._request("GET", f"{url.rstrip('/')}/{certificate_id(cert)}")
+            if reply.status != 200:
+                log.info("ACME: renewal information answered %s; using the schedule", reply.status)
+                return None
+            window = RenewalWindow.from_json(reply.json())
+        except (AcmeError, ValueError) as exc:
+            log.info("ACME: no usable renewal information (%s); using the schedule", exc)
+            return None
+        retry = reply.headers.get("retry-after", "")
+        return window, float(retry) if retry.strip().isdigit() else None
 
     async def download(self, order: Order) -> bytes:
         """The certificate chain of a valid order (PEM, leaf first)."""

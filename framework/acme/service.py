@@ -32,6 +32,7 @@ log = logging.getLogger("framework.acme")
 _BACKOFF_FIRST = 60.0  # seconds before the first retry of a failed renewal
 _BACKOFF_MAX = 6 * 3600.0  # and the longest wait between retries
 _SCHEDULER_TICK = 3600.0  # the renewal time is looked at again at least this often
+_ARI_RECHECK = 6 * 3600.0  # renewal information is asked for again this often (RFC 9773 4.3)
 
 
 @dataclass(frozen=True)
@@ -353,14 +354,58 @@ class AcmeService:
             and stored.renew_at(self.settings.renew_fraction) > _now()
         )
 
+    async def renewal_time(self, current: StoredCertificate) -> tuple[dt.datetime, float]:
+        """When to renew ``current``, and when to ask the CA again (seconds from now).
+
+        At ``renew_fraction`` of its lifetime (with jitter), or earlier when the CA's renewal
+        information (RFC 9773) suggests a window that starts before that.
+        """
+        scheduled = self._next_renewal(current)
+        recheck = _ARI_RECHECK
+        try:
+            leaf = pki.load_certificates(current.cert_path)[0]
+            async with AcmeClient(
+                self.settings.directory,
+                self.storage.account_key(),
+                ca_bundle=self.settings.ca_bundle,
+            ) as acme:
+                info = await acme.renewal_info(leaf)
+        except (FrameworkError, ValueError) as exc:
+            log.info("ACME: no renewal information (%s); renewing on the schedule", exc)
+            return scheduled, recheck
+        if info is None:
+            return scheduled, recheck
+        window, retry_after = info
+        if retry_after is not None:
+            recheck = min(max(retry_after, 60.0), 24 * 3600.0)
+        if window.start >= scheduled:
+            return scheduled, recheck
+        when = window.pick(_now())
+        log.info(
+            "ACME: the CA suggests renewing %s between %s and %s%s",
+            self.names[0], f"{window.start:%Y-%m-%d %H:%M}", f"{window.end:%Y-%m-%d %H:%M}",
+            f" ({window.explanation})" if window.explanation else "",
+        )  # fmt: skip
+        return min(when, scheduled), recheck
+
     async def _renew_forever(self) -> None:
         backoff = _BACKOFF_FIRST
         assert self.current is not None
-        when = _now() if self.placeholder else self._next_renewal(self.current)
+        if self.placeholder:
+            when, recheck = _now(), _ARI_RECHECK
+        else:
+            when, recheck = await self.renewal_time(self.current)
+        asked = asyncio.get_running_loop().time()
+        earliest = _now()
         while True:
             wait = (when - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
-                await asyncio.sleep(min(wait, _SCHEDULER_TICK))  # a timer, not a synchronisation
+                # A timer, not a synchronisation: the renewal time, or the next ARI question.
+                await asyncio.sleep(min(wait, _SCHEDULER_TICK, recheck))
+                if asyncio.get_running_loop().time() - asked >= recheck:
+                    suggested, recheck = await self.renewal_time(self.current)
+                    when = max(suggested, earliest)  # never before a failure's back-off ends
+                    asked = asyncio.get_running_loop().time()
                 continue
             try:
                 renewed = await self._obtain_unless(self._renewed_elsewhere)
@@ -374,14 +419,15 @@ class AcmeService:
                     exc,
                     backoff,
                 )
-                when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=backoff)
+                when = earliest = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 continue
             self.current = renewed
             self.placeholder = False
             self.renewals += 1
             backoff = _BACKOFF_FIRST
-            when = self._next_renewal(renewed)
+            when, recheck = await self.renewal_time(renewed)
+            asked = asyncio.get_running_loop().time()
 
     async def aclose(self) -> None:
         """Stop renewing and close the HTTP-01 listener."""
