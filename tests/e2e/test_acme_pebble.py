@@ -531,3 +531,31 @@ def test_dns01_for_a_wildcard_name(pebble: Pebble, pebble_root: Path, tmp_path: 
     # The wildcard's authorization can only be DNS-01; its record is the base name's.
     assert ("set", "_acme-challenge.wild.example.test") in dns.calls
     assert ("remove", "_acme-challenge.wild.example.test") in dns.calls
+
+
+def test_terms_of_service_must_be_agreed_explicitly(pebble: Pebble, tmp_path: Path) -> None:
+    async def main() -> None:
+        service = AcmeService(
+            settings(pebble, tmp_path, agree_tos=False), host="127.0.0.1", https_port=443
+        )
+        await service.start()
+
+    with pytest.raises(AcmeError) as info:
+        asyncio.run(main())
+    assert "--acme-agree-tos" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_an_unreachable_acme_ca_is_one_line(tmp_path: Path) -> None:
+    closed = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "framework", "serve", "examples.hello:app", "--port", "0",
+         "--acme", "x.example.test", "--acme-directory", f"https://127.0.0.1:{closed}/dir",
+         "--acme-http-port", "0"],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=environment(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, result.stderr
+    assert f"cannot reach the ACME CA at https://127.0.0.1:{closed}/dir" in errors[0]
+    assert "Traceback" not in result.stderr
