@@ -104,7 +104,7 @@ class AcmeSettings:
             )
 
 
-def settings_prefer_tls_alpn(settings: AcmeSettings) -> bool:
+def _prefer_tls_alpn(settings: AcmeSettings) -> bool:
     """Whether TLS-ALPN-01 is the first challenge asked for (and this Python can answer it)."""
     return (
         bool(settings.challenges) and settings.challenges[0] == "tls-alpn-01" and hook_available()
@@ -170,7 +170,7 @@ class AcmeService:
                     f"{stored.not_after:%Y-%m-%d %H:%M}",
                 )
                 self.current = stored
-            elif settings_prefer_tls_alpn(self.settings):
+            elif _prefer_tls_alpn(self.settings):
                 self.current = self._placeholder()
             else:
                 log.info(
