@@ -99,7 +99,7 @@ async def run_ours(url: str, ca: Path, requests: int, concurrency: int) -> None:
 async def _ours_one(client: Client, url: str) -> None:
     response = await client.get(url)
     assert response.status == 200
-    assert await response.read() == BODY
+    assert response.content == BODY
 
 
 class _Bare(asyncio.Protocol):

@@ -2,11 +2,11 @@
 
 Every server serves the same minimal app (``apps/``) over HTTPS with the same certificate, in
 one process pinned to core 0, started and stopped here on loopback; the load runs on core 1,
-from wrk (when installed) and from ``benchmarks.load``, one after the other. Each round starts
+from wrk (when installed) and from ``framework load``, one after the other. Each round starts
 every server in turn (in a rotated order) and runs each scenario on it, so slow drift of the
 machine spreads over all servers. The report gives medians with min-max over rounds, the
 ratio of this package to each server, the server's CPU per request, memory per idle TLS
-connection, the access log's cost, and how closely wrk and ``benchmarks.load`` agree.
+connection, the access log's cost, and how closely wrk and ``framework load`` agree.
 ``--quick`` is the few-seconds-per-server mode CI runs.
 """
 
@@ -18,13 +18,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .load import parse_duration
-from .report import format_us, machine_info
+from framework.load.cli import duration_arg
+from framework.load.report import format_us, machine_info
+
 from .servers import (
     SERVERS,
     Launched,
@@ -39,9 +41,9 @@ __all__ = ["main", "render_markdown", "run_comparison"]
 
 OURS = "framework"
 
-#: wrk and benchmarks.load must agree this closely on a server that is the bottleneck.
+#: wrk and framework load must agree this closely on a server that is the bottleneck.
 AGREEMENT_TOLERANCE = 0.15
-#: Above this share of its core, benchmarks.load is the bottleneck, not the server.
+#: Above this share of its core, framework load is the bottleneck, not the server.
 GENERATOR_BOUND = 0.9
 
 
@@ -150,7 +152,7 @@ def run_comparison(
 def _compare_generators(
     certs: Any, workdir: Path, seconds: float, connections: int
 ) -> dict[str, Any]:
-    """wrk, benchmarks.load and locust's FastHttpUser against nginx, one core each side."""
+    """wrk, framework load and locust's FastHttpUser against nginx, one core each side."""
     nginx = next(s for s in SERVERS if s.kind == "nginx")
     why = available(nginx)
     if why:
@@ -162,7 +164,7 @@ def _compare_generators(
     try:
         if wrk_path():
             out["wrk -t1"] = run_wrk(server.url, hello, seconds, connections).to_json()
-        out["benchmarks.load"] = run_ours(
+        out["framework load"] = run_ours(
             server.url, hello, seconds, certs.ca, connections
         ).to_json()
         locust = run_locust(server.url, seconds, connections)
@@ -219,14 +221,17 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
     s = results["settings"]
     m = results["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    if "wrk" in s["tools"]:
+        source = "Primary figures from `wrk -t1`; `load` is `framework load` on the same server."
+    else:
+        source = "Figures from `framework load` (`load`); wrk was not run."
     lines = [
         f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores), {m['os']}, "
         f"Python {m['python']}, {m['openssl']}; {versions}.",
         "",
         f"Server pinned to core {s['server_core']}, load on core {s['load_core']}; "
         f"{s['connections']} connections, HTTPS, uvloop everywhere; {s['rounds']} round(s) of "
-        f"{s['seconds']:g} s per tool; medians (min–max over rounds). "
-        "Primary figures from `wrk -t1`; `load` is `benchmarks.load` on the same server.",
+        f"{s['seconds']:g} s per tool; medians (min–max over rounds). " + source,
     ]
     if command:
         lines += ["", f"Command: `{command}`"]
@@ -296,10 +301,10 @@ def render_markdown(results: dict[str, Any], command: str = "") -> str:
     if agreement:
         lines += [
             "",
-            "#### wrk vs benchmarks.load on the same server",
+            "#### wrk vs framework load on the same server",
             "",
             f"*agree*: requests/s and p50 within ±{AGREEMENT_TOLERANCE:.0%}; "
-            f"*generator-bound*: benchmarks.load kept its core over "
+            f"*generator-bound*: framework load kept its core over "
             f"{GENERATOR_BOUND:.0%} busy, so it measured itself, not the server.",
             "",
             "| scenario | server | req/s load ÷ wrk | p50 load ÷ wrk | load CPU | verdict |",
@@ -373,14 +378,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--servers",
-        help="comma-separated names or kinds (default: all); " + ", ".join(s.kind for s in SERVERS),
+        help="comma-separated kinds or names (default: all); kinds: "
+        + ", ".join(
+            f"{kind} ({n} servers)" if n > 1 else kind
+            for kind, n in Counter(s.kind for s in SERVERS).items()
+        ),
     )
     p.add_argument(
         "--scenarios",
         help="comma-separated (default: all): " + ", ".join(s.name for s in SCENARIOS),
     )
     p.add_argument("--rounds", type=int)
-    p.add_argument("-d", "--duration", type=parse_duration, help="seconds per tool and run")
+    p.add_argument("-d", "--duration", type=duration_arg, help="seconds per tool and run")
     p.add_argument("-c", "--connections", type=int, default=64)
     p.add_argument("--tools", default="wrk,load", help="wrk,load (default both)")
     p.add_argument("--memory-connections", type=int, help="idle TLS connections to open (1000)")
@@ -408,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "wrk" in tools and not wrk_path():
         _log(
             "compare: wrk is not installed (apt-get install wrk): measuring with "
-            "benchmarks.load only"
+            "framework load only"
         )
         tools.remove("wrk")
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:

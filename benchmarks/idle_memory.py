@@ -19,7 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .report import machine_info
+from framework.load.report import machine_info
+
 from .servers import SERVERS, Launched, ServerSpec, available, make_certificates, open_idle
 
 __all__ = ["main", "measure"]

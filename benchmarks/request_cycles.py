@@ -4,15 +4,18 @@ The server of ``apps/ours.py`` and a client that sends N keep-alive GETs of ``/`
 another, in one process on one uvloop loop, over plain TCP on 127.0.0.1 (no TLS: its
 instructions would only add the same to every variant). TASKS is ``eager`` (the server's own
 choice: eager request tasks on Python 3.12+) or ``lazy`` (a task factory of the application's
-own, so every request task waits for the loop's next turn). Under ``valgrind --tool=callgrind``
-the instructions of N cycles less those of a smaller N, divided by the difference, are one
-request's, server and client together: a count that repeats, unlike wall-clock time on a
-shared machine (benchmarks/README.md).
+own, so every request task waits for the loop's next turn). A third argument, ``log`` (or
+``json``), turns the access log on, written as ``serve`` writes it, to ``/dev/null``. Under
+``valgrind --tool=callgrind`` the instructions of N cycles less those of a smaller N, divided
+by the difference, are one request's, server and client together: a count that repeats,
+unlike wall-clock time on a shared machine (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from typing import Any
 
@@ -52,11 +55,29 @@ def _lazy(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.
     return asyncio.Task(coro, loop=loop, **kwargs)
 
 
-async def main(tasks: str, count: int) -> None:
+def _install_access_log(log: str) -> None:
+    from framework import accesslog
+
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+    if log == "json":
+        accesslog.install(devnull, "json")
+    else:
+        accesslog.install(devnull)
+    logging.getLogger("framework.access").setLevel(logging.INFO)
+
+
+async def main(tasks: str, count: int, log: str = "") -> None:
     loop = asyncio.get_running_loop()
     if tasks == "lazy":
         loop.set_task_factory(_lazy)
-    server = Server(app, host="127.0.0.1", port=0, ssl=None)
+    # One connection carries every request: no cap on requests per connection.
+    settings: dict[str, Any] = {"max_requests_per_connection": None}
+    if log:
+        _install_access_log(log)
+        settings["access_log"] = True
+        if log == "json":
+            settings["access_log_format"] = "json"
+    server = Server(app, host="127.0.0.1", port=0, ssl=None, **settings)
     await server.start()
     if count:
         done: asyncio.Future[None] = loop.create_future()
@@ -66,4 +87,4 @@ async def main(tasks: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main(sys.argv[1], int(sys.argv[2])))
+    uvloop.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else ""))

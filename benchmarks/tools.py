@@ -1,15 +1,14 @@
 """The load tools the comparison drives, each pinned to its own core: wrk, ours, and locust;
-and the event loop the benchmarks' own clients run on (``new_loop``).
+and the event loop the benchmarks' own clients run on (``new_loop``, from ``framework.load``).
 
 Each ``run_*`` returns a ``Measured``: requests/s, p50, p99, errors. wrk and locust are
-optional (``shutil.which``); ours is ``python -m benchmarks.load`` in a child process, so it is
+optional (``shutil.which``); ours is ``python -m framework.load`` in a child process, so it is
 pinned like the others and measured the same way. wrk's own session resumption does not matter
 here: every server runs with tickets and session caches off (``apps/serve.py --no-tickets``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
@@ -20,9 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from framework.load.runner import LOOPS, new_loop
+
 from .servers import pin_prefix
 
 __all__ = [
+    "LOOPS",
     "Measured",
     "Scenario",
     "SCENARIOS",
@@ -32,25 +34,6 @@ __all__ = [
     "run_wrk",
     "wrk_path",
 ]
-
-LOOPS = ("uvloop", "asyncio")
-
-
-def new_loop(name: str) -> asyncio.AbstractEventLoop:
-    """A new event loop: ``"uvloop"``'s (asyncio's where uvloop is not installed) or asyncio's.
-
-    Raises:
-        ValueError: ``name`` is not one of ``LOOPS``.
-    """
-    if name not in LOOPS:
-        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {name!r}")
-    if name == "uvloop":
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-            return asyncio.new_event_loop()
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
 
 
 @dataclass(frozen=True)
@@ -91,7 +74,7 @@ class Measured:
     requests: int
     errors: int
     server_cpu_us_per_request: float | None = None
-    #: benchmarks.load only: the share of its cores it kept busy (near 1: it set the pace).
+    #: framework load only: the share of its cores it kept busy (near 1: it set the pace).
     load_cpu_share: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -179,14 +162,14 @@ def run_ours(
     warmup: float = 0.5,
     processes: int = 1,
 ) -> Measured:
-    """``python -m benchmarks.load`` in a child process pinned to ``core``."""
+    """``python -m framework.load`` in a child process pinned to ``core``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         argv = [
             *pin_prefix(core),
             sys.executable,
             "-m",
-            "benchmarks.load",
+            "framework.load",
             url + scenario.path,
             "--ca",
             str(ca),
@@ -214,7 +197,7 @@ def run_ours(
             cwd=Path(__file__).parent.parent,
         )
         if not out.exists():
-            raise RuntimeError(f"benchmarks.load failed ({proc.returncode}): {proc.stderr[-500:]}")
+            raise RuntimeError(f"framework.load failed ({proc.returncode}): {proc.stderr[-500:]}")
         result = json.loads(out.read_text())
     lat = result["latency_us"]
     return Measured(

@@ -7,7 +7,7 @@ Run it:   python -m examples.seed_client                     # https://example.c
 With curl: curl -i https://example.com/
 
 Node's version sets the encoding to UTF-8, collects ``data`` events into a string and prints it
-on ``end``; errors go to the ``error`` handler. Here the chunks come from ``response.stream()``
+on ``end``; errors go to the ``error`` handler. Here the chunks come from ``response.aiter_bytes()``
 and every failure is one ``ClientError`` (certificate, connection, timeout), printed with its
 hint.
 """
@@ -33,7 +33,7 @@ async def fetch(url: str, ca: str | None) -> int:
                 # Handle the response body, decoded as UTF-8 piece by piece.
                 decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
                 data = ""
-                async for chunk in response.stream():
+                async for chunk in response.aiter_bytes():
                     data += decoder.decode(chunk)
                 data += decoder.decode(b"", final=True)
                 # Log the entire response body.

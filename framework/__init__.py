@@ -7,7 +7,23 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from .app import App
-    from .client import Client, ClientResponse, Timeout
+    from .client import (
+        BasicAuth,
+        BearerAuth,
+        Client,
+        ClientResponse,
+        Cookies,
+        SyncClient,
+        Timeout,
+        delete,
+        get,
+        head,
+        options,
+        patch,
+        post,
+        put,
+    )
+    from .client.sync import request
     from .deploy import serve
     from .errors import (
         CertificateError,
@@ -24,6 +40,7 @@ if _typing.TYPE_CHECKING:
         PolicyError,
         PoolTimeout,
         ProtocolError,
+        ProxyError,
         ReadError,
         ReadTimeout,
         RemoteProtocolError,
@@ -46,14 +63,19 @@ if _typing.TYPE_CHECKING:
         StreamingResponse,
         TLSInfo,
     )
+    from .middleware import CompressionMiddleware, CORSMiddleware
     from .routing import Route, Router
     from .server import Server, ServerConfig
+    from .staticfiles import StaticFiles
     from .tls import CertificateStore
 
 __version__ = "0.1.0"
 
 _SOURCES = {
     "App": ".app",
+    "BasicAuth": ".client",
+    "BearerAuth": ".client",
+    "CORSMiddleware": ".middleware",
     "CertificateError": ".errors",
     "CertificateStore": ".tls",
     "CertificateVerifyError": ".errors",
@@ -61,8 +83,10 @@ _SOURCES = {
     "ClientDisconnect": ".errors",
     "ClientError": ".errors",
     "ClientResponse": ".client",
+    "CompressionMiddleware": ".middleware",
     "ConnectError": ".errors",
     "ConnectTimeout": ".errors",
+    "Cookies": ".client",
     "DecodingError": ".errors",
     "FileResponse": ".messages",
     "FrameworkError": ".errors",
@@ -74,6 +98,7 @@ _SOURCES = {
     "PolicyError": ".errors",
     "PoolTimeout": ".errors",
     "ProtocolError": ".errors",
+    "ProxyError": ".errors",
     "QueryParams": ".messages",
     "ReadError": ".errors",
     "ReadTimeout": ".errors",
@@ -87,7 +112,9 @@ _SOURCES = {
     "ServerConfig": ".server",
     "ServerDisconnectedError": ".errors",
     "SigningRequestError": ".errors",
+    "StaticFiles": ".staticfiles",
     "StreamingResponse": ".messages",
+    "SyncClient": ".client",
     "TLSError": ".errors",
     "TLSInfo": ".messages",
     "Timeout": ".client",
@@ -95,11 +122,22 @@ _SOURCES = {
     "TooManyRedirects": ".errors",
     "WriteError": ".errors",
     "WriteTimeout": ".errors",
+    "delete": ".client",
+    "get": ".client",
+    "head": ".client",
+    "options": ".client",
+    "patch": ".client",
+    "post": ".client",
+    "put": ".client",
+    "request": ".client",
     "serve": ".deploy",
 }
 
 __all__ = [
     "App",
+    "BasicAuth",
+    "BearerAuth",
+    "CORSMiddleware",
     "CertificateError",
     "CertificateStore",
     "CertificateVerifyError",
@@ -107,8 +145,10 @@ __all__ = [
     "ClientDisconnect",
     "ClientError",
     "ClientResponse",
+    "CompressionMiddleware",
     "ConnectError",
     "ConnectTimeout",
+    "Cookies",
     "DecodingError",
     "FileResponse",
     "FrameworkError",
@@ -120,6 +160,7 @@ __all__ = [
     "PolicyError",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "QueryParams",
     "ReadError",
     "ReadTimeout",
@@ -133,7 +174,9 @@ __all__ = [
     "ServerConfig",
     "ServerDisconnectedError",
     "SigningRequestError",
+    "StaticFiles",
     "StreamingResponse",
+    "SyncClient",
     "TLSError",
     "TLSInfo",
     "Timeout",
@@ -141,6 +184,14 @@ __all__ = [
     "TooManyRedirects",
     "WriteError",
     "WriteTimeout",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
     "serve",
 ]
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from . import asgi
 from .errors import ClientDisconnect, HTTPError
-from .messages import Hook, JSONResponse, Request, Response
+from .messages import FileResponse, Hook, JSONResponse, RedirectResponse, Request, Response
 from .routing import Route, Router
+from .staticfiles import StaticFiles
 
 __all__ = ["HSTS_MAX_AGE", "App", "CallNext", "Middleware", "hsts_value", "to_response"]
 
@@ -213,6 +215,32 @@ class App:
         """Decorate an OPTIONS handler."""
         return self.route(path, ("OPTIONS",), name, max_body_size=max_body_size)
 
+    def static(self, prefix: str, directory: str | os.PathLike[str], **options: Any) -> StaticFiles:
+        """Serve the files under ``directory`` at ``prefix``, as ``StaticFiles`` does.
+
+        ``options`` go to ``StaticFiles`` (``index=``, ``dotfiles=``, ``precompressed=``,
+        ``cache_control=``). Returns it.
+
+        Example::
+
+            app.static("/assets", "public")     # /assets/app.css -> public/app.css
+        """
+        served = StaticFiles(directory, **options)
+        prefix = prefix.rstrip("/")
+
+        async def static_files(request: Request, path: str = "") -> Response:
+            return await served.response(request)
+
+        async def static_root(request: Request) -> Response:
+            # The directory itself, as nginx answers it: to its path with the final "/".
+            query = request.query_string.decode("latin-1")
+            return RedirectResponse(prefix + "/" + (f"?{query}" if query else ""), status=308)
+
+        self.add_route(f"{prefix}/{{path:path}}", static_files, ("GET",), f"static:{prefix}")
+        if prefix:
+            self.add_route(prefix, static_root, ("GET",), f"static:{prefix}:root")
+        return served
+
     def middleware(self, func: Middleware) -> Middleware:
         """Decorate ``async def mw(request, call_next) -> Response``; the first added is outermost.
 
@@ -309,6 +337,8 @@ class App:
         except Exception as exc:
             # Raised by a middleware (handlers' errors were answered in _dispatch).
             response = await self._handle_exception(request, exc)
+        if isinstance(response, FileResponse):  # one a middleware made
+            response = response.for_request(request)
         if self.hsts is not None and request.tls is not None:
             response.headers.setdefault("strict-transport-security", self.hsts)
         return response
@@ -324,7 +354,12 @@ class App:
             result = await route.endpoint(request, **params)
             if type(result) is Response:
                 return result
-            return to_response(result)
+            response = to_response(result)
+            if isinstance(response, FileResponse):
+                # Conditional and Range headers answered before any middleware sees it, so
+                # that compression sees the 206 or 304 it must leave alone.
+                return response.for_request(request)
+            return response
         except Exception as exc:
             return await self._handle_exception(request, exc)
 

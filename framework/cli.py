@@ -1,4 +1,4 @@
-"""The command line: ``framework serve MODULE:ATTR`` and ``framework certs ...``.
+"""The command line: ``framework serve MODULE:ATTR``, ``framework certs ...``, ``framework load``.
 
 Every user mistake (a bad argument, a module that will not import, an unusable certificate, a
 port in use) ends in one line on stderr saying what is wrong and how to fix it, and exit
@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__
 from .cli_limits import add_limit_flags, config_from_args, limits_table
+from .cli_ops import add_ops_flags, ops_config
 from .errors import FrameworkError
 
 __all__ = ["build_parser", "limits_table", "load_app", "main"]
@@ -30,11 +33,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _user_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback without the frames of the import machinery and of this package.
+
+    A module that fails to import is a bug in the user's code: its file and line are what they
+    need, not ``importlib``'s frames or ours.
+    """
+    skipped = (
+        "<frozen ",
+        os.path.dirname(os.path.abspath(__file__)) + os.sep,
+        os.path.dirname(os.path.abspath(importlib.__file__)) + os.sep,
+    )
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(skipped)
+    ]
+    text = "".join(traceback.format_list(frames))
+    head = "Traceback (most recent call last):\n" if text else ""
+    return head + text + "".join(traceback.format_exception_only(exc))
+
+
 def load_app(spec: str) -> Any:
     """Import ``MODULE:ATTR`` (``ATTR`` may be dotted) from the current directory and return it.
 
     Raises:
-        FrameworkError: one line naming what could not be found and how to fix it.
+        FrameworkError: naming what could not be found and how to fix it; when the module
+            itself raised, its traceback (the user's frames) follows on the next lines.
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -51,10 +76,13 @@ def load_app(spec: str) -> Any:
                 f"no module named {module_name!r} (from {spec!r}); run from the directory that "
                 "holds it, or check the spelling"
             ) from exc
-        raise FrameworkError(f"importing {module_name!r} failed: {exc}") from exc
+        raise FrameworkError(
+            f"importing {module_name!r} failed: {exc}\n{_user_traceback(exc)}".rstrip()
+        ) from exc
     except Exception as exc:
         raise FrameworkError(
-            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}\n"
+            + _user_traceback(exc).rstrip()
         ) from exc
     obj: Any = module
     for part in attr.split("."):
@@ -73,43 +101,93 @@ def load_app(spec: str) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .cli_deploy import listen_or_supervise
     from .deploy import serve
 
-    if (args.client_cert != "required") and not args.client_ca:
-        raise FrameworkError(
-            "--client-cert needs --client-ca, the CA that signs client certificates"
-        )
-    config = config_from_args(args, h11_only=args.h11_only)
     from .cli_acme import acme_from_args
 
-    acme = acme_from_args(args)
-    from .asgi import as_handler
-
+    acme = acme_from_args(args)  # checked before any socket is made
+    listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
+    if isinstance(listening, int):
+        return listening
     try:
-        app = as_handler(
-            load_app(args.app), args.interface, root_path=args.root_path, lifespan=args.lifespan
+        if (args.client_cert != "required") and not args.client_ca:
+            raise FrameworkError(
+                "--client-cert needs --client-ca, the CA that signs client certificates"
+            )
+        config = config_from_args(args, h11_only=args.h11_only, **ops_config(args))
+        from .asgi import as_handler
+
+        target = load_app(args.app)
+        if args.factory:
+            target = _call_factory(args.app, target)
+        elif _takes_no_arguments(target):
+            raise FrameworkError(
+                f"{args.app} takes no arguments, so it is not an app; if it makes one "
+                "(create_app()), pass --factory"
+            )
+        try:
+            app = as_handler(
+                target, args.interface, root_path=args.root_path, lifespan=args.lifespan
+            )
+        except ValueError as exc:  # a root path that is not one
+            raise FrameworkError(str(exc)) from exc
+        serve(
+            app,
+            sockets=listening.sockets,
+            events=listening.events,
+            host=args.host,
+            port=args.port,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
+            tls=not args.no_tls,
+            client_ca=args.client_ca,
+            client_cert=args.client_cert,
+            client_crl=args.client_crl,
+            tls_profile=args.tls_profile,
+            session_resumption=not args.no_session_resumption,
+            access_log=not args.no_access_log,
+            log_level=args.log_level,
+            log_config=args.log_config,
+            use_uvloop=args.loop != "asyncio",
+            config=config,
+            acme=acme,
         )
-    except ValueError as exc:  # a root path that is not one
-        raise FrameworkError(str(exc)) from exc
-    serve(
-        app,
-        host=args.host,
-        port=args.port,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        tls=not args.no_tls,
-        client_ca=args.client_ca,
-        client_cert=args.client_cert,
-        client_crl=args.client_crl,
-        tls_profile=args.tls_profile,
-        session_resumption=not args.no_session_resumption,
-        access_log=not args.no_access_log,
-        log_level=args.log_level,
-        use_uvloop=args.loop != "asyncio",
-        config=config,
-        acme=acme,
-    )
+    except BaseException:
+        # A configuration error found after the sockets were made: give the addresses back.
+        for sock in listening.sockets:
+            sock.close()
+        raise
     return 0
+
+
+def _takes_no_arguments(obj: Any) -> bool:
+    """True for a function callable only as ``f()``: a factory, never an ASGI app or handler."""
+    if not inspect.isfunction(obj):
+        return False
+    for p in inspect.signature(obj).parameters.values():
+        if p.kind is p.VAR_POSITIONAL or (p.default is p.empty and p.kind is not p.VAR_KEYWORD):
+            return False
+    return True
+
+
+def _call_factory(spec: str, factory: Any) -> Any:
+    """``--factory``: the app is what ``MODULE:ATTR()`` returns (``create_app()``)."""
+    try:
+        app = factory()
+    except TypeError as exc:
+        raise FrameworkError(
+            f"--factory calls {spec}() with no arguments, which failed: {exc}"
+        ) from exc
+    except Exception as exc:
+        raise FrameworkError(
+            f"{spec}() failed: {type(exc).__name__}: {exc}\n" + _user_traceback(exc).rstrip()
+        ) from exc
+    if not callable(app):
+        raise FrameworkError(
+            f"{spec}() returned a {type(app).__name__}, not an app (an App or an ASGI app)"
+        )
+    return app
 
 
 def _port(value: str) -> int:
@@ -136,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve an app over HTTPS")
     serve.add_argument("app", metavar="MODULE:ATTR", help="the app, e.g. examples.hello:app")
+    serve.add_argument(
+        "--factory",
+        action="store_true",
+        help="MODULE:ATTR is a function that makes the app (create_app): call it, serve that",
+    )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
@@ -193,13 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="ASGI apps: run the lifespan protocol when supported (auto), always, or never",
     )
-    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="the framework loggers' level (default info, or what --log-config sets)",
+    )
     serve.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     add_limit_flags(serve)
+    add_ops_flags(serve)
+    serve.set_defaults(func=_serve)
+    from .cli_deploy import add_deploy_flags
+
+    add_deploy_flags(serve)
     from .cli_acme import add_acme_flags
 
     add_acme_flags(serve)
-    serve.set_defaults(func=_serve)
 
     limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")
     limits.set_defaults(func=_limits)
@@ -207,11 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_certs
 
     cli_certs.register(sub)
+    # Listed here for --help; main() hands everything after "load" to the load tool's parser.
+    sub.add_parser("load", help="load-test an HTTPS server (framework load --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["load"]:
+        from .load.cli import main as load_main
+
+        return load_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -224,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except FrameworkError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_status", 2))  # 3: the app's startup failed
     except KeyboardInterrupt:
         return 130
     return status

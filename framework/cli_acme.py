@@ -99,6 +99,11 @@ def acme_from_args(args: argparse.Namespace) -> AcmeSettings | None:
         raise FrameworkError("--acme-staging and --acme-directory both name the CA; pick one")
     if args.no_tls:
         raise FrameworkError("--acme gets a certificate for HTTPS; drop --no-tls")
+    if getattr(args, "workers", 1) != 1:
+        raise FrameworkError(
+            "--acme runs in one process for now; drop --workers (or get the certificate with "
+            "`framework certs acme obtain` and serve it with --certfile/--keyfile)"
+        )
     if not 0 <= args.acme_http_port <= 65535:
         raise FrameworkError(f"--acme-http-port must be 0-65535, not {args.acme_http_port}")
     if args.acme_ca_bundle and not Path(args.acme_ca_bundle).is_file():

@@ -344,6 +344,18 @@ def _dev_ca(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trust(args: argparse.Namespace) -> int:
+    from .deploy.trust import change_trust
+
+    ca = Path(args.ca) if args.ca else pki.dev_certificate().ca_cert_path
+    result = change_trust(ca, uninstall=args.uninstall or args.certs_command == "untrust")
+    for line in result.done:
+        print(line)
+    for line in result.todo:
+        print(f"to do: {line}", file=sys.stderr)
+    return 0 if result.complete else 1
+
+
 # --- the parser ----------------------------------------------------------------------------
 
 
@@ -445,6 +457,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "dev-ca", help="print the development CA's certificate path (made if needed)"
     )
     p.set_defaults(func=_dev_ca)
+
+    for name, what in (("trust", "trust"), ("untrust", "stop trusting")):
+        p = sub.add_parser(
+            name,
+            help=f"{what} the development CA (or --ca) in the system store and in Firefox/"
+            "Chromium (NSS, with certutil), as mkcert -install does",
+        )
+        p.add_argument("--ca", metavar="CA.pem", help="this CA instead of the development CA")
+        if name == "trust":
+            p.add_argument("--uninstall", action="store_true", help="the same as certs untrust")
+        else:
+            p.set_defaults(uninstall=True)
+        p.set_defaults(func=_trust)
 
 
 def _leaf_options(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "PKIError",
     "PolicyError",
     "PoolTimeout",
+    "ProxyError",
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
@@ -117,6 +118,18 @@ class ConnectError(ClientError):
 
 class TLSError(ConnectError):
     """The TLS handshake failed."""
+
+
+class ProxyError(ConnectError):
+    """The proxy refused to open a tunnel (its answer to ``CONNECT`` was not 2xx).
+
+    Attributes:
+        status: the proxy's status code (403, 407, 502, ...).
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class CertificateVerifyError(TLSError):

@@ -45,6 +45,11 @@ WRITE_HIGH_WATER = 64 * 1024
 #: uses 64 KiB chunks.
 FILE_CHUNK_BYTES = 64 * 1024
 
+#: Most ranges one ``Range`` header may ask of a file, after overlapping and adjacent ones are
+#: merged; more and the whole file is sent (200). Precedent: Apache's MaxRanges is 200, its
+#: answer to CVE-2011-3192 (many overlapping ranges of one large file).
+MAX_RANGES = 200
+
 #: Size of the pieces a large in-memory response body is written in, waiting for the client
 #: between them, so that its encrypted copy never waits in memory whole. Precedent: nginx's
 #: sendfile_max_chunk is 2 MiB. Pieces of 64 KiB cost 1.4x the CPU of one write for a 1 MiB body.
@@ -107,6 +112,9 @@ BACKLOG = 2048
 #: and marked. Precedent: nginx logs the whole line (up to its 8 KiB buffer); a log line past
 #: 1 KiB is an attack or a mistake, not something to keep whole.
 ACCESS_LOG_TARGET_CHARS = 1024
+#: Longest client-certificate subject an access-log line carries, in characters (cut and
+#: marked past it): a subject is the peer's choice, like the target.
+ACCESS_LOG_FIELD_CHARS = 256
 
 # --- client ----------------------------------------------------------------------------------
 
@@ -139,6 +147,12 @@ CLIENT_MAX_HEADER_BYTES = 64 * 1024
 #: and so bounds ``Client.aclose()``. Precedent: asyncio's ssl_shutdown_timeout is 30 s, too
 #: long for a client's exit; Go's Transport.CloseIdleConnections does not wait at all.
 CLIENT_CLOSE_TIMEOUT = 1.0
+#: The first pause before a retry (``Client(retries=N)``); each next one doubles, with jitter.
+#: Precedent: urllib3's Retry backoff_factor (0 by default; 0.1-0.5 commonly set).
+CLIENT_RETRY_BACKOFF = 0.1
+#: The longest pause between two retries. Precedent: urllib3's BACKOFF_MAX 120 s, too long
+#: for an interactive client; grpc's initial backoff 1 s, max 120 s.
+CLIENT_RETRY_BACKOFF_MAX = 2.0
 
 # --- TLS ------------------------------------------------------------------------------------
 

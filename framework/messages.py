@@ -8,7 +8,6 @@ server drains. Nothing here knows about sockets, TLS or h11.
 from __future__ import annotations
 
 import json as jsonlib
-import mimetypes
 import os
 from collections.abc import (
     AsyncIterable,
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 from urllib.parse import quote
 
-from . import limits
+from . import files, limits
 from .errors import HTTPError
 from .headers import Headers, HeadersLike, QueryParams, content_charset
 
@@ -130,7 +129,9 @@ class Request:
         raw_path: the target's path as received, still percent-encoded.
         query_string: the raw query string (bytes).
         headers: the request headers.
-        client: the peer's (address, port), or ``None``.
+        client: the client's (address, port), or ``None``: the peer, or the client a trusted
+            proxy names (``forwarded_allow_ips``; port 0 when the proxy gives none).
+        scheme: ``"https"`` or ``"http"``: the connection's, or what a trusted proxy says.
         server: the local (address, port) the request arrived on, or ``None``.
         tls: what TLS agreed for the connection, or ``None`` on plain HTTP.
         path_params: the typed values matched by the route template.
@@ -150,6 +151,7 @@ class Request:
         "query_string",
         "headers",
         "client",
+        "scheme",
         "server",
         "tls",
         "http_version",
@@ -176,6 +178,7 @@ class Request:
         max_body_size: int = limits.MAX_BODY_BYTES,
         disconnected: Callable[[], bool] | None = None,
         server: tuple[str, int] | None = None,
+        scheme: str | None = None,
     ) -> None:
         if isinstance(target, str):
             target = target.encode("latin-1")
@@ -186,6 +189,7 @@ class Request:
         self.query_string = query
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.client = client
+        self.scheme = scheme or ("https" if tls is not None else "http")
         self.server = server
         self.tls = tls
         self.http_version = http_version
@@ -223,6 +227,15 @@ class Request:
         """The request target as received (path and query)."""
         target = self.raw_path.decode("latin-1")
         return f"{target}?{self.query_string.decode('latin-1')}" if self.query_string else target
+
+    @property
+    def absolute_url(self) -> str:
+        """The whole URL: ``scheme``, the ``Host`` header (else the server's address), ``url``."""
+        host = self.headers.get("host")
+        if not host and self.server is not None:
+            address, port = self.server
+            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return f"{self.scheme}://{host or 'localhost'}{self.url}"
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield the body as it arrives from the socket (at most once per request)."""
@@ -418,7 +431,13 @@ async def _encode_chunks(content: AsyncIterable[bytes | str]) -> AsyncIterator[b
 
 
 class FileResponse(Response):
-    """A file sent in pieces, with its length, type and last-modified time.
+    """A file sent in pieces, with its length, type, ``ETag`` and ``Last-Modified``.
+
+    Returned from a route of an ``App``, it answers the request's conditional and range
+    headers as a static file server does (``for_request``): 304 when ``If-None-Match`` or
+    ``If-Modified-Since`` says the client's copy is current, 412 when ``If-Match`` or
+    ``If-Unmodified-Since`` fails, 206 for a satisfiable ``Range`` (one range, or several as
+    ``multipart/byteranges``; ``If-Range`` honoured), 416 when none is.
 
     Args:
         path: the file to send; ``FileNotFoundError`` is raised here if it is missing.
@@ -434,30 +453,88 @@ class FileResponse(Response):
         filename: str | None = None,
     ) -> None:
         self.path = Path(path)
-        stat = self.path.stat()
+        #: The file's ``os.stat`` when the response was made; what its validators describe.
+        self.stat = stat = self.path.stat()
         if media_type is None:
-            media_type = mimetypes.guess_type(filename or self.path.name)[0]
-            media_type = media_type or "application/octet-stream"
-            if media_type.startswith("text/"):
-                media_type += "; charset=utf-8"
+            media_type = files.media_type(filename or self.path.name)
         super().__init__(b"", status, headers, media_type)
+        #: The type of the file's bytes, kept when a 304 drops its ``Content-Type``.
+        self.media_type = self.headers.get("content-type") or media_type
         self.headers["content-length"] = str(stat.st_size)
-        from email.utils import formatdate
-
-        self.headers.setdefault("last-modified", formatdate(stat.st_mtime, usegmt=True))
+        self.headers.setdefault("last-modified", files.http_date(stat.st_mtime))
+        self.headers.setdefault("etag", files.etag_of(stat))
+        self.headers.setdefault("accept-ranges", "bytes")
         if filename is not None:
             self.headers.setdefault(
                 "content-disposition", f"attachment; filename*=utf-8''{quote(filename)}"
             )
-        self.body_iterator = self._read()
+        self._answered = False
+        # Bounded by the size measured above: a file that grows is not read past it.
+        self.body_iterator = files.read_range(self.path, 0, stat.st_size - 1)
 
-    async def _read(self) -> AsyncIterator[bytes]:
-        import asyncio
+    def for_request(self, request: Request) -> Response:
+        """This response as the answer to ``request``: preconditions and ``Range`` applied.
 
-        # Reads happen in a thread so a slow disk never stalls the event loop.
-        with open(self.path, "rb") as file:  # noqa: ASYNC230 (reads below go to a thread)
-            while chunk := await asyncio.to_thread(file.read, limits.FILE_CHUNK_BYTES):
-                yield chunk
+        An ``App`` calls it for a ``FileResponse`` a route or middleware returns; a bare
+        ``Handler`` serving one calls it itself. Returns this response (perhaps now a 206 or
+        304) or a 412/416 in its place; a second call returns it unchanged.
+        """
+        if self._answered or self.status != 200:
+            return self
+        self._answered = True
+        get = request.headers.get
+        etag = self.headers.get("etag") or files.etag_of(self.stat)
+        mtime = self.stat.st_mtime
+        conditions = (
+            get("if-match"),
+            get("if-unmodified-since"),
+            get("if-none-match"),
+            get("if-modified-since"),
+        )
+        status = files.precondition(request.method, conditions, etag, mtime)
+        if status == 304:
+            self._drop_body(304)
+            return self
+        if status is not None:
+            self._drop_body(status)
+            return Response("Precondition Failed", status)
+        value = get("range")
+        if value is None or request.method != "GET":
+            return self
+        if_range = get("if-range")
+        if if_range is not None and not files.if_range_holds(if_range, etag, mtime):
+            return self
+        size = self.stat.st_size
+        try:
+            ranges = files.parse_range(value, size)
+        except files.Unsatisfiable:
+            self._drop_body(416)
+            return Response("Range Not Satisfiable", 416, {"content-range": f"bytes */{size}"})
+        if ranges is None:
+            return self
+        self._drop_body(206)
+        if len(ranges) == 1:
+            start, end = ranges[0]
+            self.headers["content-range"] = f"bytes {start}-{end}/{size}"
+            self.headers["content-length"] = str(end - start + 1)
+            self.body_iterator = files.read_range(self.path, start, end)
+            return self
+        media_type = self.headers.get("content-type") or "application/octet-stream"
+        boundary, length, body = files.multipart_body(self.path, ranges, size, media_type)
+        self.headers["content-type"] = f"multipart/byteranges; boundary={boundary}"
+        self.headers["content-length"] = str(length)
+        self.body_iterator = body
+        return self
+
+    def _drop_body(self, status: int) -> None:
+        # The reader was never started: closing it opens nothing.
+        self.status = status
+        self.body_iterator = None
+        if status == 304:
+            # A 304 carries the validators and caching headers, not the body's framing.
+            for name in ("content-length", "content-type"):
+                if name in self.headers:
+                    del self.headers[name]
 
 
 #: What a server serves: ``async (Request) -> Response``. An ``App`` is one.

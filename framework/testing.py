@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 from .asgi import as_handler, interface_of
 from .client import Client
 from .deploy import start_server
+from .deploy.run import StartupFailed
 from .pki import CertificateAuthority
 from .server import Server, ServerConfig
 from .tls import ClientCertMode
@@ -239,17 +240,23 @@ async def serve_app(
     framework_log.addHandler(log)
     try:
         certificate = authority.server_certificate()
-        server = await start_server(
-            handler,
-            config=server_config,
-            host="127.0.0.1",
-            port=0,
-            certfile=str(certificate.cert),
-            keyfile=str(certificate.key),
-            client_ca=str(authority.cert_path) if client_cert else None,
-            client_cert=client_cert or "required",
-            access_log=access_log,
-        )
+        try:
+            server = await start_server(
+                handler,
+                config=server_config,
+                host="127.0.0.1",
+                port=0,
+                certfile=str(certificate.cert),
+                keyfile=str(certificate.key),
+                client_ca=str(authority.cert_path) if client_cert else None,
+                client_cert=client_cert or "required",
+                access_log=access_log,
+            )
+        except StartupFailed as exc:
+            # A test wants its own startup hook's exception, not the command line's summary.
+            if exc.__cause__ is not None:
+                raise exc.__cause__ from None
+            raise
         try:
             mtls = authority.client_certificate() if client_cert else None
             yield ServedApp(server, authority.cert_path, mtls, log)

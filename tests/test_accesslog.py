@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from framework import accesslog
 
 LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO framework\.access: "
-    r'(\S+) - "GET (\S+) HTTP/1\.1" (\d{3})$'
+    r'(\S+) - "GET (\S+) HTTP/1\.1" (\d{3}) (\S+) (\S+) (\S+) (\S+) (\S+|"[^"]*")$'
 )
 
 
@@ -65,8 +66,8 @@ def test_accesslog_fast_path_writes_what_logging_would(installed: CountingStream
         logging.INFO,
         __file__,
         1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("::1", "GET", "/a?b=c", "1.1", 404),
+        '%s - "%s %s HTTP/%s" %s',
+        ("::1", "GET", "/a?b=c", "1.1", "404 - - - - -"),
         None,
     )
     logging.getLogger("framework.access").handle(record)
@@ -88,7 +89,8 @@ def test_accesslog_other_handlers_get_ordinary_records(installed: CountingStream
 
     logging.getLogger("framework.access").handlers[:] = [Collect()]  # any other setup
     accesslog.log_request(None, "GET", "/", "1.0", 200)
-    assert [r.getMessage() for r in records] == ['- - "GET / HTTP/1.0" 200']
+    assert [r.getMessage() for r in records] == ['- - "GET / HTTP/1.0" 200 - - - - -']
+    assert records[0].access["status"] == 200  # type: ignore[attr-defined]  # the fields too
     assert installed.getvalue() == ""
 
 
@@ -96,3 +98,22 @@ def test_accesslog_silent_above_info(installed: CountingStream) -> None:
     logging.getLogger("framework.access").setLevel(logging.WARNING)
     accesslog.log_request(("127.0.0.1", 1), "GET", "/", "1.1", 200)
     assert installed.getvalue() == ""
+
+
+def test_accesslog_json_line_is_what_json_dumps_would_write() -> None:
+    # The line is written directly, without json.dumps; it must parse back to the fields.
+    connection = accesslog.ConnectionFields("TLSv1.3", "h\u00f6st.test", 'CN=a"b\\c\n,O=\u00e9')
+    hostile = 'GET /\x00"\\\u2028\u00ff' + "x" * 2000
+    cases = [
+        ("203.0.113.9", "GET", "/a?b=c", "1.1", 200, 149, 0.000342, connection),
+        (None, None, None, None, 400, None, None, accesslog.PLAIN),
+        ("::1", "POST", hostile, "1.0", 500, 0, 12.5, connection),
+    ]
+    for args in cases:
+        line = accesslog._json_line(*args)
+        assert line.isascii()
+        assert "\n" not in line
+        parsed = json.loads(line)
+        expected = accesslog._fields(*args)
+        assert parsed.pop("time")[:10] == expected.pop("time")[:10]
+        assert parsed == expected

@@ -25,12 +25,13 @@ import h11
 import pytest
 
 from benchmarks.compare import AGREEMENT_TOLERANCE
-from benchmarks.engine import Settings
-from benchmarks.histogram import Histogram
-from benchmarks.load import parse_duration, parse_size, run, settings_from_args
-from benchmarks.report import format_summary
 from benchmarks.tools import Scenario, parse_wrk, run_ours, run_wrk
 from framework import pki
+from framework.load.cli import parse_duration, parse_size, settings_from_args
+from framework.load.histogram import Histogram
+from framework.load.report import format_summary
+from framework.load.runner import run
+from framework.load.settings import Settings
 from framework.messages import Request, Response
 from framework.tls import server_context
 from tests.conftest import TLSFiles, require_tool, serve_in_thread
@@ -531,6 +532,53 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
     assert table in proc.stdout
 
 
+def test_compare_with_load_alone_says_where_its_figures_come_from() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.compare",
+            "--quick",
+            "--servers",
+            "bare-h11",
+            "--scenarios",
+            "hello",
+            "--tools",
+            "load",
+            "--no-generators",
+            "--memory-connections",
+            "0",
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Figures from `framework load` (`load`); wrk was not run." in proc.stdout
+    assert "wrk -t1" not in proc.stdout
+    assert "| bare h11 ‡ | " in proc.stdout
+
+
+def test_compare_help_lists_each_server_kind_once() -> None:
+    from benchmarks.servers import SERVERS
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="1000"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = proc.stdout.split("kinds: ", 1)[1].split("\n", 1)[0]
+    kinds = [item.split(" (")[0] for item in listed.split(", ")]
+    assert kinds == list(dict.fromkeys(s.kind for s in SERVERS))
+    assert "ours (4 servers)" in listed
+
+
 def test_micro_benchmarks_still_run() -> None:
     # Timed only when run on their own; here each runs once, so the file keeps working.
     result = subprocess.run(
@@ -603,7 +651,7 @@ def test_ctrl_c_stops_the_run_and_keeps_the_results(
             [
                 sys.executable,
                 "-m",
-                "benchmarks.load",
+                "framework.load",
                 server.url + "/",
                 "--ca",
                 str(tls_files.ca_cert),

@@ -54,6 +54,8 @@ def test_cli_limits_flags_reach_the_config() -> None:
         "retry_after": 3,
         "backlog": limits.BACKLOG,
         "access_log": False,
+        "access_log_format": "text",
+        "forwarded_allow_ips": "127.0.0.0/8,::1",
         "h11_only": False,
     }
 

@@ -282,12 +282,12 @@ def test_client_get_text_json_and_headers(tls_files: TLSFiles, loop_name: str) -
             assert response.http_version == "1.1"
             assert response.url == f"https://localhost:{server.port}/hello"
             assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
-            assert await response.text() == "Hello, world!"
+            assert response.text == "Hello, world!"
             assert response.content == b"Hello, world!"
             assert response.is_closed
             assert response.raise_for_status() is response
             response = await client.get("/json", params={"page": 2, "tag": ["a", "b"]})
-            body = await response.json()
+            body = response.json()
             assert body["id"] == 7
             assert body["query"] == [["page", "2"], ["tag", "a"], ["tag", "b"]]
             assert repr(response) == "<ClientResponse [200 OK]>"
@@ -299,14 +299,14 @@ def test_client_sends_default_and_custom_headers(tls_files: TLSFiles) -> None:
     async def main() -> None:
         async with serving(tls_files) as server:
             async with client_for(tls_files, server, headers={"X-Team": "blue"}) as client:
-                info = await (await client.get("/echo", headers={"X-Trace": "1"})).json()
+                info = (await client.get("/echo", headers={"X-Trace": "1"})).json()
                 headers = dict(info["headers"])
                 assert headers["host"] == f"localhost:{server.port}"
                 assert headers["x-team"] == "blue"
                 assert headers["x-trace"] == "1"
                 assert headers["accept-encoding"] == "gzip, deflate"
                 assert headers["user-agent"] == "framework"
-                info = await (await client.get("/echo", headers={"User-Agent": "me"})).json()
+                info = (await client.get("/echo", headers={"User-Agent": "me"})).json()
                 assert dict(info["headers"])["user-agent"] == "me"
 
     run(main)
@@ -316,23 +316,23 @@ def test_client_methods_and_bodies(tls_files: TLSFiles, loop_name: str) -> None:
     async def main() -> None:
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
             for method in ("post", "put", "patch"):
-                info = await (await getattr(client, method)("/echo", content=b"abc")).json()
+                info = (await getattr(client, method)("/echo", content=b"abc")).json()
                 assert (info["method"], info["body"]) == (method.upper(), "abc")
                 assert dict(info["headers"])["content-length"] == "3"
-            info = await (await client.post("/echo", json={"a": [1, 2]})).json()
+            info = (await client.post("/echo", json={"a": [1, 2]})).json()
             assert json.loads(info["body"]) == {"a": [1, 2]}
             assert dict(info["headers"])["content-type"] == "application/json"
-            info = await (await client.post("/echo")).json()
+            info = (await client.post("/echo")).json()
             assert dict(info["headers"])["content-length"] == "0"
-            info = await (await client.delete("/echo")).json()
+            info = (await client.delete("/echo")).json()
             assert info["method"] == "DELETE"
-            info = await (await client.options("/echo")).json()
+            info = (await client.options("/echo")).json()
             assert info["method"] == "OPTIONS"
             response = await client.head("/hello")
             assert response.status == 200
-            assert await response.read() == b""
+            assert await response.aread() == b""
             assert response.headers["content-length"] == "13"
-            info = await (await client.request("get", "/echo?x=1", params={"y": "2"})).json()
+            info = (await client.request("get", "/echo?x=1", params={"y": "2"})).json()
             assert info["target"] == "/echo?x=1&y=2"
 
     run(main, loop_name)
@@ -346,9 +346,9 @@ def test_client_prepared_bodiless_requests_match_h11(tls_files: TLSFiles, loop_n
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
             for _ in range(3):
                 head = await client.head("/hello")
-                assert (head.status, await head.read()) == (200, b"")
-                assert await (await client.get("/hello")).read() == b"Hello, world!"
-                info = await (await client.delete("/echo")).json()
+                assert (head.status, await head.aread()) == (200, b"")
+                assert (await client.get("/hello")).content == b"Hello, world!"
+                info = (await client.delete("/echo")).json()
                 assert (info["method"], info["length"]) == ("DELETE", 0)
                 assert "content-length" not in dict(info["headers"])
             pool = client.pool
@@ -374,13 +374,13 @@ def test_client_streams_request_body_chunked(tls_files: TLSFiles, loop_name: str
 
     async def main() -> None:
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
-            info = await (await client.post("/echo", content=body())).json()
+            info = (await client.post("/echo", content=body())).json()
             assert info["length"] == 1_000_000
             headers = dict(info["headers"])
             assert headers["transfer-encoding"] == "chunked"
             assert "content-length" not in headers
             # A large bytes body is one Content-Length body.
-            info = await (await client.put("/echo", content=b"z" * 3 * MiB)).json()
+            info = (await client.put("/echo", content=b"z" * 3 * MiB)).json()
             assert info["length"] == 3 * MiB
             assert dict(info["headers"])["content-length"] == str(3 * MiB)
 
@@ -469,7 +469,7 @@ def test_client_tls_defaults(tls_files: TLSFiles, loop_name: str) -> None:
             assert tls is not None
             assert tls.version in ("TLSv1.2", "TLSv1.3")
             assert tls.alpn_protocol == "http/1.1"
-            assert (await response.json())["sni"] == "localhost"
+            assert response.json()["sni"] == "localhost"
             context = client.ssl_context
             assert context is not None
             assert context.verify_mode == ssl.CERT_REQUIRED
@@ -477,7 +477,7 @@ def test_client_tls_defaults(tls_files: TLSFiles, loop_name: str) -> None:
             assert context.minimum_version == ssl.TLSVersion.TLSv1_2
             assert context.verify_flags & ssl.VERIFY_X509_STRICT
             # An IP literal: certificate checked against its IP entry, and no SNI sent.
-            info = await (await client.get(f"https://127.0.0.1:{server.port}/echo")).json()
+            info = (await client.get(f"https://127.0.0.1:{server.port}/echo")).json()
             assert info["sni"] is None
 
     run(main, loop_name)
@@ -510,7 +510,7 @@ def test_client_resolve_pins_name_and_checks_certificate(
         async with serving(tls_files) as server:
             # The certificate names localhost: pinning localhost to 127.0.0.1 works...
             async with Client(ca=tls_files.ca_cert, resolve={"localhost": "127.0.0.1"}) as client:
-                info = await (await client.get(f"https://localhost:{server.port}/echo")).json()
+                info = (await client.get(f"https://localhost:{server.port}/echo")).json()
                 assert info["sni"] == "localhost"
             # ...and pinning a name the certificate lacks fails on the name, with the names
             # the certificate does have in the hint.
@@ -533,7 +533,7 @@ def test_client_mutual_tls(tls_files: TLSFiles) -> None:
             async with client_for(
                 tls_files, server, cert=tls_files.client_cert, key=tls_files.client_key
             ) as client:
-                info = await (await client.get("/echo")).json()
+                info = (await client.get("/echo")).json()
                 assert info["client_cn"] == "test-client"
             async with client_for(tls_files, server) as client:
                 # TLS 1.3 finishes the client's handshake before the server checks; the
@@ -623,7 +623,7 @@ def test_client_plain_http_is_not_tls(tls_files: TLSFiles) -> None:
         async with Server(app, host="127.0.0.1", port=0) as server:
             async with Client(ca=tls_files.ca_cert) as client:
                 response = await client.get(f"http://127.0.0.1:{server.port}/hello")
-                assert await response.text() == "Hello, world!"
+                assert response.text == "Hello, world!"
                 assert response.tls is None
                 with pytest.raises(TLSError, match="does not speak TLS"):
                     await client.get(f"https://127.0.0.1:{server.port}/hello")
@@ -735,7 +735,7 @@ def test_client_notices_server_closing_idle_connection(tls_files: TLSFiles) -> N
 def test_client_connection_close_is_not_reused(tls_files: TLSFiles) -> None:
     async def main() -> None:
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
-            assert await (await client.get("/close")).text() == "bye"
+            assert (await client.get("/close")).text == "bye"
             assert client.pool.num_connections == 0  # type: ignore[union-attr]
             assert (await client.get("/hello")).status == 200
 
@@ -784,9 +784,9 @@ def test_client_replays_idempotent_request_on_dead_reused_connection(
 
         async with raw_serving(tls_files, handle) as url:
             async with Client(ca=tls_files.ca_cert) as client:
-                assert await (await client.get(url)).text() == "ok"
+                assert (await client.get(url)).text == "ok"
                 # The reused connection dies before any response byte: replayed once, quietly.
-                assert await (await client.get(url)).text() == "ok"
+                assert (await client.get(url)).text == "ok"
                 assert len(served) == 2
                 assert client.pool.num_connections == 1  # type: ignore[union-attr]
                 # A POST is not replayed: the server may have acted on it.
@@ -810,7 +810,7 @@ def test_client_streams_response_with_read_backpressure(
             async with client.stream("GET", "/chunked/8388608") as response:
                 assert response.status == 200
                 assert response.headers["transfer-encoding"] == "chunked"
-                chunks = response.stream()
+                chunks = response.aiter_bytes()
                 first = await chunks.__anext__()  # type: ignore[attr-defined]
                 conn = response._conn
                 assert conn is not None
@@ -836,15 +836,15 @@ def test_client_stream_left_early_closes_the_connection(tls_files: TLSFiles) -> 
     async def main() -> None:
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
             async with client.stream("GET", "/chunked/4194304") as response:
-                async for _chunk in response.stream():
+                async for _chunk in response.aiter_bytes():
                     break
             assert client.pool.num_connections == 0  # type: ignore[union-attr]
             async with client.stream("GET", "/hello") as response:
                 pass  # a small body arrived whole: the connection is reusable
             assert client.pool.num_idle == 1  # type: ignore[union-attr]
             async with client.stream("GET", "/hello") as response:
-                assert await response.read() == b"Hello, world!"
-                assert [c async for c in response.stream()] == [b"Hello, world!"]
+                assert await response.aread() == b"Hello, world!"
+                assert [c async for c in response.aiter_bytes()] == [b"Hello, world!"]
 
     run(main)
 
@@ -852,8 +852,8 @@ def test_client_stream_left_early_closes_the_connection(tls_files: TLSFiles) -> 
 def test_client_large_downloads(tls_files: TLSFiles, loop_name: str) -> None:
     async def main() -> None:
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
-            assert len(await (await client.get("/bytes/5242880")).read()) == 5 * MiB
-            assert len(await (await client.get("/chunked/5242880")).read()) == 5 * MiB
+            assert len((await client.get("/bytes/5242880")).content) == 5 * MiB
+            assert len((await client.get("/chunked/5242880")).content) == 5 * MiB
             assert client.pool.num_connections == 1  # type: ignore[union-attr]
 
     run(main, loop_name)
@@ -892,12 +892,12 @@ def test_client_cancellation_at_random_points_leaks_nothing(
                 async def one(i: int) -> None:
                     if i % 3 == 0:
                         async with client.stream("GET", f"/random/{rng.randint(0, 200_000)}") as r:
-                            async for _ in r.stream():
+                            async for _ in r.aiter_bytes():
                                 pass
                     elif i % 3 == 1:
                         await client.post("/echo", content=b"p" * rng.randint(0, 100_000))
                     else:
-                        await (await client.get(f"/random/{rng.randint(0, 50_000)}")).read()
+                        await client.get(f"/random/{rng.randint(0, 50_000)}")
 
                 cancelled = done = 0
                 for batch in range(25):
@@ -963,10 +963,10 @@ def test_client_follows_redirects_when_asked(tls_files: TLSFiles) -> None:
                 assert [r.status for r in response.history] == [302, 302, 302]
                 # 303 (and 302 after POST) turn into GET without the body; 307 keeps both.
                 url = "/redirect-to?url=/echo&status=303"
-                info = await (await client.post(url, content=b"data")).json()
+                info = (await client.post(url, content=b"data")).json()
                 assert (info["method"], info["length"]) == ("GET", 0)
                 url = "/redirect-to?url=/echo&status=307"
-                info = await (await client.post(url, content=b"data")).json()
+                info = (await client.post(url, content=b"data")).json()
                 assert (info["method"], info["body"]) == ("POST", "data")
                 response = await client.get("/redirect/3", follow_redirects=False)
                 assert response.status == 302
@@ -997,10 +997,10 @@ def test_client_redirect_drops_credentials_across_origins(tls_files: TLSFiles) -
             async with client_for(tls_files, server, follow_redirects=True) as client:
                 secret = {"Authorization": "Bearer s3cret", "Cookie": "a=1", "X-Keep": "yes"}
                 same = f"/redirect-to?url=https://localhost:{server.port}/echo"
-                info = await (await client.get(same, headers=secret)).json()
+                info = (await client.get(same, headers=secret)).json()
                 assert {"authorization", "cookie"} <= set(dict(info["headers"]))
                 other = f"https://127.0.0.1:{server.port}/echo"
-                info = await (
+                info = (
                     await client.get("/redirect-to", params={"url": other}, headers=secret)
                 ).json()
                 headers = dict(info["headers"])
@@ -1013,9 +1013,9 @@ def test_client_redirect_drops_credentials_across_origins(tls_files: TLSFiles) -
                 tls_files, server, follow_redirects=True, headers={"Authorization": "Bearer c"}
             ) as client:
                 other = f"https://127.0.0.1:{server.port}/echo"
-                info = await (await client.get("/redirect-to", params={"url": other})).json()
+                info = (await client.get("/redirect-to", params={"url": other})).json()
                 assert "authorization" not in dict(info["headers"])
-                info = await (await client.get("/echo")).json()
+                info = (await client.get("/echo")).json()
                 assert dict(info["headers"])["authorization"] == "Bearer c"
 
     run(main)
@@ -1027,11 +1027,11 @@ def test_client_redirect_drops_credentials_across_origins(tls_files: TLSFiles) -
 def test_client_decodes_gzip_and_deflate(tls_files: TLSFiles) -> None:
     async def main() -> None:
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
-            assert await (await client.get("/gzip")).read() == b"hello gzip " * 1000
-            assert await (await client.get("/deflate")).read() == b"hello deflate " * 1000
-            assert await (await client.get("/raw-deflate")).read() == b"raw deflate " * 100
+            assert (await client.get("/gzip")).content == b"hello gzip " * 1000
+            assert (await client.get("/deflate")).content == b"hello deflate " * 1000
+            assert (await client.get("/raw-deflate")).content == b"raw deflate " * 100
             async with client.stream("GET", "/gzip") as response:
-                raw = b"".join([c async for c in response.stream(decode=False)])
+                raw = b"".join([c async for c in response.aiter_raw()])
                 assert gzip.decompress(raw) == b"hello gzip " * 1000
             with pytest.raises(DecodingError, match="corrupt"):
                 await client.get("/corrupt-gzip")
@@ -1048,7 +1048,7 @@ def test_client_refuses_decompression_bomb(tls_files: TLSFiles) -> None:
                     await client.get("/bomb")
                 assert_pool_empty(client.pool)
             async with client_for(tls_files, server) as client:
-                assert len(await (await client.get("/bomb")).read()) == 8 * MiB
+                assert len((await client.get("/bomb")).content) == 8 * MiB
 
     run(main)
 
@@ -1099,15 +1099,15 @@ def test_client_response_helpers_after_read(tls_files: TLSFiles) -> None:
         async with serving(tls_files) as server, client_for(tls_files, server) as client:
             response = await client.get("/hello")
             with pytest.raises(DecodingError, match="not JSON"):
-                await response.json()
-            assert await response.text(encoding="ascii") == "Hello, world!"
+                response.json()
+            assert response.text == "Hello, world!"
             async with client.stream("GET", "/hello") as streamed:
                 with pytest.raises(RuntimeError, match="has not been read"):
                     _ = streamed.content
-                async for _ in streamed.stream():
+                async for _ in streamed.aiter_bytes():
                     pass
                 with pytest.raises(RuntimeError, match="only once"):
-                    async for _ in streamed.stream():
+                    async for _ in streamed.aiter_bytes():
                         pass
                 assert isinstance(streamed, ClientResponse)
 

@@ -28,7 +28,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "limits": set(),
     "headers": set(),
-    "messages": {"headers", "errors", "limits"},
+    "files": {"limits"},
+    "messages": {"headers", "files", "errors", "limits"},
     "accesslog": {"limits"},
     # security: cryptography only, then the ssl policy on top of it
     "pki": {"errors", "limits"},
@@ -40,9 +41,15 @@ ALLOWED: dict[str, set[str] | None] = {
     # roles
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
+    # the load generator: a client of its own (raw protocols, one request encoded once) for
+    # measuring servers; a role beside the client, never imported by the other roles
+    "load": {"http11", "tls", "messages", "errors", "limits"},
     # app
     "routing": {"messages", "errors", "limits"},
-    "app": {"routing", "asgi", "messages", "errors", "limits"},
+    "app": {"routing", "asgi", "staticfiles", "messages", "errors", "limits"},
+    # static files, and middleware as values an app is given (never importing the app)
+    "staticfiles": {"files", "messages", "headers", "errors", "limits"},
+    "middleware": {"files", "messages", "headers", "errors", "limits"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
     # services: certificates from an ACME CA, over both roles and the PKI
@@ -50,17 +57,19 @@ ALLOWED: dict[str, set[str] | None] = {
     # entry points
     "deploy": None,
     "cli": None,
+    "cli_deploy": None,
     "cli_certs": None,
     "cli_limits": None,
     "cli_acme": None,
     "testing": None,
     "pytest_plugin": None,
+    "cli_ops": None,
     "__main__": None,
     "__init__": None,
 }
 
 # The roles: they take any handler and never know of routes or apps.
-ROLES = ("server", "client")
+ROLES = ("server", "client", "load")
 
 # (unit, function name) -> units that one function may import, beyond the table.
 FUNCTION_EXCEPTIONS: dict[tuple[str, str], set[str]] = {
@@ -74,6 +83,9 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "limits": {"asyncio", "ssl", "socket", "h11"},
     "headers": {"asyncio", "ssl", "socket", "h11"},
     "messages": {"ssl", "socket", "h11"},
+    "files": {"ssl", "socket", "h11"},
+    "staticfiles": {"ssl", "socket", "h11"},
+    "middleware": {"ssl", "socket", "h11"},
     "accesslog": {"ssl", "socket", "h11"},
     "pki": {"asyncio", "ssl", "h11", "socket"},
     "tls": {"h11", "asyncio"},
@@ -82,6 +94,7 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "routing": {"ssl", "socket", "h11", "asyncio"},
     "app": {"ssl", "socket", "h11", "asyncio"},
     "asgi": {"ssl", "socket", "h11"},
+    "load": {"h11"},
 }
 
 # Modules held to a rule of their own instead of their unit's.

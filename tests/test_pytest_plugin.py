@@ -165,7 +165,7 @@ def test_marker_names_the_app_and_its_options(
         def test_whoami(framework_server):
             async def main():
                 async with framework_server.client() as client:
-                    return await (await client.get("/whoami")).json()
+                    return (await client.get("/whoami")).json()
             assert asyncio.run(main()) == {"client": "test-client"}
         """
     )

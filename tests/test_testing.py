@@ -121,7 +121,7 @@ def test_serve_app_runs_hooks_around_the_block_and_cleans_up() -> None:
             async with server.client() as client:
                 response = await client.get("/json")
                 assert response.status == 200
-                assert await response.json() == {"ok": True, "peer": None}
+                assert response.json() == {"ok": True, "peer": None}
                 log.append("request")
             port, ca = server.port, server.ca
         assert log == ["startup", "request", "shutdown"]
@@ -200,7 +200,7 @@ def test_streaming_is_not_buffered() -> None:
         chunks: list[bytes] = []
         async with serve_app(app) as server, server.client(timeout=5) as client:
             async with client.stream("GET", "/stream") as response:
-                async for chunk in response.stream():
+                async for chunk in response.aiter_bytes():
                     chunks.append(chunk)
                     first_read.set()
         return chunks
@@ -243,7 +243,7 @@ def test_mutual_tls_presents_a_client_certificate_from_the_same_ca() -> None:
             assert server.client_cert is not None
             async with server.client() as client:
                 response = await client.get("/json")
-                assert (await response.json())["peer"] == "test-client"
+                assert response.json()["peer"] == "test-client"
             async with server.client(cert=False) as client:
                 with pytest.raises(ClientError):
                     await client.get("/json")
@@ -299,7 +299,7 @@ def test_asgi_app_with_lifespan() -> None:
         async with serve_app(asgi_app) as server, server.client() as client:
             assert log == ["startup"]
             response = await client.get("/hello")
-            assert (response.status, await response.text()) == (200, "https /hello")
+            assert (response.status, response.text) == (200, "https /hello")
         assert log == ["startup", "shutdown"]
 
     run(body)
@@ -327,7 +327,7 @@ def test_starlette_app() -> None:
 
     async def body() -> None:
         async with serve_app(app) as server, server.client() as client:
-            assert await (await client.get("/")).json() == {"scheme": "https"}
+            assert (await client.get("/")).json() == {"scheme": "https"}
 
     run(body)
 
@@ -359,7 +359,7 @@ def test_fastapi_app_with_lifespan_and_a_failing_route() -> None:
     async def body() -> None:
         async with serve_app(api) as server, server.client() as client:
             assert log == ["startup"]
-            assert await (await client.get("/items/7")).json() == {"id": 7}
+            assert (await client.get("/items/7")).json() == {"id": 7}
             assert (await client.get("/fail")).status == 500
             assert any(isinstance(e, LookupError) for e in server.exceptions)
         assert log == ["startup", "shutdown"]

@@ -23,11 +23,11 @@ def framework_app():
 async def test_json_route(framework_client):
     response = await framework_client.get("/items/1")
     assert response.status == 200
-    assert await response.json() == {"id": 1, "name": "tea"}
+    assert response.json() == {"id": 1, "name": "tea"}
 
     response = await framework_client.post("/items", json={"name": "coffee"})
     assert response.status == 201
-    assert (await response.json())["name"] == "coffee"
+    assert response.json()["name"] == "coffee"
 
     response = await framework_client.get("/items/99")
     assert response.status == 404
@@ -40,7 +40,7 @@ async def test_streaming_route_streams(framework_server):
     async with framework_server.client(timeout=5) as client:
         async with client.stream("GET", "/feed") as response:
             lines = []
-            async for chunk in response.stream():
+            async for chunk in response.aiter_bytes():
                 lines += chunk.decode().splitlines()
                 if len(lines) >= 3:
                     break
@@ -63,7 +63,7 @@ async def test_lifespan_hooks_run_around_the_server(framework_ca):
 async def test_mutual_tls(framework_server):
     async with framework_server.client() as client:  # presents a client certificate
         response = await client.get("/whoami")
-        assert await response.json() == {"client": "test-client"}
+        assert response.json() == {"client": "test-client"}
     async with framework_server.client(cert=False) as client:
         with pytest.raises(ClientError):
             await client.get("/whoami")
@@ -83,7 +83,7 @@ def test_without_pytest_asyncio(framework_server):
     async def main():
         async with framework_server.client() as client:
             response = await client.get("/items/1")
-            return response.status, await response.json()
+            return response.status, response.json()
 
     assert asyncio.run(main()) == (200, {"id": 1, "name": "tea"})
 

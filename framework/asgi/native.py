@@ -81,6 +81,7 @@ def _request(scope: Scope, receive: Receive) -> Request:
         server=(server[0], server[1]) if server else None,
         tls=_tls(scope),
         http_version=scope.get("http_version", "1.1"),
+        scheme=scope.get("scheme"),
     )
 
 

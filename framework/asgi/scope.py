@@ -106,7 +106,7 @@ def http_scope(
         "asgi": ASGI_VERSION,
         "http_version": request.http_version,
         "method": request.method,
-        "scheme": "https" if tls is not None else "http",
+        "scheme": request.scheme,
         "path": root_path + request.path if root_path else request.path,
         "raw_path": root_path.encode("latin-1") + request.raw_path
         if root_path

@@ -14,14 +14,22 @@ import os
 import ssl
 from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, Unpack
 from urllib.parse import urljoin
 
 from .. import limits
-from ..errors import ClientError, TooManyRedirects
+from ..errors import (
+    ClientError,
+    TooManyRedirects,
+)
 from ..messages import HeadersLike
+from .auth import AuthLike, authorize, to_auth
+from .connection import ClientConnection
 from .connector import Connector, load_context
+from .cookies import Cookies, CookiesLike, merge_cookie_header
+from .multipart import DataLike, FilesLike
 from .pool import ConnectionPool, check_bounds, closed_error
+from .proxy import client_routes
 from .request import (
     BODY_HEADERS,
     CREDENTIALS,
@@ -40,6 +48,8 @@ from .request import (
     split_url,
 )
 from .response import ClientResponse
+from .retry import RETRIABLE, send_again
+from .shortcuts import BodyOptions, Shortcuts
 
 __all__ = ["Client"]
 
@@ -57,9 +67,21 @@ class _StreamContext:
 
     __slots__ = ("_client", "_args", "_response")
 
-    def __init__(self, client: Client, args: tuple[Any, ...]) -> None:
+    def __init__(self, client: Client, method: str, url: str, options: BodyOptions) -> None:
         self._client = client
-        self._args = args
+        o = options
+        body = encode_body(o.get("content"), o.get("json"), o.get("data"), o.get("files"))
+        self._args: tuple[Any, ...] = (
+            method,
+            url,
+            o.get("headers"),
+            o.get("params"),
+            body,
+            o.get("cookies"),
+            o.get("auth"),
+            o.get("timeout", _USE_CLIENT_DEFAULT),
+            o.get("follow_redirects"),
+        )
         self._response: ClientResponse | None = None
 
     async def __aenter__(self) -> ClientResponse:
@@ -79,7 +101,7 @@ class _StreamContext:
 # --- the client --------------------------------------------------------------------------------
 
 
-class Client:
+class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
     """An HTTPS client with a connection pool, strict certificate checks and timeouts by phase.
 
     Certificates are always verified: against the system's trust store (loaded once per
@@ -107,13 +129,28 @@ class Client:
         max_connections: connections open at once, in total.
         max_connections_per_host: connections open at once to one origin.
         keep_alive_expiry: seconds an idle connection is kept for reuse.
-        max_decoded_bytes: the largest gzip/deflate-decoded body ``read()`` accepts.
+        max_decoded_bytes: the largest gzip/deflate-decoded body a response reads (and the
+            longest line ``aiter_lines()`` yields).
         max_header_bytes: the largest response head accepted.
         h11_only: read every response with h11, none on the plain-message path (the
             differential tests prove the two read alike; this is for whoever wants h11 alone).
+        auth: credentials for every request: ``(user, password)`` (Basic), ``BearerAuth``,
+            or a callable given the request (``PendingRequest``) that sets its headers.
+        cookies: cookies to start the jar with (``client.cookies``); the jar keeps what
+            servers set, redirects included, and sends each cookie only where its domain,
+            path and ``Secure`` flag allow.
+        proxy: an ``http://[user:pass@]host:port`` proxy for every origin: https ones are
+            tunnelled with ``CONNECT`` (TLS still end to end), http ones forwarded.
+        trust_env: read ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (when
+            ``proxy`` is not given; ``NO_PROXY`` applies to ``proxy`` too).
+        retries: times a request is tried again when connecting failed (refused, timed
+            out; never a certificate or proxy refusal), and, for requests safe to replay
+            (idempotent, body in memory), when the connection broke before the response.
+            Pauses between tries start at 0.1 s and double, with jitter.
 
     Raises:
-        ValueError: conflicting or malformed arguments.
+        ValueError: conflicting or malformed arguments, or a proxy URL (``proxy``, or one of
+            the environment's) that cannot be used.
         CertificateError: on ``async with`` (or the first request), when the ``ca``, ``cert``
             or ``key`` files cannot be loaded.
 
@@ -121,7 +158,7 @@ class Client:
 
         async with Client(base_url="https://localhost:8443", ca="pki/ca.pem") as client:
             response = await client.get("/users/7")
-            user = await response.raise_for_status().json()
+            user = response.raise_for_status().json()
     """
 
     def __init__(
@@ -145,6 +182,11 @@ class Client:
         max_decoded_bytes: int = limits.CLIENT_MAX_DECODED_BYTES,
         max_header_bytes: int = limits.CLIENT_MAX_HEADER_BYTES,
         h11_only: bool = False,
+        auth: AuthLike | None = None,
+        cookies: CookiesLike | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        retries: int = 0,
     ) -> None:
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(
@@ -175,8 +217,23 @@ class Client:
         self._pool: ConnectionPool | None = None
         self._starting: asyncio.Lock | None = None
         self._is_closed = False
+        self.auth = to_auth(auth)
+        self._cookies = Cookies(cookies)
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ValueError(f"retries must be a whole number, 0 or more, not {retries!r}")
+        self.retries = retries
+        self._proxies = client_routes(proxy, trust_env)
 
     # --- setup --------------------------------------------------------------------------------
+
+    @property
+    def cookies(self) -> Cookies:
+        """The cookie jar: what servers set, sent back where the cookie rules allow."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: CookiesLike) -> None:
+        self._cookies = Cookies(cookies)
 
     @property
     def pool(self) -> ConnectionPool | None:
@@ -199,7 +256,7 @@ class Client:
                 if context is None:
                     context = await load_context(self._ca, self._cert, self._key, self._crl)
                 connector = Connector(
-                    context, self._resolve, self._max_header_bytes, self._h11_only
+                    context, self._resolve, self._max_header_bytes, self._h11_only, self._proxies
                 )
                 total, per_host, expiry = self._limits
                 self._pool = ConnectionPool(
@@ -245,6 +302,12 @@ class Client:
             if query:
                 full += ("&" if "?" in full else "?") + query
         target = split_url(full.partition("#")[0])
+        proxies = self._proxies
+        if proxies is not None and target.origin.scheme == "http":
+            proxy = proxies.for_origin(target.origin)
+            if proxy is not None:
+                # A forward proxy is asked for the whole URL (RFC 9112 3.2.2).
+                target.target = target.url.encode("ascii")
         target.headers = [(b"host", target.host_header), *self._headers]
         if params is None:
             if len(self._targets) >= _TARGETS_CACHED:
@@ -260,7 +323,11 @@ class Client:
         headers: HeadersLike | None = None,
         params: QueryLike | None = None,
         content: Content | None = None,
+        data: DataLike | None = None,
+        files: FilesLike | None = None,
         json: Any = None,
+        cookies: dict[str, str] | None = None,
+        auth: AuthLike | None = None,
         timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,  # noqa: ASYNC109 - per request, as httpx
         follow_redirects: bool | None = None,
     ) -> ClientResponse:
@@ -273,48 +340,44 @@ class Client:
             params: query parameters, appended to the URL's own: ``{"page": 2}``.
             content: the body: bytes (sent with Content-Length), str (UTF-8), or an async
                 iterator of bytes (sent chunked).
+            data: form fields, sent ``application/x-www-form-urlencoded`` (or as the fields of
+                ``multipart/form-data`` with ``files``).
+            files: uploads, sent ``multipart/form-data``: ``{"name": content}``, or
+                ``{"name": (filename, content[, content type])}``; content is bytes, str or
+                a file opened ``"rb"`` (read whole).
             json: a value to send as a JSON body instead.
+            cookies: cookies for this request only, besides the jar's.
+            auth: this request's credentials instead of the client's (see ``Client``).
             timeout: this request's timeouts instead of the client's.
             follow_redirects: this request's choice instead of the client's.
 
         Raises:
-            ConnectError, TLSError, CertificateVerifyError: the connection failed.
+            ConnectError, TLSError, CertificateVerifyError, ProxyError: the connection failed.
             ConnectTimeout, ReadTimeout, WriteTimeout, PoolTimeout: a phase took too long.
             ReadError, WriteError, ServerDisconnectedError: the connection broke.
             TooManyRedirects, DecodingError: see their descriptions.
         """
+        body = encode_body(content, json, data, files)
         response = await self._send(
-            method, url, headers, params, content, json, timeout, follow_redirects
+            method, url, headers, params, body, cookies, auth, timeout, follow_redirects
         )
         if not response._read_received():
-            await response.read()
+            await response.aread()
         return response
 
-    def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> _StreamContext:
+    def stream(self, method: str, url: str, **options: Unpack[BodyOptions]) -> _StreamContext:
         """Send a request; the response's body is read as you consume it.
 
         Example::
 
             async with client.stream("GET", url) as response:
-                async for chunk in response.stream():
+                async for chunk in response.aiter_bytes():
                     ...
 
         The connection goes back to the pool when the body was read to the end, and is
         closed when the block is left early. Arguments and errors are those of ``request``.
         """
-        args = (method, url, headers, params, content, json, timeout, follow_redirects)
-        return _StreamContext(self, args)
+        return _StreamContext(self, method, url, options)
 
     async def _send(
         self,
@@ -322,10 +385,11 @@ class Client:
         url: str,
         headers: HeadersLike | None,
         params: QueryLike | None,
-        content: Content | None,
-        json: Any,
+        body: Body,
+        cookies: Mapping[str, str] | None,
+        auth: AuthLike | None,
         timeout: Timeout | float | None,  # noqa: ASYNC109 - the request's own Timeout
-        follow_redirects: bool | None,
+        follow: bool | None,
     ) -> ClientResponse:
         pool = self._pool
         if pool is None or self._is_closed:
@@ -334,17 +398,72 @@ class Client:
         phases = self.timeout if timeout is _USE_CLIENT_DEFAULT else Timeout.of(timeout)
         deadline = None if phases.total is None else pool.loop.time() + phases.total
         target = self._target(url, params)
-        body = encode_body(content, json)
         own = raw_headers(headers) if headers is not None else None
-        request = build_request(method, target, self._headers, own, body)
-        conn = await pool.send(request, phases, deadline)
-        response = ClientResponse(
-            conn, pool, request.url, method, phases.read, deadline, self.max_decoded_bytes
+        credentials = to_auth(auth) if auth is not None else self.auth
+        if credentials is not None:
+            own = await authorize(credentials, method, target.url, own)
+        request = build_request(
+            method, target, self._headers, self._hop(target, own, cookies), body
         )
-        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        started = pool.loop.time()
+        try:
+            conn = await pool.send(request, phases, deadline)
+        except RETRIABLE as exc:
+            if not self.retries:
+                raise
+            conn = await send_again(pool, request, phases, deadline, exc, self.retries)
+        response = self._received(conn, pool, request, phases, deadline, started)
+        follow = self.follow_redirects if follow is None else follow
         if not follow or response.status not in _REDIRECTS:
             return response
         return await self._follow(pool, response, request, own, body, phases, deadline)
+
+    def _hop(
+        self,
+        target: Target,
+        own: list[tuple[bytes, bytes]] | None,
+        cookies: Mapping[str, str] | None,
+    ) -> list[tuple[bytes, bytes]] | None:
+        """A request's own headers with what this hop adds: the cookies the jar (and
+        ``cookies``) has for its URL, and a forward proxy's credentials."""
+        if not cookies and not self._cookies.maybe_any and self._proxies is None:
+            return own  # the usual case, decided without looking into the jar
+        extra: list[tuple[bytes, bytes]] = []
+        if (self.cookies or cookies) and not any(name == b"cookie" for name, _ in own or ()):
+            # (A Cookie header of the caller's own wins.)
+            value = merge_cookie_header(self.cookies.header_for(target.url), cookies)
+            if value:
+                try:
+                    extra.append((b"cookie", value.encode("latin-1")))
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"cookie {value!r} cannot be sent: HTTP headers carry Latin-1 only; "
+                        "percent-encode the value (urllib.parse.quote)"
+                    ) from None
+        if self._proxies is not None and target.origin.scheme == "http":
+            proxy = self._proxies.for_origin(target.origin)
+            if proxy is not None and proxy.authorization is not None:
+                extra.append((b"proxy-authorization", proxy.authorization))
+        return [*(own or ()), *extra] if extra else own
+
+    def _received(
+        self,
+        conn: ClientConnection,
+        pool: ConnectionPool,
+        request: ClientRequest,
+        phases: Timeout,
+        deadline: float | None,
+        started: float,
+    ) -> ClientResponse:
+        """The response whose head ``conn`` received; the jar keeps the cookies it sets."""
+        response = ClientResponse(
+            conn, pool, request, phases.read, deadline, self.max_decoded_bytes, started
+        )
+        for name, _ in response._raw:
+            if name == b"set-cookie":
+                self._cookies.extract(request.url, response.headers)
+                break
+        return response
 
     async def _follow(
         self,
@@ -394,128 +513,19 @@ class Client:
                 strip = True
                 headers = [h for h in headers or () if h[0] not in CREDENTIALS and h[0] != b"host"]
             origin = target.origin
-            request = build_request(method, target, self._headers, headers, body, strip)
-            conn = await pool.send(request, phases, deadline)
-            response = ClientResponse(
-                conn, pool, request.url, method, phases.read, deadline, self.max_decoded_bytes
-            )
+            # The jar's cookies are chosen again for each URL; a request's own go nowhere else.
+            hop = self._hop(target, headers, None)
+            request = build_request(method, target, self._headers, hop, body, strip)
+            started = pool.loop.time()
+            try:
+                conn = await pool.send(request, phases, deadline)
+            except RETRIABLE as exc:
+                if not self.retries:
+                    raise
+                conn = await send_again(pool, request, phases, deadline, exc, self.retries)
+            response = self._received(conn, pool, request, phases, deadline, started)
         response.history = history
         return response
-
-    # --- shortcuts ----------------------------------------------------------------------------
-    # Plain functions returning request()'s coroutine: ``await client.get(url)`` runs request()
-    # with no coroutine of the shortcut's own around it.
-
-    def get(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("GET", url, ...)``."""
-        return self.request(
-            "GET", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def head(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("HEAD", url, ...)``."""
-        return self.request(
-            "HEAD", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def options(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("OPTIONS", url, ...)``."""
-        return self.request(
-            "OPTIONS", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def delete(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("DELETE", url, ...)``."""
-        return self.request(
-            "DELETE", url, headers=headers, params=params, timeout=timeout,
-            follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def post(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("POST", url, ...)``."""
-        return self.request(
-            "POST", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def put(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("PUT", url, ...)``."""
-        return self.request(
-            "PUT", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
-
-    def patch(
-        self,
-        url: str,
-        *,
-        headers: HeadersLike | None = None,
-        params: QueryLike | None = None,
-        content: Content | None = None,
-        json: Any = None,
-        timeout: Timeout | float | None = _USE_CLIENT_DEFAULT,
-        follow_redirects: bool | None = None,
-    ) -> Coroutine[Any, Any, ClientResponse]:
-        """``request("PATCH", url, ...)``."""
-        return self.request(
-            "PATCH", url, headers=headers, params=params, content=content, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
-        )  # fmt: skip
 
     def __repr__(self) -> str:
         pool = self._pool

@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 from .. import limits, tls
 from ..errors import ConnectError, ConnectTimeout, TLSError
 from .connection import ClientConnection, Origin
+from .proxy import ProxyRoutes, open_tunnel
 
 __all__ = ["Connector", "load_context", "system_context"]
 
@@ -70,6 +71,8 @@ class Connector:
             certificate is still checked against the name, as ``curl --resolve`` does.
         max_header_bytes: the largest response head accepted.
         h11_only: read every response with h11, none on the driver's plain path.
+        proxies: which origins go through a proxy (https ones tunnelled with ``CONNECT``,
+            http ones to the proxy directly, the client writing absolute-form targets).
     """
 
     def __init__(
@@ -78,8 +81,10 @@ class Connector:
         resolve: Mapping[str, str] | None = None,
         max_header_bytes: int = limits.CLIENT_MAX_HEADER_BYTES,
         h11_only: bool = False,
+        proxies: ProxyRoutes | None = None,
     ) -> None:
         self.ssl_context = ssl_context
+        self.proxies = proxies
         self.h11_only = h11_only
         self.resolve = {key.lower(): value.strip("[]") for key, value in (resolve or {}).items()}
         self.max_header_bytes = max_header_bytes
@@ -132,22 +137,39 @@ class Connector:
                 "ssl_handshake_timeout": handshake,
                 "ssl_shutdown_timeout": limits.CLIENT_CLOSE_TIMEOUT,
             }
+        proxy = self.proxies.for_origin(origin) if self.proxies is not None else None
         try:
             async with asyncio.timeout(connect_timeout):
-                await loop.create_connection(lambda: conn, address, origin.port, **kwargs)
+                if proxy is None:
+                    await loop.create_connection(lambda: conn, address, origin.port, **kwargs)
+                elif not kwargs:  # http:// through the proxy: requests in absolute form
+                    await loop.create_connection(lambda: conn, proxy.host, proxy.port)
+                else:
+                    tunnel = await open_tunnel(proxy, origin, address)
+                    try:
+                        tls_options = {k: v for k, v in kwargs.items() if k != "ssl"}
+                        transport = await loop.start_tls(tunnel, conn, kwargs["ssl"], **tls_options)
+                    except BaseException:
+                        tunnel.abort()
+                        raise
+                    # start_tls leaves connection_made to its caller.
+                    conn.connection_made(transport)  # type: ignore[arg-type]
         except TimeoutError as exc:
+            via = "" if proxy is None else f" through the proxy {proxy}"
             raise ConnectTimeout(
-                f"connecting to {origin} took longer than {connect_timeout} s"
+                f"connecting to {origin}{via} took longer than {connect_timeout} s"
             ) from exc
         except ssl.SSLCertVerificationError as exc:
             names: list[str] = []
-            if tls.is_name_mismatch(exc):
+            if tls.is_name_mismatch(exc) and proxy is None:
                 names = await _peer_names(address, origin, connect_timeout)
             raise tls.verify_error(exc, origin.host, names, address) from exc
         except ssl.SSLError as exc:
             raise tls.handshake_error(exc, str(origin)) from exc
         except OSError as exc:
             where = origin if address == origin.host else f"{origin} (at {address})"
+            if proxy is not None:
+                where = f"the proxy {proxy} (for {origin})"
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ConnectError(f"cannot connect to {where}: {reason}") from exc
         if kwargs:

@@ -1,10 +1,10 @@
 """What the client sends: URLs, query strings, headers and bodies made into a ``ClientRequest``.
 
 This module owns splitting a URL into an origin and a target, encoding query parameters and
-bodies, merging the client's headers with a request's own, and encoding a request without a
-body once per URL and method. It also holds ``Timeout``, the request's timeouts by phase,
-which travel with it to the pool. It knows nothing of connections, the pool, redirects or
-responses.
+bodies (forms and uploads through ``multipart.py``), merging the client's headers with a
+request's own, and encoding a request without a body once per URL and method. It also holds
+``Timeout``, the request's timeouts by phase, which travel with it to the pool. It knows
+nothing of connections, the pool, redirects or responses.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..errors import LocalProtocolError
 from ..http11 import HeaderList, Prepared, Request, check, prepare
 from ..messages import Headers, HeadersLike
 from .connection import Origin
+from .multipart import DataLike, FilesLike, encode_form
 
 __all__ = [
     "BODY_HEADERS",
@@ -218,18 +219,28 @@ class Body(NamedTuple):
 NO_BODY = Body(None, None, None)
 
 
-def encode_body(content: Content | None, json: Any) -> Body:
-    """The ``content``/``json`` arguments of a request as a ``Body``.
+def encode_body(
+    content: Content | None,
+    json: Any,
+    data: DataLike | None = None,
+    files: FilesLike | None = None,
+) -> Body:
+    """The ``content``/``json``/``data``/``files`` arguments of a request as a ``Body``.
 
     Raises:
-        ValueError: both were given.
-        TypeError: ``content`` is of a type that cannot be sent.
+        ValueError: more than one kind of body was given.
+        TypeError: ``content``, ``data`` or a file is of a type that cannot be sent.
     """
+    if data is not None or files:
+        if content is not None or json is not None:
+            raise ValueError("pass data=/files= or content=/json=, not both")
+        encoded, content_type = encode_form(data, files)
+        return Body(encoded, None, content_type)
     if json is not None:
         if content is not None:
             raise ValueError("pass content= or json=, not both")
-        data = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return Body(data, None, b"application/json")
+        encoded = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return Body(encoded, None, b"application/json")
     if content is None:
         return NO_BODY
     if isinstance(content, bytes):
@@ -287,6 +298,16 @@ class ClientRequest:
         self.body = body
         self.stream = stream
         self.replayable = replayable
+
+    @property
+    def headers(self) -> Headers:
+        """The headers as sent (a copy: changing it changes nothing)."""
+        return Headers.from_raw(list(self.head.headers))
+
+    @property
+    def content(self) -> bytes | None:
+        """The body as sent, or ``None`` when there was none or it was streamed."""
+        return self.body
 
     def __repr__(self) -> str:
         return f"<ClientRequest [{self.method} {self.url}]>"

@@ -1,7 +1,8 @@
-"""``ClientResponse``: a response as the client received it, its body read on demand.
+"""``ClientResponse``: a response as the client received it.
 
-This module owns reading the body (whole, or streamed as it arrives), gzip/deflate decoding
-with a size cap, and giving the connection back to the pool with ``ConnectionPool.release``.
+This module owns reading the body (whole in ``Client.request``, or streamed as it arrives
+under ``Client.stream``), the body's forms (bytes, text, JSON, lines), and giving the
+connection back to the pool with ``ConnectionPool.release``. Decoding is ``decoding.py``'s.
 It knows nothing of URLs, building requests or redirects (``request.py``, ``client.py``), nor
 of how connections are opened or shared (``connector.py``, ``pool.py``).
 """
@@ -9,100 +10,43 @@ of how connections are opened or shared (``connector.py``, ``pool.py``).
 from __future__ import annotations
 
 import json as jsonlib
-import zlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from .. import limits
 from ..errors import DecodingError, HTTPStatusError
 from ..messages import Headers, TLSInfo, content_charset
 from .connection import ClientConnection
+from .cookies import Cookies
+from .decoding import BodyDecoder, LineSplitter, text_decoder
 from .pool import ConnectionPool
+from .request import ClientRequest
 
 __all__ = ["ClientResponse"]
 
-
-class _Decoder:
-    """gzip and deflate, undone piece by piece, refusing output past ``max_size`` bytes."""
-
-    __slots__ = ("_encodings", "_objects", "_fresh", "_left", "_max")
-
-    def __init__(self, encodings: list[str], max_size: int) -> None:
-        # Content-Encoding lists codings in the order applied; undo them in reverse.
-        self._encodings = encodings[::-1]
-        self._objects = [self._new(e) for e in self._encodings]
-        self._fresh = [True] * len(encodings)
-        self._left = [max_size] * len(encodings)
-        self._max = max_size
-
-    @staticmethod
-    def _new(encoding: str) -> Any:
-        # 47 = 32 + 15: a gzip or a zlib header, detected.
-        return zlib.decompressobj(47 if encoding in ("gzip", "x-gzip") else 15)
-
-    def decode(self, data: bytes) -> bytes:
-        for i, encoding in enumerate(self._encodings):
-            data = self._run(i, encoding, data)
-        return data
-
-    def _count(self, i: int, size: int) -> None:
-        self._left[i] -= size
-        if self._left[i] < 0:
-            raise DecodingError(
-                f"the decoded response body is larger than {self._max} bytes "
-                "(max_decoded_bytes); stream(decode=False) reads it as sent"
-            )
-
-    def _run(self, i: int, encoding: str, data: bytes) -> bytes:
-        out: list[bytes] = []
-        while data:
-            obj = self._objects[i]
-            try:
-                # Never ask for more than the cap allows: a bomb stops here, not in memory.
-                piece = obj.decompress(data, self._left[i] + 1)
-            except zlib.error as exc:
-                if encoding == "deflate" and self._fresh[i]:
-                    # Some servers send raw deflate, without the zlib header RFC 9110 asks for.
-                    self._fresh[i] = False
-                    self._objects[i] = zlib.decompressobj(-15)
-                    continue
-                raise DecodingError(f"the {encoding} response body is corrupt: {exc}") from exc
-            self._fresh[i] = False
-            self._count(i, len(piece))
-            out.append(piece)
-            if obj.unconsumed_tail:
-                data = obj.unconsumed_tail
-            elif obj.eof and obj.unused_data and encoding in ("gzip", "x-gzip"):
-                data = obj.unused_data  # another gzip member follows
-                self._objects[i] = self._new(encoding)
-            else:
-                break
-        return b"".join(out)
-
-    def flush(self) -> bytes:
-        data = b""
-        for i, encoding in enumerate(self._encodings):
-            if data:
-                data = self._run(i, encoding, data)
-            tail = self._objects[i].flush()
-            if tail:
-                self._count(i, len(tail))
-                data += tail
-        return data
+_NOT_READ = (
+    "the body has not been read: inside `client.stream(...)` call `await response.aread()` "
+    "first, or iterate `response.aiter_bytes()`"
+)
 
 
 class ClientResponse:
-    """A response as the client received it; the body is read on demand.
+    """A response as the client received it.
 
-    Made by the client from a connection whose head has arrived (``ConnectionPool.send``);
-    the connection goes back to ``pool`` once the body is read or the response closed.
+    ``await client.get(url)`` (and every method but ``stream``) returns it with the body read:
+    ``content``, ``text`` and ``json()`` are then plain attributes and calls. Under
+    ``async with client.stream(...) as response`` the body is read as you consume it, with
+    ``aiter_bytes()``, ``aiter_text()``, ``aiter_lines()`` or ``aiter_raw()``, or whole with
+    ``await response.aread()``. The connection goes back to the pool once the body is read.
 
     Attributes:
-        status: the status code.
+        status: the status code (also ``status_code``).
         reason: the reason phrase the server sent.
         http_version: ``"1.1"`` or ``"1.0"``.
         url: the URL that answered (after redirects, when followed).
         method: the method of the request that got this response.
+        request: the request that got this response (the last one, after redirects).
         history: the redirect responses followed to get here, oldest first.
     """
 
@@ -112,6 +56,7 @@ class ClientResponse:
         "http_version",
         "url",
         "method",
+        "request",
         "history",
         "_raw",
         "_headers",
@@ -123,25 +68,29 @@ class ClientResponse:
         "_read_timeout",
         "_deadline",
         "_streamed",
+        "_max_decoded",
+        "_started",
+        "_elapsed",
     )
 
     def __init__(
         self,
         conn: ClientConnection,
         pool: ConnectionPool,
-        url: str,
-        method: str,
+        request: ClientRequest,
         read_timeout: float | None,
         deadline: float | None,
         max_decoded_bytes: int,
+        started: float,
     ) -> None:
         head = conn.head
         assert head is not None, "a response is made once its head has arrived"
         self.status: int = head.status_code
         self.reason: str = head.reason.decode("latin-1")
         self.http_version: str = head.http_version.decode("ascii")
-        self.url = url
-        self.method = method
+        self.url = request.url
+        self.method = request.method
+        self.request = request
         self.history: list[ClientResponse] = []
         self._raw: list[tuple[bytes, bytes]] = head.headers
         self._headers: Headers | None = None
@@ -149,16 +98,26 @@ class ClientResponse:
         self._pool = pool
         self._tls: ClientConnection | TLSInfo | None = conn
         self._content: bytes | None = None
-        self._decoder: _Decoder | None = None
+        self._decoder: BodyDecoder | None = None
         self._read_timeout = read_timeout
         self._deadline = deadline
         self._streamed = False
+        self._max_decoded = max_decoded_bytes
+        self._started = started
+        self._elapsed: float | None = None
         for name, value in self._raw:
             if name == b"content-encoding":
                 codings = [c.strip().lower() for c in value.decode("latin-1").split(",")]
                 codings = [c for c in codings if c and c != "identity"]
                 if codings and all(c in ("gzip", "x-gzip", "deflate") for c in codings):
-                    self._decoder = _Decoder(codings, max_decoded_bytes)
+                    self._decoder = BodyDecoder(codings, max_decoded_bytes)
+
+    # --- the head -----------------------------------------------------------------------------
+
+    @property
+    def status_code(self) -> int:
+        """The status code (the name httpx and requests use)."""
+        return self.status
 
     @property
     def headers(self) -> Headers:
@@ -175,42 +134,108 @@ class ClientResponse:
         return self._tls
 
     @property
+    def cookies(self) -> Cookies:
+        """The cookies this response set (its ``Set-Cookie`` headers, checked against its URL).
+
+        The client's jar (``client.cookies``) has kept them already.
+        """
+        jar = Cookies()
+        jar.extract(self.url, self.headers)
+        return jar
+
+    @property
+    def is_success(self) -> bool:
+        """True for a 2xx status."""
+        return 200 <= self.status < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        """True for a redirect status with a ``Location`` (301, 302, 303, 307, 308)."""
+        return self.status in (301, 302, 303, 307, 308) and "location" in self.headers
+
+    @property
+    def is_error(self) -> bool:
+        """True for a 4xx or 5xx status."""
+        return self.status >= 400
+
+    @property
+    def elapsed(self) -> timedelta:
+        """The time from sending the request to the end of the body (or closing the response).
+
+        Raises:
+            RuntimeError: the response is still open (streamed, body not read to the end).
+        """
+        if self._elapsed is None:
+            raise RuntimeError("elapsed is known once the body is read or the response closed")
+        return timedelta(seconds=self._elapsed)
+
+    @property
     def is_closed(self) -> bool:
         """True once the body was read (or the response closed) and the connection given back."""
         return self._conn is None
 
+    # --- the body, read -----------------------------------------------------------------------
+
+    @property
+    def encoding(self) -> str:
+        """The charset ``text`` decodes with: the response's ``Content-Type`` one, or UTF-8."""
+        return content_charset(self.headers.get("content-type")) or "utf-8"
+
     @property
     def content(self) -> bytes:
-        """The body, after ``await read()``."""
+        """The whole body, decoded (gzip, deflate).
+
+        Raises:
+            RuntimeError: the response is streamed and its body not read (``aread()``).
+        """
         if self._content is None:
-            raise RuntimeError("the body has not been read: call `await response.read()` first")
+            raise RuntimeError(_NOT_READ)
         return self._content
 
-    async def read(self) -> bytes:
-        """The whole body, decoded (gzip, deflate); kept for later calls.
+    @property
+    def text(self) -> str:
+        """The body as text, in ``encoding``; bytes that do not decode become U+FFFD."""
+        data = self.content
+        try:
+            return data.decode(self.encoding, errors="replace")
+        except LookupError:
+            return data.decode("utf-8", errors="replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON (``kwargs`` go to ``json.loads``).
+
+        Raises:
+            DecodingError: the body is not JSON.
+        """
+        data = self.content
+        try:
+            return jsonlib.loads(data, **kwargs)
+        except ValueError as exc:
+            raise DecodingError(f"the response body from {self.url} is not JSON: {exc}") from exc
+
+    async def aread(self) -> bytes:
+        """Read the whole body, decoded (gzip, deflate); afterwards ``content`` holds it.
 
         Raises:
             ReadTimeout, ReadError, ServerDisconnectedError: the connection failed.
             DecodingError: the body is corrupt, or larger than ``max_decoded_bytes`` decoded.
+            RuntimeError: the body was already streamed.
         """
         if self._content is not None:
             return self._content
         conn = self._conn
-        if conn is None:
+        if conn is None or self._streamed:
             raise RuntimeError("the body was already streamed or the response closed")
         if self._read_received():
             return self._content  # type: ignore[return-value]
         try:
-            parts = []
-            async for chunk in self._chunks(True):
-                parts.append(chunk)
-            content = b"".join(parts)
+            parts = [chunk async for chunk in self._chunks(True)]
         except BaseException:
             self._abort()
             raise
-        self._content = content
+        self._content = b"".join(parts)
         self._release()
-        return content
+        return self._content
 
     def _read_received(self) -> bool:
         """Take the body at once when it has all arrived undecoded (the common small case)."""
@@ -218,37 +243,51 @@ class ClientResponse:
         if conn is None or not conn.is_complete or self._decoder is not None:
             return False
         chunks = conn.take_chunks()
-        self._content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # h11 hands out bytearrays: content is bytes, as its type says.
+        self._content = content if type(content) is bytes else bytes(content)
         self._release()
         return True
 
-    async def text(self, encoding: str | None = None) -> str:
-        """The body as text, decoded with ``encoding``, the response's charset, or UTF-8."""
-        data = await self.read()
-        charset = encoding or content_charset(self.headers.get("content-type")) or "utf-8"
-        try:
-            return data.decode(charset, errors="replace")
-        except LookupError:
-            return data.decode("utf-8", errors="replace")
+    # --- the body, streamed -------------------------------------------------------------------
 
-    async def json(self) -> Any:
-        """The body parsed as JSON.
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield the body, decoded (gzip, deflate), as it arrives; the socket is read only as
+        fast as this is consumed. After ``aread()`` it yields ``content``.
+        """
+        async for chunk in self._iterate(True):
+            yield chunk
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """Yield the body as sent, content codings left in place."""
+        async for chunk in self._iterate(False):
+            yield chunk
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        """Yield the body as text, in ``encoding``, as it arrives."""
+        decoder = text_decoder(self.encoding)
+        async for chunk in self._iterate(True):
+            text = decoder.decode(chunk)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """Yield the body's lines, without their line breaks, as they arrive.
 
         Raises:
-            DecodingError: the body is not JSON.
+            DecodingError: a line is longer than ``max_decoded_bytes``.
         """
-        data = await self.read()
-        try:
-            return jsonlib.loads(data)
-        except ValueError as exc:
-            raise DecodingError(f"the response body from {self.url} is not JSON: {exc}") from exc
+        splitter = LineSplitter(self._max_decoded)
+        async for text in self.aiter_text():
+            for line in splitter.feed(text):
+                yield line
+        for line in splitter.flush():
+            yield line
 
-    async def stream(self, decode: bool = True) -> AsyncIterable[bytes]:
-        """Yield the body as it arrives; the socket is read only as fast as this is consumed.
-
-        Args:
-            decode: undo gzip/deflate (the default); ``False`` yields the bytes as sent.
-        """
+    async def _iterate(self, decode: bool) -> AsyncIterator[bytes]:
         if self._content is not None:
             if self._content:
                 yield self._content
@@ -264,12 +303,14 @@ class ClientResponse:
             raise
         self._release()
 
-    async def _chunks(self, decode: bool) -> AsyncIterable[bytes]:
+    async def _chunks(self, decode: bool) -> AsyncIterator[bytes]:
         conn = self._conn
         assert conn is not None
         decoder = self._decoder if decode else None
         timeout, deadline = self._read_timeout, self._deadline
         while chunk := await conn.receive_chunk(timeout, deadline):
+            if type(chunk) is not bytes:
+                chunk = bytes(chunk)  # h11 hands out bytearrays
             if decoder is not None:
                 chunk = decoder.decode(chunk)
                 if not chunk:
@@ -280,14 +321,18 @@ class ClientResponse:
             if tail:
                 yield tail
 
+    # --- the connection -----------------------------------------------------------------------
+
     def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            self._elapsed = self._pool.loop.time() - self._started
             self._pool.release(conn)
 
     def _abort(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            self._elapsed = self._pool.loop.time() - self._started
             conn.abort()
             self._pool.release(conn)
 
@@ -313,7 +358,7 @@ class ClientResponse:
             return
         try:
             total = 0
-            async for chunk in self.stream(decode=False):
+            async for chunk in self.aiter_raw():
                 total += len(chunk)
                 if total > limits.READ_HIGH_WATER:
                     break
@@ -325,7 +370,7 @@ class ClientResponse:
 
         Example::
 
-            data = await (await client.get(url)).raise_for_status().json()
+            data = (await client.get(url)).raise_for_status().json()
         """
         if self.status >= 400:
             kind = "client error" if self.status < 500 else "server error"

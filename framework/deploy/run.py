@@ -2,8 +2,8 @@
 
 ``serve()`` picks the event loop (uvloop when installed), the certificate (the development CA
 when none is given), installs SIGINT/SIGTERM handlers that drain gracefully, and prints how to
-reach the server. Worker processes, systemd readiness and socket activation will live beside it
-in ``deploy/``.
+reach the server. It listens on sockets made elsewhere when given them (``deploy.sockets``)
+and tells ``ProcessEvents`` (systemd, a supervisor) when it serves, reloads and stops.
 """
 
 from __future__ import annotations
@@ -12,16 +12,25 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
+from ..pki import DevCertificate
 from ..server import Handler, Server, ServerConfig
 from ..tls import CertificateStore, ClientCertMode, TLSProfile
 
-__all__ = ["ListenOptions", "new_event_loop", "serve", "start_server"]
+__all__ = [
+    "ListenOptions",
+    "ProcessEvents",
+    "StartupFailed",
+    "new_event_loop",
+    "serve",
+    "start_server",
+]
 
 if TYPE_CHECKING:
     from ..acme import AcmeSettings
@@ -54,6 +63,8 @@ class ListenOptions(TypedDict, total=False):
             ``"modern"`` (TLS 1.3 only).
         session_resumption: ``False`` turns off session tickets and the session cache.
         access_log: log one line per request (on by default).
+        sockets: listen on these sockets (bound, from ``deploy.sockets``) instead of
+            ``host``/``port``.
         acme: obtain the certificate from an ACME CA and renew it (``AcmeSettings``, or a
             list of domain names with the other settings at their defaults).
     """
@@ -69,11 +80,12 @@ class ListenOptions(TypedDict, total=False):
     tls_profile: TLSProfile
     session_resumption: bool
     access_log: bool
+    sockets: Sequence[socket.socket]
     acme: AcmeSettings | Sequence[str] | None
 
 
-def _certificates(options: ListenOptions) -> tuple[CertificateStore, str | None]:
-    """The certificate store, and the dev CA's certificate path when that is what is used."""
+def _certificates(options: ListenOptions) -> tuple[CertificateStore, DevCertificate | None]:
+    """The certificate store, and the development CA's files when that is what is used."""
     certfile, keyfile = options.get("certfile"), options.get("keyfile")
     settings: dict[str, Any] = {
         "client_ca": options.get("client_ca"),
@@ -91,7 +103,7 @@ def _certificates(options: ListenOptions) -> tuple[CertificateStore, str | None]
 
         dev = dev_certificate()
         store = CertificateStore(dev.cert_path, dev.key_path, **settings)
-        return store, str(dev.ca_cert_path)
+        return store, dev
     return CertificateStore(certfile, keyfile, **settings), None
 
 
@@ -119,7 +131,7 @@ async def start_server(
     """
     host = options.get("host", "127.0.0.1")
     port = options.get("port", 8443)
-    dev_ca: str | None = None
+    dev_ca: DevCertificate | None = None
     store: CertificateStore | None = None
     acme = None
     if options.get("acme") and options.get("tls", True):
@@ -140,7 +152,7 @@ async def start_server(
     if store is not None and getattr(handler, "server_cert", False) is None:
         # An ASGI app's TLS extension names the certificate presented (the leaf, PEM).
         handler.server_cert = _leaf_pem(store.certfile)  # type: ignore[attr-defined]
-    startup = [handler.startup] if hasattr(handler, "startup") else []
+    startup = [_guarded(handler.startup)] if hasattr(handler, "startup") else []
     shutdown = [handler.shutdown] if hasattr(handler, "shutdown") else []
     if acme is not None:
         shutdown.append(acme.aclose)
@@ -148,6 +160,7 @@ async def start_server(
         handler,
         host=host,
         port=port,
+        sockets=options.get("sockets", ()),
         ssl=store,
         startup=startup,
         shutdown=shutdown,
@@ -156,6 +169,10 @@ async def start_server(
     )
     try:
         await server.start()
+    except StartupFailed:
+        if acme is not None:
+            await acme.aclose()
+        raise
     except OSError as exc:
         if acme is not None:
             await acme.aclose()
@@ -181,6 +198,27 @@ async def start_server(
     return server
 
 
+class StartupFailed(FrameworkError):
+    """An app's startup hook raised: the server did not start (exit status 3)."""
+
+    exit_status = 3
+
+
+def _guarded(hook: Callable[[], Any]) -> Callable[[], Any]:
+    async def startup() -> None:
+        try:
+            await hook()
+        except FrameworkError:
+            raise  # already one line a user can act on (an ASGI app's lifespan message)
+        except Exception as exc:
+            log.exception("the app's startup failed")
+            raise StartupFailed(
+                f"the app's startup failed ({type(exc).__name__}: {exc}); see the traceback above"
+            ) from exc
+
+    return startup
+
+
 def _leaf_pem(certfile: object) -> str | None:
     try:
         with open(str(certfile), encoding="ascii") as file:
@@ -193,25 +231,62 @@ def _leaf_pem(certfile: object) -> str | None:
     return text[start : stop + len(end)] + "\n" if start >= 0 and stop >= 0 else None
 
 
-def _announce(server: Server, dev_ca: str | None, out: TextIO) -> None:
+def _announce(server: Server, dev: DevCertificate | None, out: TextIO) -> None:
     url = server.url + "/"
+    if server.sockets and all(s.family == socket.AF_UNIX for s in server.sockets):
+        url = f"{url.partition(':')[0]} on {server.sockets[0].getsockname()}"
     lines = [f"framework: serving on {url} (press Ctrl-C to stop)"]
+    if len(server.sockets) > 1:
+        from .sockets import describe
+
+        lines.append(f"framework: listening on {', '.join(map(describe, server.sockets))}")
     if not server.is_tls:
         lines.append("framework: plain HTTP (--no-tls): put a TLS-terminating proxy in front")
-    elif dev_ca is not None:
-        lines.append(f"framework: certificate from the local development CA {dev_ca}")
-        lines.append(f"framework: try it: curl --cacert {dev_ca} {url}")
+    elif dev is not None:
+        if dev.created:
+            # Once, when nothing trusts it yet: a browser opening the URL would show a warning.
+            lines.append(
+                f"framework: made a new local development CA in {dev.ca_cert_path.parent}; "
+                "to trust it in browsers and system tools: framework certs trust"
+            )
+        lines.append(f"framework: certificate from the local development CA {dev.ca_cert_path}")
+        lines.append(f"framework: try it: curl --cacert {dev.ca_cert_path} {url}")
     elif server.certificates is not None:
         lines.append(f"framework: certificate {server.certificates.certfile}")
     print("\n".join(lines), file=out, flush=True)
 
 
+class ProcessEvents(Protocol):
+    """Told of a serving process's life; each call must return at once.
+
+    Attributes:
+        announce: False when the process should not print its start-up lines (a worker's
+            supervisor prints them once for all).
+    """
+
+    announce: bool
+
+    def ready(self, server: Server) -> None:
+        """The server accepts connections."""
+
+    def reloading(self) -> None:
+        """SIGHUP arrived: the certificates are about to be re-read."""
+
+    def reloaded(self, ok: bool) -> None:
+        """The reload is over (``ok`` False: refused, the old certificates serve on)."""
+
+    def stopping(self) -> None:
+        """A stop signal arrived: the server drains."""
+
+
 def serve(
     handler: Handler,
     *,
-    log_level: str = "info",
+    log_level: str | None = None,
+    log_config: str | None = None,
     use_uvloop: bool = True,
     graceful_timeout: float = limits.GRACEFUL_SHUTDOWN_TIMEOUT,
+    events: Sequence[ProcessEvents] = (),
     ready: Callable[[Server], None] | None = None,
     config: ServerConfig | None = None,
     **options: Unpack[ListenOptions],
@@ -226,18 +301,22 @@ def serve(
         options: where and how to listen (``ListenOptions``: host, port, certfile, keyfile,
             tls, client_ca, client_cert, client_crl, tls_profile, session_resumption,
             access_log).
-        log_level: the ``framework`` loggers' level.
+        log_level: the ``framework`` loggers' level (``info`` unless ``log_config`` sets it).
+        log_config: a logging configuration file (JSON for ``dictConfig``, else INI for
+            ``fileConfig``) that replaces the default stderr handlers.
         graceful_timeout: how long in-flight requests may run after a stop signal.
+        events: told when the server serves, reloads and stops (systemd, a supervisor).
         ready: called with the server once it listens.
         config: the server's limits and timeouts (``ServerConfig``).
 
     Raises:
         FrameworkError: a one-line message when the server cannot start.
     """
-    _configure_logging(log_level)
+    log_format = config.access_log_format if config is not None else "text"
+    _configure_logging(log_level, log_config, log_format)
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     with asyncio.Runner(loop_factory=lambda: loop) as runner:
-        runner.run(_serve(handler, graceful_timeout, ready, config, options))
+        runner.run(_serve(handler, graceful_timeout, ready, config, options, events))
 
 
 async def _serve(
@@ -246,6 +325,7 @@ async def _serve(
     ready: Callable[[Server], None] | None,
     config: ServerConfig | None,
     options: ListenOptions,
+    events: Sequence[ProcessEvents] = (),
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -257,9 +337,11 @@ async def _serve(
     # (SIGHUP's default action), so it is logged and ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, started)
+    loop.add_signal_handler(signal.SIGHUP, _reload, started, events)
     try:
-        server = await start_server(handler, out=sys.stderr, config=config, **options)
+        # A supervisor's workers leave the start-up lines to the supervisor.
+        out = sys.stderr if all(observer.announce for observer in events) else None
+        server = await start_server(handler, out=out, config=config, **options)
     except BaseException:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
@@ -267,38 +349,61 @@ async def _serve(
     started.append(server)
     if ready is not None:
         ready(server)
+    for observer in events:
+        observer.ready(server)
     try:
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        for observer in events:
+            observer.stopping()
         log.info("stopping: finishing in-flight requests (at most %.0f s)", graceful_timeout)
         await server.aclose(graceful_timeout)
         log.info("stopped")
 
 
-def _reload(started: list[Server]) -> None:
+def _reload(started: list[Server], events: Sequence[ProcessEvents] = ()) -> None:
+    for observer in events:
+        observer.reloading()
+    ok = _reload_certificate(started)
+    for observer in events:
+        observer.reloaded(ok)
+
+
+def _reload_certificate(started: list[Server]) -> bool:
     if not started:
         log.info("SIGHUP while starting: nothing to reload yet")
-        return
+        return True
     server = started[0]
     if server.certificates is None:
         log.info("SIGHUP: nothing to reload (plain HTTP, no certificate); still serving")
-        return
+        return True
     try:
         server.reload_certificate()
     except FrameworkError:
-        pass  # logged by the server; the old certificate stays in force
+        return False  # logged by the server; the old certificate stays in force
+    return True
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(
+    level: str | None, log_config: str | None = None, log_format: accesslog.LogFormat = "text"
+) -> None:
     logger = logging.getLogger("framework")
-    if logger.handlers:
+    if log_config is not None:
+        from .logconfig import load_log_config
+
+        load_log_config(log_config)  # its handlers and levels, unless --log-level is given
+        if level is None:
+            return
+    elif logger.handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    accesslog.install(sys.stderr)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(accesslog.LINE_FORMAT))
+        logger.addHandler(handler)
+        accesslog.install(sys.stderr, log_format)
+    level = level or "info"
     try:
         logger.setLevel(level.upper())
     except ValueError as exc:

@@ -15,7 +15,7 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CertificateError
@@ -50,11 +50,14 @@ class DevCertificate:
         ca_cert_path: the CA certificate to trust (``curl --cacert``, ``Client(ca=...)``).
         cert_path: the localhost certificate chain, for the server.
         key_path: its private key (0600).
+        created: True when this call made the CA (nobody trusts it yet).
     """
 
     ca_cert_path: Path
     cert_path: Path
     key_path: Path
+    # Not part of equality: two results naming the same files are the same certificate.
+    created: bool = field(default=False, compare=False)
 
 
 @contextlib.contextmanager
@@ -80,8 +83,9 @@ def _ca_name() -> str:
     return f"framework development CA ({user}@{socket.gethostname()})"
 
 
-def _load_or_create_ca(home: Path, directory: Path) -> CertificateAuthority:
-    if not (directory / "ca.pem").exists():
+def _load_or_create_ca(home: Path, directory: Path) -> tuple[CertificateAuthority, bool]:
+    created = not (directory / "ca.pem").exists()
+    if created:
         # Build the CA beside its final place and rename it in, so a crash half-way never
         # leaves a key without its certificate.
         # Under the lock nobody else is staging: what is left is from a caller that crashed.
@@ -96,7 +100,7 @@ def _load_or_create_ca(home: Path, directory: Path) -> CertificateAuthority:
         )
         os.rename(staging, directory)
     try:
-        return CertificateAuthority.load(directory)
+        return CertificateAuthority.load(directory), created
     except CertificateError as exc:
         raise CertificateError(
             f"the development CA in {directory} is damaged ({exc}); remove that directory to "
@@ -146,7 +150,7 @@ def dev_certificate(home: Path | None = None, *, now: dt.datetime | None = None)
     cert_path, key_path = directory / "localhost.pem", directory / "localhost.key"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with _locked(home / ".dev-ca.lock"):
-        ca = _load_or_create_ca(home, directory)
+        ca, created = _load_or_create_ca(home, directory)
         if ca.certificate.not_valid_after_utc < now + dt.timedelta(days=DEV_RENEW_DAYS):
             raise CertificateError(
                 f"the development CA in {directory} expires on "
@@ -159,4 +163,4 @@ def dev_certificate(home: Path | None = None, *, now: dt.datetime | None = None)
             # keeps another caller from seeing the new key with the old certificate.
             write_private_key(key_path, issued.private_key, force=True)
             write_file(cert_path, issued.cert_pem, force=True)
-    return DevCertificate(ca_cert_path=directory / "ca.pem", cert_path=cert_path, key_path=key_path)
+    return DevCertificate(directory / "ca.pem", cert_path, key_path, created)

@@ -6,9 +6,12 @@ settings from here and from nothing else of the server.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import limits
+from ..accesslog import LogFormat
+from .proxy import LOOPBACK, ForwardedAllow
 
 __all__ = ["ServerConfig"]
 
@@ -41,6 +44,11 @@ class ServerConfig:
         retry_after: the seconds a 503 for too many requests asks the client to wait.
         backlog: connections the kernel queues before they are accepted.
         access_log: log one line per request to the ``framework.access`` logger.
+        access_log_format: ``"text"`` (the line) or ``"json"`` (one JSON object a line).
+        forwarded_allow_ips: the peers whose ``X-Forwarded-For``, ``X-Forwarded-Proto`` and
+            ``Forwarded`` headers set ``request.client`` and ``request.scheme``: addresses and
+            networks separated by commas, ``"*"`` for all, ``""`` for none (loopback by
+            default).
         h11_only: read every request with h11, none on the driver's plain path (the
             differential tests prove the two read alike; this is for whoever wants h11 alone).
 
@@ -66,9 +74,18 @@ class ServerConfig:
     retry_after: int = limits.RETRY_AFTER
     backlog: int = limits.BACKLOG
     access_log: bool = False
+    access_log_format: LogFormat = "text"
+    forwarded_allow_ips: str | Sequence[str] = LOOPBACK
     h11_only: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.forwarded_allow_ips, str):  # a list of addresses is welcome too
+            object.__setattr__(self, "forwarded_allow_ips", ",".join(self.forwarded_allow_ips))
+        ForwardedAllow(self.forwarded_allow_ips)  # raises ValueError naming a bad entry
+        if self.access_log_format not in ("text", "json"):
+            raise ValueError(
+                f"access_log_format must be 'text' or 'json', not {self.access_log_format!r}"
+            )
         for name in _SECONDS:
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:

@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..accesslog import log_request
+from ..accesslog import ConnectionFields, log_request
 from ..errors import ProtocolError
 from ..http11 import IDLE, SEND_RESPONSE, Driver
 from ..http11 import Request as RequestHead
 from ..messages import Request
 from ..transport import BodyQueue, FlowControl
 from . import respond, timeouts
+from .access import connection_fields
 from .config import ServerConfig
 
 __all__ = ["Guards", "PeerLog", "peer_log"]
@@ -87,6 +88,12 @@ class Guards:
     _request_deadline: float | None
     _body_bytes: int
     _ended: bool
+    transport: object
+    #: Bytes written for the current request, and when its head arrived (``time.monotonic``).
+    sent: int
+    began: float
+    request_client: tuple[str, int] | None
+    _log_fields: ConnectionFields | None
 
     def write(self, data: bytes) -> None:  # pragma: no cover - ServerProtocol's
         raise NotImplementedError
@@ -210,10 +217,27 @@ class Guards:
             method = head.method.decode("ascii", "replace")
             target = head.target.decode("latin-1")
             version = head.http_version.decode("ascii", "replace")
-            log_request(self.client, method, target, version, status)
+            self.log_access(method, target, version, status)
         elif self._request is not None and self._task is not None:
             request = self._request
-            log_request(self.client, request.method, request.url, request.http_version, status)
+            self.log_access(request.method, request.url, request.http_version, status)
+
+    def log_access(self, method: str, target: str, version: str, status: int) -> None:
+        """Write the access-log line of the current request, answered ``status``."""
+        fields = self._log_fields
+        if fields is None:
+            fields = self._log_fields = connection_fields(self.transport)
+        log_request(
+            self.request_client,
+            method,
+            target,
+            version,
+            status,
+            self.sent,
+            time.monotonic() - self.began,
+            fields,
+            self.context.config.access_log_format,
+        )
 
     def _is_gone(self) -> bool:
         """True once the connection is closed (``Request.is_disconnected``)."""

@@ -44,11 +44,13 @@ class Server:
         port: the port; 0 picks a free one (see ``port`` after ``start()``).
         ssl: a ``CertificateStore``, an ``ssl.SSLContext``, or ``None`` for plain HTTP.
         sock: listen on this already-bound socket instead of ``host``/``port``.
+        sockets: listen on all of these already-bound sockets (TCP or Unix) instead.
         startup: hooks awaited before the first request is accepted.
         shutdown: hooks awaited after the last response.
         config: limits and timeouts (``ServerConfig``).
         access_log, keep_alive_timeout, head_timeout, max_header_bytes, backlog: set that
-            field of ``config``.
+            field of ``config``; so does any other field of ``ServerConfig``
+            (``forwarded_allow_ips="10.0.0.0/8"``, ``access_log_format="json"``).
 
     Example::
 
@@ -65,6 +67,7 @@ class Server:
         port: int = 8443,
         ssl: CertificateStore | ssl.SSLContext | None = None,
         sock: socket.socket | None = None,
+        sockets: Sequence[socket.socket] = (),
         startup: Iterable[Hook] = (),
         shutdown: Iterable[Hook] = (),
         config: ServerConfig | None = None,
@@ -85,6 +88,7 @@ class Server:
         self.host = host
         self._port = port
         self.sock = sock
+        self._given = [sock] if sock is not None else list(sockets)
         self.config = config
         if isinstance(ssl, CertificateStore):
             self.certificates: CertificateStore | None = ssl
@@ -127,10 +131,16 @@ class Server:
         return list(self._listeners)
 
     @property
+    def requests_served(self) -> int:
+        """Requests received since the server started."""
+        return self._context.requests_served if self._context is not None else 0
+
+    @property
     def port(self) -> int:
         """The port listened on (useful after asking for port 0)."""
         for sock in self.sockets:
-            return int(sock.getsockname()[1])
+            if sock.family != socket.AF_UNIX:
+                return int(sock.getsockname()[1])
         return self._port
 
     @property
@@ -138,8 +148,13 @@ class Server:
         """The base URL, with ``localhost`` for loopback addresses."""
         scheme = "https" if self.is_tls else "http"
         host = self.host if isinstance(self.host, str) else self.host[0]
+        tcp = [s for s in self._listeners if s.family != socket.AF_UNIX]
+        if self._given and tcp:  # sockets made elsewhere: where they listen is the truth
+            host = str(tcp[0].getsockname()[0])
         if host in ("127.0.0.1", "::1", "0.0.0.0", "::", ""):
             host = "localhost"
+        elif ":" in host:
+            host = f"[{host}]"
         return f"{scheme}://{host}:{self.port}"
 
     async def start(self) -> None:
@@ -160,12 +175,12 @@ class Server:
         context.on_close = self._released
         if self.ssl_context is not None:
             report_refused_handshakes(self.ssl_context, log)
-        sockets = [self.sock] if self.sock is not None else await self._bind()
+        sockets = self._given or await self._bind()
         try:
             for hook in self.startup_hooks:
                 await hook()
         except BaseException:
-            if self.sock is None:
+            if not self._given:
                 for sock in sockets:
                     sock.close()
             raise
@@ -173,7 +188,7 @@ class Server:
             sock.setblocking(False)
             sock.listen(config.backlog)
             self._listeners.append(sock)
-            if self._port == 0:
+            if self._port == 0 and sock.family != socket.AF_UNIX:
                 self._port = int(sock.getsockname()[1])
             self._accepting.append(self.loop.create_task(self._accept(sock)))
         self._schedule_tick()

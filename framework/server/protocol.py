@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..accesslog import log_rejected, log_request
+from ..accesslog import log_rejected
 from ..errors import ClientDisconnect, ProtocolError
 from ..http11 import (
     IDLE,
@@ -35,8 +36,10 @@ from ..messages import Handler, Headers, Request, Response, TLSInfo
 from ..tls import tls_info
 from ..transport import BodyQueue, FlowControl
 from . import respond, timeouts
+from .access import connection_fields
 from .config import ServerConfig
 from .guards import Guards, peer_log
+from .proxy import ForwardedAllow
 
 __all__ = ["ServerContext", "ServerProtocol"]
 
@@ -64,8 +67,11 @@ class ServerContext:
         "connections",
         "is_draining",
         "in_flight",
+        "requests_served",
         "on_close",
         "start_task",
+        "forwarded",
+        "scheme",
     )
 
     def __init__(
@@ -91,11 +97,16 @@ class ServerContext:
         self.connections: set[ServerProtocol] = set()
         self.is_draining = False
         self.in_flight = 0
+        self.requests_served = 0
         self.on_close: Callable[[], None] | None = None
         #: Starts a request's task. On Python 3.12+ the task starts eagerly: a handler that
         #: answers without waiting runs to its end inside this call, and costs no scheduling
         #: of the loop. A task factory the application set on the loop is used instead.
         self.start_task = _task_starter(loop)
+        #: The peers whose proxy headers are believed (``None``: nobody's).
+        allow = ForwardedAllow(config.forwarded_allow_ips)
+        self.forwarded = allow if allow.all or allow.spec else None
+        self.scheme = "https" if is_tls else "http"
 
 
 def _task_starter(
@@ -149,6 +160,12 @@ class ServerProtocol(Guards, asyncio.Protocol):
         # 3.12+), the next pipelined request is read by _process's loop, not from inside it.
         self._starting = False
         self._read_next = False
+        self.sent = 0
+        self.began = 0.0
+        self._log_fields = None
+        self._proxied = False  # the peer is a trusted proxy: its headers name the client
+        #: The client of the current request: the peer, or whom a trusted proxy names.
+        self.request_client: tuple[str, int] | None = None
 
     # --- asyncio callbacks ------------------------------------------------------------------
 
@@ -159,7 +176,9 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self.flow = FlowControl(transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            self.client = (peer[0], peer[1])
+            self.client = self.request_client = (peer[0], peer[1])
+            forwarded = self.context.forwarded
+            self._proxied = forwarded is not None and forwarded.trusts(peer[0])
         local = transport.get_extra_info("sockname")
         if isinstance(local, tuple):
             self.local = (local[0], local[1])
@@ -271,8 +290,16 @@ class ServerProtocol(Guards, asyncio.Protocol):
         """Start the task answering ``event``; True when it was answered at once and the
         connection is ready for the next request."""
         context = self.context
+        context.requests_served += 1
         self.phase, self.deadline = timeouts.BUSY, None
         self.requests += 1
+        self.sent = 0
+        self.began = time.monotonic()
+        scheme = context.scheme
+        if self._proxied:
+            self.request_client, scheme = context.forwarded.resolve(  # type: ignore[union-attr]
+                self.client, event.headers, scheme
+            )
         if self._refused(event):
             return False
         if not self._tls_done:
@@ -287,12 +314,13 @@ class ServerProtocol(Guards, asyncio.Protocol):
             event.target,
             Headers.from_raw(event.headers),
             body=body,
-            client=self.client,
+            client=self.request_client,
             tls=self._tls,
             http_version=event.http_version.decode("ascii"),
             max_body_size=context.config.max_body_bytes,
             disconnected=self._is_gone,
             server=self.local,
+            scheme=scheme,
         )
         self._process_body()
         if self.is_closed:
@@ -329,6 +357,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
     def write(self, data: bytes) -> None:
         """Write ``data`` to the transport; nothing once the connection is closed."""
         if not self.is_closed:
+            self.sent += len(data)
             self.transport.write(data)  # type: ignore[union-attr]
 
     async def _respond(self, request: Request) -> None:
@@ -374,7 +403,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self._task = None
             context.in_flight -= 1
         if context.config.access_log:
-            log_request(self.client, request.method, request.url, request.http_version, status)
+            self.log_access(request.method, request.url, request.http_version, status)
         self._end_cycle()
 
     def _end_cycle(self) -> None:
@@ -411,12 +440,19 @@ class ServerProtocol(Guards, asyncio.Protocol):
         driver = self.driver
         if driver.our_state is IDLE or driver.our_state is SEND_RESPONSE:
             try:
-                self.write(respond.error_answer(driver, exc.status_hint))
+                answer = respond.error_answer(driver, exc.status_hint)
             except ProtocolError:  # pragma: no cover - the driver refused; nothing more to say
                 pass
             else:
-                if self.context.config.access_log:
-                    log_rejected(self.client, exc.status_hint)
+                self.write(answer)
+                config = self.context.config
+                if config.access_log:
+                    if self._log_fields is None:
+                        self._log_fields = connection_fields(self.transport)
+                    fields = self._log_fields
+                    log_rejected(
+                        self.client, exc.status_hint, len(answer), fields, config.access_log_format
+                    )
         self._close()
 
     def expire(self) -> None:

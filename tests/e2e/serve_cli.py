@@ -97,10 +97,12 @@ class Served:
 
 
 @contextmanager
-def serve_cli(args: list[str], *, env: dict[str, str], cwd: Path) -> Iterator[Served]:
+def serve_cli(
+    args: list[str], *, env: dict[str, str], cwd: Path, python: str = sys.executable
+) -> Iterator[Served]:
     """Run ``python -m framework serve ARGS`` until the block ends (then SIGTERM, or kill)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "framework", "serve", *args],
+        [python, "-m", "framework", "serve", *args],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -339,6 +339,7 @@ def test_cli_serve_acme_gets_a_certificate_and_curl_trusts_it(
     [
         (["--acme-email", "a@example.test"], "--acme-email needs --acme NAME"),
         (["--acme", "x.example.test", "--no-tls"], "drop --no-tls"),
+        (["--acme", "x.example.test", "--workers", "2"], "drop --workers"),
         (["--acme", "127.0.0.1"], "DNS names, not addresses"),
         (["--acme", "x.example.test", "--certfile", "c.pem"], "drop --certfile"),
         (

@@ -94,32 +94,32 @@ def test_asgi_starlette_json_stream_echo_state_background(
         response = await client.get("/json", params={"a": "1"})
         assert response.status == 200
         assert response.headers["content-type"] == "application/json"
-        assert await response.json() == {"id": 7, "name": "café", "query": {"a": "1"}}
+        assert response.json() == {"id": 7, "name": "café", "query": {"a": "1"}}
 
         response = await client.get("/stream", params={"n": "50", "size": "1000"})
         assert response.headers["transfer-encoding"] == "chunked"
-        text = (await response.read()).decode()
+        text = (await response.aread()).decode()
         assert text.splitlines() == [f"{i}:" + "x" * 1000 for i in range(50)]
 
         response = await client.post("/echo", content=big, headers={"content-type": "x/y"})
         assert response.status == 200
         assert response.headers["content-type"] == "x/y"
-        assert await response.read() == big
+        assert await response.aread() == big
 
         response = await client.get("/state")
-        assert await response.json() == {"greeting": "hello from lifespan", "started": True}
+        assert response.json() == {"greeting": "hello from lifespan", "started": True}
 
         response = await client.post("/background")
-        assert (response.status, await response.read()) == (202, b"accepted")
+        assert (response.status, await response.aread()) == (202, b"accepted")
         response = await client.get("/background/done")
-        assert await response.read() == b"background task ran"
+        assert await response.aread() == b"background task ran"
 
         response = await client.head("/json")
         assert response.status == 200
         assert response.headers["content-length"] == str(
             len(b'{"id":7,"name":"caf\xc3\xa9","query":{}}')
         )
-        assert await response.read() == b""
+        assert await response.aread() == b""
 
         response = await client.get("/status/404")
         assert (response.status, response.headers["x-custom"]) == (404, "yes")
@@ -134,7 +134,7 @@ def test_asgi_starlette_error_is_500_and_the_connection_serves_on(
 ) -> None:
     async def body(client: Client) -> None:
         response = await client.get("/error")
-        assert (response.status, await response.read()) == (500, b"Internal Server Error")
+        assert (response.status, await response.aread()) == (500, b"Internal Server Error")
         response = await client.get("/json")
         assert response.status == 200
 
@@ -148,7 +148,7 @@ def test_asgi_scope_fields_and_tls_extension_with_a_client_certificate(
 ) -> None:
     async def body(client: Client) -> Any:
         response = await client.get("/scope/caf%C3%A9%20x", params={"q": "1"})
-        return await response.json()
+        return response.json()
 
     scope = run(
         starlette_server, tls_files, body, cert=tls_files.client_cert, key=tls_files.client_key
@@ -173,7 +173,7 @@ def test_asgi_scope_fields_and_tls_extension_with_a_client_certificate(
 
 def test_asgi_root_path_prefixes_path_and_raw_path(tls_files: TLSFiles) -> None:
     async def body(client: Client) -> Any:
-        return await (await client.get("/scope/a")).json()
+        return (await client.get("/scope/a")).json()
 
     with serving(starlette_app, tls_files, asgi={"root_path": "/api"}) as server:
         scope = run(server, tls_files, body)
@@ -190,13 +190,13 @@ def test_asgi_client_that_goes_away_reaches_the_app_as_disconnect(
 ) -> None:
     async def leave(client: Client) -> None:
         async with client.stream("GET", "/forever") as response:
-            async for chunk in response.stream():
+            async for chunk in response.aiter_bytes():
                 assert chunk.startswith(b"tick")
                 break
         # Leaving the block early closes that connection: the app must notice and stop.
 
     async def check(client: Client) -> bytes:
-        return await (await client.get("/left")).read()
+        return (await client.get("/left")).content
 
     run(starlette_server, tls_files, leave)
     assert run(starlette_server, tls_files, check) == b"the app saw the client leave"
@@ -222,7 +222,7 @@ def test_asgi_response_body_is_streamed_as_it_is_sent(tls_files: TLSFiles) -> No
     async def body(client: Client) -> list[bytes]:
         seen = []
         async with client.stream("GET", "/") as response:
-            async for chunk in response.stream():
+            async for chunk in response.aiter_bytes():
                 seen.append(chunk)
                 if len(seen) == 1:
                     assert not sent_second.is_set()
@@ -268,7 +268,7 @@ def test_asgi_send_waits_while_the_client_does_not_read(tls_files: TLSFiles) -> 
         async with client.stream("GET", "/") as response:
             assert await asyncio.to_thread(blocked.wait, TIMEOUT)
             stalled_at = progress["sent"]
-            async for _ in response.stream():
+            async for _ in response.aiter_bytes():
                 pass
         return stalled_at
 
@@ -295,9 +295,9 @@ def test_asgi_misuse_is_one_log_line_and_the_connection_stays_usable(
     async def body(client: Client) -> None:
         response = await client.get(path)
         assert response.status == status
-        await response.read()
+        await response.aread()
         response = await client.get("/")
-        assert (response.status, await response.read()) == (200, b"Hello, world!")
+        assert (response.status, await response.aread()) == (200, b"Hello, world!")
         assert len(server.connections) == 1  # both requests went over one connection
 
     with caplog.at_level(logging.INFO, "framework"), serving(raw_app, tls_files) as server:
@@ -317,12 +317,12 @@ def test_asgi_app_ending_mid_body_cuts_that_connection_only(
 ) -> None:
     async def body(client: Client) -> None:
         async def fetch() -> bytes:
-            return await (await client.get(path)).read()
+            return (await client.get(path)).content
 
         with pytest.raises(Exception, match="closed the connection"):
             await fetch()
         response = await client.get("/")
-        assert (response.status, await response.read()) == (200, b"Hello, world!")
+        assert (response.status, await response.aread()) == (200, b"Hello, world!")
 
     with caplog.at_level(logging.INFO, "framework"), serving(raw_app, tls_files) as server:
         run(server, tls_files, body)
@@ -345,23 +345,23 @@ def test_asgi_fastapi_pydantic_model_and_openapi(tls_files: TLSFiles) -> None:
     async def body(client: Client) -> None:
         response = await client.post("/items", json={"name": "pen", "price": 1.5, "tags": ["a"]})
         assert response.status == 200
-        assert await response.json() == {
+        assert response.json() == {
             "item": {"name": "pen", "price": 1.5, "tags": ["a"]},
             "total": 3.0,
         }
         response = await client.post("/items", json={"name": "pen"})
         assert response.status == 422
-        assert (await response.json())["detail"][0]["loc"] == ["body", "price"]
+        assert response.json()["detail"][0]["loc"] == ["body", "price"]
         response = await client.get("/items/42")
-        assert await response.json() == {"item_id": 42}
+        assert response.json() == {"item_id": 42}
         response = await client.get("/openapi.json")
-        spec = await response.json()
+        spec = response.json()
         assert spec["info"]["title"] == "items"
         assert set(spec["paths"]) == {"/items", "/items/{item_id}"}
         assert "Item" in spec["components"]["schemas"]
         response = await client.get("/docs")
         assert response.status == 200
-        assert b"swagger" in (await response.read()).lower()
+        assert b"swagger" in (await response.aread()).lower()
 
     with serving(fastapi_app, tls_files) as server:
         run(server, tls_files, body)
@@ -391,8 +391,8 @@ def test_asgi_framework_serve_detects_starlette_runs_lifespan_and_drains(
         async def body() -> Any:
             url = f"https://localhost:{port}"
             async with Client(url, ca=tls_files.ca_cert) as client:
-                state = await (await client.get("/state")).json()
-                scope = await (await client.get("/scope/x")).json()
+                state = (await client.get("/state")).json()
+                scope = (await client.get("/scope/x")).json()
                 return state, scope
 
         state, scope = asyncio.run(body())

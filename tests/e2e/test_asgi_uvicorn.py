@@ -116,7 +116,7 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 
 async def _exchange(client: Client, method: str, path: str, body: bytes | None) -> Answer:
     response = await client.request(method, path, content=body)
-    data = await response.read()
+    data = await response.aread()
     headers = sorted(
         (k.decode("latin-1"), v.decode("latin-1"))
         for k, v in response.headers.raw
@@ -132,10 +132,10 @@ def answers(port: int, tls_files: TLSFiles, requests: list[tuple[str, str, bytes
             # A client that goes away mid-stream: the app must see it leave.
             async with Client(f"https://localhost:{port}", ca=tls_files.ca_cert) as leaving:
                 async with leaving.stream("GET", "/forever") as response:
-                    async for _ in response.stream():
+                    async for _ in response.aiter_bytes():
                         break
             left = await client.get("/left")
-            found.append((left.status, await left.read()))
+            found.append((left.status, await left.aread()))
             return found
 
     return asyncio.run(asyncio.wait_for(main(), 30))

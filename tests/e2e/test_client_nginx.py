@@ -132,7 +132,7 @@ def test_nginx_keep_alive_reuse(nginx: Nginx, tls_files: TLSFiles, loop_name: st
         async with Client(nginx.url, ca=tls_files.ca_cert) as client:
             for _ in range(20):
                 response = await client.get("/hello")
-                assert await response.text() == "Hello, world!"
+                assert response.text == "Hello, world!"
             assert response.headers["server"].startswith("nginx")
             pool = client.pool
             assert pool is not None
@@ -157,20 +157,20 @@ def test_nginx_content_length_and_chunked_bodies(nginx: Nginx, tls_files: TLSFil
             response = await client.get("/1mib.bin")
             assert response.headers["content-length"] == str(MiB)
             assert "transfer-encoding" not in response.headers
-            assert sha(await response.read()) == sha(binary)
+            assert sha(await response.aread()) == sha(binary)
             # gzip makes nginx send the body chunked.
             response = await client.get("/gzip/text.txt")
             assert response.headers["transfer-encoding"] == "chunked"
             assert response.headers["content-encoding"] == "gzip"
-            assert await response.read() == text
+            assert await response.aread() == text
             async with client.stream("GET", "/gzip/text.txt") as streamed:
-                raw = b"".join([chunk async for chunk in streamed.stream(decode=False)])
+                raw = b"".join([chunk async for chunk in streamed.aiter_raw()])
             assert len(raw) < len(text)
             assert gzip.decompress(raw) == text
             # Without Accept-Encoding nginx sends it plain.
             response = await client.get("/gzip/text.txt", headers={"accept-encoding": "identity"})
             assert "content-encoding" not in response.headers
-            assert await response.read() == text
+            assert await response.aread() == text
             assert client.pool.num_connections == 1  # type: ignore[union-attr]
 
     run(main())
@@ -184,12 +184,12 @@ def test_nginx_large_downloads(nginx: Nginx, tls_files: TLSFiles, loop_name: str
             digest = hashlib.sha256()
             size = 0
             async with client.stream("GET", "/16mib.bin") as response:
-                async for chunk in response.stream():
+                async for chunk in response.aiter_bytes():
                     digest.update(chunk)
                     size += len(chunk)
             assert (size, digest.hexdigest()) == (16 * MiB, expected)
             bodies = await asyncio.gather(*(client.get("/1mib.bin") for _ in range(8)))
-            assert {len(await b.read()) for b in bodies} == {MiB}
+            assert {len(await b.aread()) for b in bodies} == {MiB}
             assert client.pool.num_active == 0  # type: ignore[union-attr]
 
     run(main(), loop_name)
@@ -204,11 +204,11 @@ def test_nginx_request_bodies(nginx: Nginx, tls_files: TLSFiles) -> None:
         async with Client(nginx.url, ca=tls_files.ca_cert) as client:
             # nginx decodes our chunked body and tells the upstream its exact length.
             response = await client.post("/upload", content=pieces())
-            assert await response.text() == "length=1000000 te="
+            assert response.text == "length=1000000 te="
             response = await client.put("/upload", content=b"x" * (3 * MiB))
-            assert await response.text() == f"length={3 * MiB} te="
+            assert response.text == f"length={3 * MiB} te="
             response = await client.post("/upload", json={"a": 1})
-            assert await response.text() == "length=7 te="
+            assert response.text == "length=7 te="
             assert client.pool.num_connections == 1  # type: ignore[union-attr]
 
     run(main())

@@ -48,7 +48,7 @@ def test_client_refuses_hostile_response(name: str, h11_only: bool, tls_files: T
             async with Client(ca=tls_files.ca_cert, h11_only=h11_only, timeout=5) as client:
 
                 async def fetch() -> bytes:
-                    return await (await client.get(url)).read()
+                    return (await client.get(url)).content
 
                 with pytest.raises(ReadError, match="malformed HTTP/1.1"):
                     await fetch()

@@ -201,7 +201,7 @@ def test_reload_rereads_the_crl(tmp_path: Path) -> None:
 async def _client_get(port: int, **options: object) -> int:
     async with Client(**options) as client:  # type: ignore[arg-type]
         response = await client.get(f"https://localhost:{port}/")
-        await response.read()
+        await response.aread()
         return response.status
 
 

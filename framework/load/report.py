@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
-from .engine import ERROR_KINDS
 from .histogram import Histogram
+from .settings import ERROR_KINDS
 
 __all__ = [
     "build_result",
     "format_progress",
+    "format_stopped",
     "format_summary",
     "format_us",
     "machine_info",
@@ -81,7 +82,8 @@ def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Add up the ``Stats.to_json()`` of several processes (one histogram, summed counts).
 
     Requests per second is the sum of each process's own rate, since each measured its own
-    window (they start together, to within the spawn time).
+    window (they start together, to within the spawn time). It counts answered requests only
+    (``ok``): a failure is not throughput, however fast it comes back.
     """
     histogram = Histogram.from_json(parts[0]["histogram"]) if parts else Histogram()
     for part in parts[1:]:
@@ -94,7 +96,7 @@ def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     elapsed = max((p["elapsed"] for p in parts), default=0.0)
 
     def rate(key: str) -> float:
-        return sum(p[key] / p["elapsed"] for p in parts if p["elapsed"] > 0)
+        return float(sum(p[key] / p["elapsed"] for p in parts if p["elapsed"] > 0))
 
     done = sum(p["ok"] for p in parts)
     return {
@@ -113,15 +115,31 @@ def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "load_cpu_us_per_request": (
             sum(p["cpu_seconds"] for p in parts) * 1e6 / max(1, done + sum(errors.values()))
         ),
-        "requests_per_second": sum(
-            (p["ok"] + sum(p["errors"].values())) / p["elapsed"] for p in parts if p["elapsed"] > 0
-        ),
+        "requests_per_second": sum(p["ok"] / p["elapsed"] for p in parts if p["elapsed"] > 0),
         "bytes_in_per_second": rate("bytes_in"),
         "bytes_out_per_second": rate("bytes_out"),
         "bytes_in": sum(p["bytes_in"] for p in parts),
         "bytes_out": sum(p["bytes_out"] for p in parts),
         "latency_us": histogram.to_json(),
+        "first_errors": _first_errors(parts),
+        "stopped": _stopped(parts),
     }
+
+
+def _stopped(parts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Why the run stopped early, with the failures of every process that stopped."""
+    stopped = [p["stopped"] for p in parts if p.get("stopped")]
+    if not stopped:
+        return None
+    return {**stopped[0], "count": sum(s["count"] for s in stopped)}
+
+
+def _first_errors(parts: Sequence[dict[str, Any]]) -> dict[str, str]:
+    first: dict[str, str] = {}
+    for part in parts:
+        for kind, message in part.get("first_errors", {}).items():
+            first.setdefault(kind, message)
+    return first
 
 
 def build_result(
@@ -129,7 +147,7 @@ def build_result(
 ) -> dict[str, Any]:
     """The whole report of a run: settings, machine, date and merged measurements."""
     return {
-        "tool": "benchmarks.load",
+        "tool": "framework.load",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "settings": settings,
         "machine": machine_info(),
@@ -177,24 +195,37 @@ def format_summary(result: dict[str, Any]) -> str:
     if result.get("interrupted"):
         lines.append("  interrupted: results so far")
     lat = result["latency_us"]
-    lines.append(
-        f"  {result['requests']:,} requests in {result['elapsed']:.2f} s "
-        f"(after {s['warmup']:g} s warm-up): {result['requests_per_second']:,.0f} requests/s, "
-        f"{_bytes(result['bytes_in_per_second'])}/s in, "
-        f"{_bytes(result['bytes_out_per_second'])}/s out"
-    )
-    labels = "  ".join(f"{k:>9}" for k in [*lat["percentiles"], "max", "mean"])
-    values = "  ".join(
-        f"{format_us(v):>9}" for v in [*lat["percentiles"].values(), lat["max"], lat["mean"]]
-    )
-    lines.append(f"  latency  {labels}")
-    lines.append(f"           {values}")
+    failed = result["error_total"]
+    if result["ok"]:
+        lines.append(
+            f"  {result['ok']:,} requests answered in {result['elapsed']:.2f} s "
+            f"(after {s['warmup']:g} s warm-up): {result['requests_per_second']:,.0f} "
+            f"requests/s, {_bytes(result['bytes_in_per_second'])}/s in, "
+            f"{_bytes(result['bytes_out_per_second'])}/s out"
+            + (f"; {failed:,} more failed (not counted in the rate)" if failed else "")
+        )
+    else:
+        lines.append(
+            f"  no request was answered in {result['elapsed']:.2f} s (after {s['warmup']:g} s "
+            f"warm-up): {failed:,} failed"
+        )
+    if lat["count"]:
+        labels = "  ".join(f"{k:>9}" for k in [*lat["percentiles"], "max", "mean"])
+        values = "  ".join(
+            f"{format_us(v):>9}" for v in [*lat["percentiles"].values(), lat["max"], lat["mean"]]
+        )
+        lines.append(f"  latency  {labels}")
+        lines.append(f"           {values}")
+    else:
+        lines.append("  latency  none (no answers)")
     statuses = ", ".join(f"{code}: {n:,}" for code, n in result["statuses"].items()) or "none"
     lines.append(f"  statuses {statuses}")
     errors = result["errors"]
     if result["error_total"]:
         detail = ", ".join(f"{k} {v:,}" for k, v in errors.items() if v)
         lines.append(f"  errors   {result['error_total']:,} ({detail})")
+        for kind, message in result.get("first_errors", {}).items():
+            lines.append(f"  first {kind} error: {message}")
     else:
         lines.append("  errors   0")
     busy = result["load_cpu_cores"] / max(1, s["processes"])
@@ -202,7 +233,9 @@ def format_summary(result: dict[str, Any]) -> str:
         f"  load generator CPU {result['load_cpu_us_per_request']:.0f} µs per request, "
         f"{busy:.0%} of its {s['processes']} core(s)"
     )
-    if busy > 0.9:
+    # Saturated only when the generator's CPU went on answered requests: failures that come
+    # back at once keep it busy too, and more processes would not help with those.
+    if busy > 0.9 and result["ok"] and failed <= 0.01 * result["requests"]:
         lines.append(
             "  warning: the load generator was saturated, so these figures may measure "
             "it rather than the server: add --processes, or use fewer connections"
@@ -217,6 +250,17 @@ def format_summary(result: dict[str, Any]) -> str:
             f"  {result['unfinished']:,} requests still in flight at the end (not counted)"
         )
     return "\n".join(lines)
+
+
+def format_stopped(result: dict[str, Any]) -> str:
+    """Why a run stopped after its first second: every request failed the same way."""
+    stopped = result["stopped"]
+    s = result["settings"]
+    return (
+        f"framework load: stopped after {stopped['after']:g} s: all {stopped['count']:,} requests "
+        f"to {s['url']} failed ({stopped['kind']}), none was answered. The first error:\n"
+        f"  {stopped['message']}"
+    )
 
 
 def format_progress(elapsed: float, rps: float, p99_us: int, errors: int, warming: bool) -> str:

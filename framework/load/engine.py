@@ -7,7 +7,11 @@ told that it was sent. ``Engine`` runs one process's share of a run: closed loop
 connection sends its next request as soon as the previous answer is in) or open loop (each
 connection sends on a fixed schedule and latency counts from when a request was *due*, so a
 stalled server cannot hide behind requests that were never sent). It knows nothing of
-terminals, files or other processes: ``load.py`` does that.
+terminals, files or other processes: ``runner.py`` does that.
+
+A run whose first second brings no answer at all and only one kind of failure stops there
+(``Stats.stopped``): a wrong CA or a server that is not listening would otherwise be measured
+as a rate of failures for the whole duration.
 """
 
 from __future__ import annotations
@@ -17,216 +21,21 @@ import socket
 import ssl
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from framework.errors import ProtocolError
-from framework.http11 import (
-    NEED_DATA,
-    ConnectionClosed,
-    Driver,
-    EndOfMessage,
-    Prepared,
-    Request,
-    Response,
-    prepare,
-)
-from framework.tls import client_context
+from ..errors import ProtocolError
+from ..http11 import NEED_DATA, ConnectionClosed, Driver, EndOfMessage, Response
+from .failures import connect_failure, tls_failure
+from .settings import Settings, Stats, Target
 
-from .histogram import Histogram
-
-__all__ = ["ERROR_KINDS", "Engine", "Settings", "Stats", "Target"]
-
-#: Every kind of error a run counts; each failed request is counted under exactly one.
-#: connect: TCP connect failed. tls: the handshake failed (or the peer hung up during it).
-#: timeout: no complete answer within --timeout. reset: the server closed or reset the
-#: connection before the answer was complete. protocol: the answer was not valid HTTP/1.1.
-#: status: an answer with status >= 500, counted only with --fail-status.
-ERROR_KINDS = ("connect", "tls", "timeout", "reset", "protocol", "status")
+__all__ = ["Engine"]
 
 _perf_ns = time.perf_counter_ns
 
+#: How long a run goes on when nothing is answered and everything fails the same way.
+FIRST_SECOND = 1.0
 
-@dataclass
-class Settings:
-    """What to run: everything the command line sets, in one picklable object."""
-
-    url: str
-    connections: int = 64
-    duration: float | None = 10.0
-    requests: int | None = None
-    warmup: float = 1.0
-    rate: float | None = None
-    new_connection: bool = False
-    method: str = "GET"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    ca: str | None = None
-    cert: str | None = None
-    key: str | None = None
-    timeout: float = 10.0
-    fail_status: bool = False
-    processes: int = 1
-    loop: str = "uvloop"
-
-    @property
-    def mode(self) -> str:
-        """``"closed-loop"`` or ``"open-loop"``."""
-        return "open-loop" if self.rate else "closed-loop"
-
-    def to_json(self) -> dict[str, Any]:
-        """The settings for a report (the body by its size only)."""
-        data = asdict(self)
-        data["body_bytes"] = len(data.pop("body"))
-        data["headers"] = [list(h) for h in self.headers]
-        data["mode"] = self.mode
-        return data
-
-    def share(self, index: int, parts: int) -> Settings:
-        """Process ``index``'s part of the run when it is split over ``parts`` processes."""
-
-        def split(total: int) -> int:
-            return total // parts + (1 if index < total % parts else 0)
-
-        copy = Settings(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-        copy.connections = split(self.connections)
-        if self.requests is not None:
-            copy.requests = split(self.requests)
-        if self.rate:
-            copy.rate = self.rate * copy.connections / self.connections
-        copy.processes = 1
-        return copy
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where requests go and the bytes each one is, worked out once per process."""
-
-    host: str
-    port: int
-    is_tls: bool
-    server_hostname: str | None
-    request_bytes: bytes
-    request: Prepared
-    ssl_context: ssl.SSLContext | None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Target:
-        """Parse the URL, build the TLS context and encode the request.
-
-        Raises:
-            ValueError: the URL is not ``http(s)://host[:port]/path``.
-        """
-        parts = urlsplit(settings.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"URL must look like https://host:port/path, not {settings.url!r}")
-        is_tls = parts.scheme == "https"
-        port = parts.port or (443 if is_tls else 80)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        default_port = 443 if is_tls else 80
-        host_header = parts.hostname if port == default_port else f"{parts.hostname}:{port}"
-        if ":" in parts.hostname:  # an IPv6 literal
-            host_header = f"[{parts.hostname}]" + ("" if port == default_port else f":{port}")
-        headers = [("host", host_header), ("user-agent", "framework-load")]
-        given = {name.lower() for name, _ in settings.headers}
-        headers = [h for h in headers if h[0] not in given] + list(settings.headers)
-        if settings.body or settings.method in ("POST", "PUT", "PATCH"):
-            if "content-length" not in given and "transfer-encoding" not in given:
-                headers.append(("content-length", str(len(settings.body))))
-        if settings.new_connection and "connection" not in given:
-            headers.append(("connection", "close"))
-        head = Request(
-            settings.method.encode("ascii"),
-            target.encode("ascii"),
-            [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
-        )
-        # Encoded once: h11 checks the framing, and every request of the run is these bytes.
-        request = prepare(head, settings.body)
-        ctx = None
-        if is_tls:
-            ctx = client_context(settings.ca, cert=settings.cert, key=settings.key)
-        return cls(
-            host=parts.hostname,
-            port=port,
-            is_tls=is_tls,
-            server_hostname=parts.hostname if is_tls else None,
-            request_bytes=request.data,
-            request=request,
-            ssl_context=ctx,
-        )
-
-
-class Stats:
-    """What one process measured: latencies, counts, errors by kind, status codes, bytes."""
-
-    __slots__ = (
-        "histogram",
-        "ok",
-        "errors",
-        "statuses",
-        "bytes_in",
-        "bytes_out",
-        "unfinished",
-        "connects",
-        "started",
-        "ended",
-        "cpu_started",
-        "cpu_ended",
-        "unsent",
-    )
-
-    def __init__(self) -> None:
-        self.histogram = Histogram()
-        self.ok = 0
-        self.errors: Counter[str] = Counter()
-        self.statuses: dict[int, int] = {}
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.unfinished = 0
-        self.unsent = 0  # open loop: requests that fell due but were never sent
-        self.connects = 0
-        self.started = time.perf_counter()
-        self.ended: float | None = None
-        self.cpu_started = time.process_time()
-        self.cpu_ended: float | None = None
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds measured so far (or in all, once ended)."""
-        return (self.ended if self.ended is not None else time.perf_counter()) - self.started
-
-    @property
-    def cpu_seconds(self) -> float:
-        """CPU time this process used while measuring (its own load-generating cost)."""
-        return (
-            self.cpu_ended if self.cpu_ended is not None else time.process_time()
-        ) - self.cpu_started
-
-    def end(self) -> None:
-        self.ended = time.perf_counter()
-        self.cpu_ended = time.process_time()
-
-    @property
-    def error_count(self) -> int:
-        """All errors of every kind."""
-        return sum(self.errors.values())
-
-    def to_json(self) -> dict[str, Any]:
-        """Counts and the histogram, mergeable with ``merge_json``."""
-        return {
-            "elapsed": self.elapsed,
-            "ok": self.ok,
-            "errors": {k: self.errors.get(k, 0) for k in ERROR_KINDS},
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
-            "unfinished": self.unfinished,
-            "unsent": self.unsent,
-            "connects": self.connects,
-            "cpu_seconds": self.cpu_seconds,
-            "histogram": self.histogram.to_json(),
-        }
+_RESET = "the server closed the connection before the answer was complete"
 
 
 class _Connection(asyncio.Protocol):
@@ -282,37 +91,38 @@ class _Connection(asyncio.Protocol):
                     return
                 kind = type(event)
                 if kind is Response:
-                    self.status = event.status_code
+                    # type() rather than isinstance(): this runs for every answer of the run
+                    self.status = event.status_code  # type: ignore[union-attr]
                 elif kind is EndOfMessage:
                     self.busy = False
                     self.engine.answered(self, _perf_ns())
                     return
                 elif kind is ConnectionClosed:
                     break
-        except ProtocolError:
-            self.fail("protocol")
+        except ProtocolError as exc:
+            self.fail("protocol", f"the answer was not valid HTTP/1.1: {exc}")
             return
         if self.busy:
-            self.fail("reset")
+            self.fail("reset", _RESET)
 
     def eof_received(self) -> bool | None:
         if self.busy:
-            self.fail("reset")
+            self.fail("reset", _RESET)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.busy:
-            self.fail("reset")
+            self.fail("reset", _RESET)
         if not self.lost.done():
             self.lost.set_result(None)
         self.engine.lost(self)
 
-    def fail(self, kind: str) -> None:
+    def fail(self, kind: str, message: str) -> None:
         """Count the request in flight as failed (once) and drop the connection."""
         if self.busy and not self.failed:
             self.failed = True
             self.busy = False
-            self.engine.failed(kind)
+            self.engine.failed(kind, message)
         if self.transport is not None:
             self.transport.abort()
 
@@ -342,6 +152,11 @@ class Engine:
         self._slots: list[_Slot] = []
         self._stop: asyncio.Future[None] = self.loop.create_future()
         self._hurry = False
+        # Over the whole run, warm-up included: the first-second check and the report.
+        self.answers = 0
+        self.failures: Counter[str] = Counter()
+        self.first_errors: dict[str, str] = {}
+        self.stopped: dict[str, Any] | None = None
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -355,6 +170,7 @@ class Engine:
         step = self.interval_ns // max(1, settings.connections)
         self._slots = [_Slot(self, start + i * step) for i in range(settings.connections)]
         self._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
+        first_second = self.loop.call_later(FIRST_SECOND, self._check_first_second)
         for slot in self._slots:
             slot.next()
         try:
@@ -370,8 +186,24 @@ class Engine:
             self.stats.end()
             self._count_unsent()
             self._sweeper.cancel()
+            first_second.cancel()
             await self._drain()
+        self.stats.first_errors = dict(self.first_errors)
+        self.stats.stopped = self.stopped
         return self.stats
+
+    def _check_first_second(self) -> None:
+        """Stop when nothing was answered and every request failed the same way."""
+        if self.answers or len(self.failures) != 1:
+            return
+        ((kind, count),) = self.failures.items()
+        self.stopped = {
+            "kind": kind,
+            "count": count,
+            "after": FIRST_SECOND,
+            "message": self.first_errors[kind],
+        }
+        self.stop()
 
     def _count_unsent(self) -> None:
         """Open loop: requests due before the end that no connection was free to send.
@@ -433,13 +265,16 @@ class Engine:
     # --- events from connections ---------------------------------------------------------------
 
     def answered(self, conn: _Connection, now: int) -> None:
+        """A connection has a complete answer at ``now`` (ns): count it, send the next."""
         stats = self.stats
         self.in_flight -= 1
+        self.answers += 1
         status = conn.status
         statuses = stats.statuses
         statuses[status] = statuses.get(status, 0) + 1
         if status >= 500 and self.settings.fail_status:
             stats.errors["status"] += 1
+            self.first_errors.setdefault("status", f"the server answered {status}")
         else:
             stats.ok += 1
         stats.histogram.record((now - conn.due) // 1000)
@@ -458,13 +293,17 @@ class Engine:
         if self.in_flight == 0 and not self.sending:
             self._idle.set()
 
-    def failed(self, kind: str) -> None:
+    def failed(self, kind: str, message: str) -> None:
+        """A request failed: count it under ``kind``, keep the first ``message`` of each."""
         self.in_flight -= 1
         self.stats.errors[kind] += 1
+        self.failures[kind] += 1
+        self.first_errors.setdefault(kind, message)
         if self.in_flight == 0 and not self.sending:
             self._idle.set()
 
     def lost(self, conn: _Connection) -> None:
+        """A connection is gone: its slot reconnects for the next request."""
         self.connections.discard(conn)
         slot = conn.slot
         if slot is not None and slot.conn is conn:
@@ -484,10 +323,15 @@ class Engine:
         return True
 
     def finish_if_done(self) -> None:
+        """End the run once the count (``-n``) is reached and nothing is in flight."""
         if self.measuring and self.remaining == 0 and self.in_flight == 0 and not self._stop.done():
             self._stop.set_result(None)
 
     # --- timeouts -----------------------------------------------------------------------------
+
+    @property
+    def _timed_out(self) -> str:
+        return f"no complete answer within {self.settings.timeout:g} s (-t/--timeout)"
 
     def _sweep_every(self) -> float:
         return min(0.1, self.settings.timeout / 10)
@@ -496,7 +340,7 @@ class Engine:
         limit = _perf_ns() - int(self.settings.timeout * 1e9)
         for conn in list(self.connections):
             if conn.busy and conn.sent < limit:
-                conn.fail("timeout")
+                conn.fail("timeout", self._timed_out)
         for slot in self._slots:
             if slot.connecting_since and slot.connecting_since < limit and slot.task:
                 slot.task.cancel()
@@ -579,14 +423,19 @@ class _Slot:
                 engine.in_flight -= 1
                 engine.stats.unfinished += 1
                 return
-            engine.failed("timeout")
+            engine.failed("timeout", self._connect_timed_out())
             self._retry()
             return
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             if sock is not None:
                 sock.close()
             self.task = None
-            engine.failed("timeout" if isinstance(exc, TimeoutError) else kind)
+            if isinstance(exc, TimeoutError):
+                engine.failed("timeout", self._connect_timed_out())
+            elif kind == "connect":
+                engine.failed(kind, connect_failure(exc, target.host, target.port))
+            else:
+                engine.failed(kind, tls_failure(exc, target.host, target.port))
             self._retry()
             return
         finally:
@@ -602,6 +451,13 @@ class _Slot:
             conn.transport.close()  # type: ignore[union-attr]
             return
         conn.send(count_from if count_from is not None else _perf_ns())
+
+    def _connect_timed_out(self) -> str:
+        target = self.engine.target
+        return (
+            f"connecting to {target.host}:{target.port} took longer than "
+            f"{self.engine.settings.timeout:g} s (-t/--timeout)"
+        )
 
     def _retry(self) -> None:
         """After a failed connect: try again, pausing a little so a dead server is not hammered."""
