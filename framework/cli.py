@@ -101,10 +101,9 @@ def load_app(spec: str) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .cli_acme import acme_from_args
     from .cli_deploy import listen_or_supervise
     from .deploy import serve
-
-    from .cli_acme import acme_from_args
 
     acme = acme_from_args(args)  # checked before any socket is made
     listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
