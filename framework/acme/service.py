@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class AcmeSettings:
     agree_tos: bool = False
     ca_bundle: str | None = None
     http_port: int = 80
-    storage: Path | None = None
+    storage: str | os.PathLike[str] | None = None
     renew_fraction: float = 2 / 3
     lock_expiry: float = LOCK_EXPIRY
     dns: DnsProvider | None = None

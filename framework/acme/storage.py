@@ -58,8 +58,10 @@ def _slug(url: str) -> str:
 class AcmeStorage:
     """The files of one ACME directory URL under ``root`` (``$FRAMEWORK_HOME/acme``)."""
 
-    def __init__(self, directory_url: str, root: Path | None = None) -> None:
-        self.root = (root or pki.framework_home() / "acme") / _slug(directory_url)
+    def __init__(self, directory_url: str, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = (Path(root) if root is not None else pki.framework_home() / "acme") / _slug(
+            directory_url
+        )
         self.directory_url = directory_url
 
     @property

@@ -560,3 +560,54 @@ def test_cli_an_unreachable_acme_ca_is_one_line(tmp_path: Path) -> None:
     assert len(errors) == 1, result.stderr
     assert f"cannot reach the ACME CA at https://127.0.0.1:{closed}/dir" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+APP_RUN_SCRIPT = """
+import sys
+from framework import App
+from framework.acme import AcmeSettings
+
+app = App()
+
+@app.get("/")
+async def hello(request):
+    return "hello from app.run"
+
+directory, bundle, http_port, port, storage = sys.argv[1:]
+app.run(port=int(port), acme=AcmeSettings(
+    domains=("run.example.test",), directory=directory, agree_tos=True, ca_bundle=bundle,
+    http_port=int(http_port), storage=storage,
+))
+"""
+
+
+def test_app_run_with_acme_settings(pebble: Pebble, pebble_root: Path, tmp_path: Path) -> None:
+    curl = require_tool("curl")
+    script = tmp_path / "run_app.py"
+    script.write_text(APP_RUN_SCRIPT)
+    port = free_port()
+    command = [sys.executable, str(script), pebble.directory, str(pebble.ca_bundle),
+               str(pebble.http_port), str(port), str(tmp_path / "store")]  # fmt: skip
+    with subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env=environment(tmp_path / "home")
+    ) as process:
+        try:
+            assert process.stderr is not None
+            seen = []
+            for _ in range(200):  # start-up lines, bounded; readline returns "" at exit
+                line = process.stderr.readline()
+                seen.append(line)
+                if not line or "serving on" in line:
+                    break
+            assert "serving on" in seen[-1], seen
+            result = subprocess.run(
+                [curl, "-sS", "--cacert", str(pebble_root), "--resolve",
+                 f"run.example.test:{port}:127.0.0.1", f"https://run.example.test:{port}/"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "hello from app.run"
+        finally:
+            process.terminate()  # by its PID, through the Popen that started it
+            process.wait(15)
+    assert process.returncode == 0
