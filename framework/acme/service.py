@@ -155,13 +155,18 @@ class AcmeService:
         return self._http.port if self._http is not None else None
 
     async def start(self) -> StoredCertificate:
-        """Open the HTTP-01 listener; return a valid certificate, ordering one if needed.
+        """A valid certificate to serve: the stored one, a new one, or a placeholder.
+
+        The HTTP-01 listener is opened first when HTTP-01 is among the challenges; with
+        TLS-ALPN-01 first and nothing stored, the placeholder is served until ``attach()``'s
+        background task has the first certificate.
 
         Raises:
             AcmeError: there is no usable stored certificate and the CA did not issue one.
             FrameworkError: the HTTP-01 port cannot be listened on.
         """
-        await self.start_listener()
+        if "http-01" in self.settings.challenge_order:
+            await self.start_listener()
         try:
             stored = self.storage.load(self.names)
             if stored is not None and stored.not_after > dt.datetime.now(dt.UTC):
