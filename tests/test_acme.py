@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -164,3 +165,48 @@ def test_account_key_is_made_once_0600_and_reused(tmp_path: Path) -> None:
     key = storage.account_key()
     assert storage.account_key_path.stat().st_mode & 0o777 == 0o600
     assert jws.thumbprint(storage.account_key()) == jws.thumbprint(key)
+
+
+async def answer(responder: Any, target: str, host: str | None) -> Any:
+    from framework.messages import Request
+
+    return await responder(Request("GET", target, {"host": host} if host is not None else {}))
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "location"),
+    [
+        ("example.test", "/a?b=1", "https://example.test/a?b=1"),
+        ("example.test:80", "/", "https://example.test/"),
+        ("[2001:db8::1]:80", "/x", "https://[2001:db8::1]/x"),
+    ],
+)
+def test_http01_redirects_everything_else_to_https(host: str, target: str, location: str) -> None:
+    from framework.acme import Http01Responder
+
+    response = asyncio.run(answer(Http01Responder(443), target, host))
+    assert response.status == 308
+    assert response.headers["location"] == location
+
+
+def test_http01_answers_a_pending_token_only() -> None:
+    from framework.acme import Http01Responder
+
+    responder = Http01Responder(8443)
+    responder.add("tok-1", "tok-1.thumb")
+    ok = asyncio.run(answer(responder, "/.well-known/acme-challenge/tok-1", "example.test"))
+    assert (ok.status, ok.body) == (200, b"tok-1.thumb")
+    missing = asyncio.run(answer(responder, "/.well-known/acme-challenge/other", "example.test"))
+    assert missing.status == 404
+    responder.remove("tok-1")
+    gone = asyncio.run(answer(responder, "/.well-known/acme-challenge/tok-1", "example.test"))
+    assert gone.status == 404
+    moved = asyncio.run(answer(responder, "/p", "example.test"))
+    assert moved.headers["location"] == "https://example.test:8443/p"
+
+
+@pytest.mark.parametrize("host", [None, "", "evil.test/@x", "a b"])
+def test_http01_refuses_a_host_it_cannot_redirect_to(host: str | None) -> None:
+    from framework.acme import Http01Responder
+
+    assert asyncio.run(answer(Http01Responder(443), "/", host)).status == 400
