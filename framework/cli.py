@@ -106,6 +106,11 @@ def _serve(args: argparse.Namespace) -> int:
     from .deploy import serve
 
     acme = acme_from_args(args)  # checked before any socket is made
+    if acme is not None and args.workers != 1 and "FRAMEWORK_WORKER" not in os.environ:
+        from .cli_acme import acme_for_workers
+
+        acme_for_workers(args, acme, getattr(args, "argv", None) or sys.argv[1:])
+        acme = None  # the supervisor renews; its workers serve the files
     listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
     if isinstance(listening, int):
         return listening

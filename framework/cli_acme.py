@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,13 @@ from .acme import (
 from .acme.jws import thumbprint
 from .errors import FrameworkError
 
-__all__ = ["acme_from_args", "add_acme_flags", "register_certs_acme"]
+__all__ = [
+    "acme_for_workers",
+    "acme_from_args",
+    "add_acme_flags",
+    "register_certs_acme",
+    "workers_argv",
+]
 
 
 def add_acme_flags(parser: argparse.ArgumentParser) -> None:
@@ -99,11 +108,6 @@ def acme_from_args(args: argparse.Namespace) -> AcmeSettings | None:
         raise FrameworkError("--acme-staging and --acme-directory both name the CA; pick one")
     if args.no_tls:
         raise FrameworkError("--acme gets a certificate for HTTPS; drop --no-tls")
-    if getattr(args, "workers", 1) != 1:
-        raise FrameworkError(
-            "--acme runs in one process for now; drop --workers (or get the certificate with "
-            "`framework certs acme obtain` and serve it with --certfile/--keyfile)"
-        )
     if not 0 <= args.acme_http_port <= 65535:
         raise FrameworkError(f"--acme-http-port must be 0-65535, not {args.acme_http_port}")
     if args.acme_ca_bundle and not Path(args.acme_ca_bundle).is_file():
@@ -118,6 +122,57 @@ def acme_from_args(args: argparse.Namespace) -> AcmeSettings | None:
         http_port=args.acme_http_port,
         challenges=tuple(args.acme_challenge or ("http-01",)),
     )
+
+
+_VALUED = {
+    "--acme", "--acme-email", "--acme-directory", "--acme-ca-bundle", "--acme-http-port",
+    "--acme-challenge",
+}  # fmt: skip
+_SWITCHES = {"--acme-staging", "--acme-agree-tos"}
+
+
+def workers_argv(argv: list[str], certfile: Path, keyfile: Path) -> list[str]:
+    """``argv`` for the workers: the ``--acme*`` flags replaced by the certificate's files."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif arg in _SWITCHES or arg.split("=", 1)[0] in _VALUED:
+            pass
+        else:
+            kept.append(arg)
+    return [*kept, "--certfile", str(certfile), "--keyfile", str(keyfile)]
+
+
+def acme_for_workers(args: argparse.Namespace, settings: AcmeSettings, argv: list[str]) -> None:
+    """With ``--workers``: the supervisor does ACME, the workers serve what it stored.
+
+    The certificate is had before any worker starts; renewal runs on an event loop in a
+    thread of the supervisor, and each renewal is a SIGHUP to itself, which it forwards to
+    every worker (each re-reads the files). ``args`` then names the files instead of ACME.
+    """
+    if "tls-alpn-01" in settings.challenges:
+        raise FrameworkError(
+            "--acme-challenge tls-alpn-01 needs the HTTPS port in the process that does ACME; "
+            "with --workers use http-01"
+        )
+    loop = asyncio.new_event_loop()
+    service = AcmeService(settings, host=args.host, https_port=args.port or 443)
+    current = loop.run_until_complete(service.start())
+
+    def renewed(stored: StoredCertificate) -> None:
+        os.kill(os.getpid(), signal.SIGHUP)  # the supervisor forwards it to every worker
+
+    async def watch() -> None:
+        service.watch(renewed)
+
+    loop.run_until_complete(watch())
+    threading.Thread(target=loop.run_forever, name="framework-acme", daemon=True).start()
+    args.certfile, args.keyfile = str(current.cert_path), str(current.key_path)
+    args.argv = workers_argv(argv, current.cert_path, current.key_path)
 
 
 def register_certs_acme(certs: argparse._SubParsersAction[Any]) -> None:

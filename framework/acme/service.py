@@ -142,6 +142,7 @@ class AcmeService:
         self.current: StoredCertificate | None = None
         self.placeholder = False  # serving a self-signed certificate until the first issuance
         self._tls: TlsAlpnResponder | None = None
+        self._on_renewed: Callable[[StoredCertificate], None] | None = None
         self.renewals = 0
 
     @property
@@ -224,6 +225,15 @@ class AcmeService:
                 f"{exc.strerror or exc}; pick another --acme-http-port (the CA connects to 80 "
                 "on the internet: forward it there)"
             ) from exc
+
+    def watch(self, on_renewed: Callable[[StoredCertificate], None]) -> None:
+        """Renew in the background, telling ``on_renewed`` of each new certificate.
+
+        For a process that does not serve it itself (a supervisor whose workers reload).
+        """
+        self._on_renewed = on_renewed
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._renew_forever())
 
     def attach(self, server: Server) -> None:
         """Renew in the background from now on, swapping the certificate of ``server``."""
@@ -417,6 +427,8 @@ class AcmeService:
                 renewed = await self._obtain_unless(self._renewed_elsewhere)
                 if self._server is not None:
                     self._server.reload_certificate(renewed.cert_path, renewed.key_path)
+                if self._on_renewed is not None:
+                    self._on_renewed(renewed)
             except FrameworkError as exc:
                 log.error(
                     "ACME: renewing the certificate for %s failed: %s; trying again in %.0f s "

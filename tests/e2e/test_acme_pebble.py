@@ -339,7 +339,10 @@ def test_cli_serve_acme_gets_a_certificate_and_curl_trusts_it(
     [
         (["--acme-email", "a@example.test"], "--acme-email needs --acme NAME"),
         (["--acme", "x.example.test", "--no-tls"], "drop --no-tls"),
-        (["--acme", "x.example.test", "--workers", "2"], "drop --workers"),
+        (
+            ["--acme", "x.example.test", "--workers", "2", "--acme-challenge", "tls-alpn-01"],
+            "with --workers use http-01",
+        ),
         (["--acme", "127.0.0.1"], "DNS names, not addresses"),
         (["--acme", "x.example.test", "--certfile", "c.pem"], "drop --certfile"),
         (
@@ -611,3 +614,61 @@ def test_app_run_with_acme_settings(pebble: Pebble, pebble_root: Path, tmp_path:
             process.terminate()  # by its PID, through the Popen that started it
             process.wait(15)
     assert process.returncode == 0
+
+
+def test_cli_workers_serve_the_certificate_the_supervisor_got(
+    pebble: Pebble, pebble_root: Path, tmp_path: Path
+) -> None:
+    curl = require_tool("curl")
+    name = "workers.example.test"
+    args = [
+        "examples.hello:app", "--port", "0", "--workers", "2", "--acme", name,
+        "--acme-agree-tos", "--acme-directory", pebble.directory,
+        "--acme-ca-bundle", str(pebble.ca_bundle), "--acme-http-port", str(pebble.http_port),
+    ]  # fmt: skip
+    orders = orders_count(pebble)
+    with serve_cli(args, env=environment(tmp_path / "home"), cwd=REPO) as running:
+        # The supervisor's serving line comes once both workers serve.
+        port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
+        for _ in range(6):  # new connections, spread over both workers' sockets
+            result = subprocess.run(
+                [curl, "-sS", "--cacert", str(pebble_root), "--resolve",
+                 f"{name}:{port}:127.0.0.1", f"https://{name}:{port}/"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "Hello, world!"
+    assert orders_count(pebble) == orders + 1  # one order, by the supervisor
+
+
+def test_workers_argv_replaces_the_acme_flags() -> None:
+    from framework.cli_acme import workers_argv
+
+    argv = ["serve", "app:app", "--acme", "a.test", "--acme-email=x@y.test", "--acme-agree-tos",
+            "--workers", "2", "--acme-http-port", "8080"]  # fmt: skip
+    assert workers_argv(argv, Path("/c.pem"), Path("/k.pem")) == [
+        "serve", "app:app", "--workers", "2", "--certfile", "/c.pem", "--keyfile", "/k.pem",
+    ]  # fmt: skip
+
+
+def test_watch_reports_each_renewal(pebble: Pebble, tmp_path: Path) -> None:
+    # What a supervisor uses: no server to reload, a callback (its SIGHUP to the workers).
+    service = AcmeService(
+        settings(pebble, tmp_path, renew_fraction=1e-8), host="127.0.0.1", https_port=443
+    )
+    renewed: list[StoredCertificate] = []
+
+    async def main() -> int:
+        first = await service.start()
+        serial = _serial_of(first.cert_path)
+        try:
+            service.watch(renewed.append)
+            await eventually(lambda: len(renewed) >= 1, within=60)
+        finally:
+            await service.aclose()
+        return serial
+
+    before = asyncio.run(main())
+    assert _serial_of(renewed[0].cert_path) != before
+    assert renewed[0].cert_path == service.storage.certificate_dir(service.names) / "cert.pem"
+    assert service.renewals >= 1
