@@ -112,6 +112,7 @@ def load_app(spec: str) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .cli_acme import acme_from_args
     from .cli_deploy import listen_or_supervise
     from .deploy import serve
 
@@ -122,6 +123,12 @@ def _serve(args: argparse.Namespace) -> int:
             raise FrameworkError("--reload runs one server process; drop --workers (or --reload)")
         serve_argv = [a for a in args.argv[1:] if a != "--reload"]
         return run_with_reload(serve_argv, app_directory(args.app))
+    acme = acme_from_args(args)  # checked before any socket is made
+    if acme is not None and args.workers != 1 and "FRAMEWORK_WORKER" not in os.environ:
+        from .cli_acme import acme_for_workers
+
+        acme_for_workers(args, acme, getattr(args, "argv", None) or sys.argv[1:])
+        acme = None  # the supervisor renews; its workers serve the files
     listening = listen_or_supervise(args)  # the sockets; with --workers, the supervisor runs
     if isinstance(listening, int):
         return listening
@@ -168,6 +175,7 @@ def _serve(args: argparse.Namespace) -> int:
             config=config,
             graceful_timeout=args.graceful_timeout,
             watch_certs=not args.no_watch_certs,
+            acme=acme,
         )
     except BaseException:
         # A configuration error found after the sockets were made: give the addresses back.
@@ -339,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_deploy import add_deploy_flags
 
     add_deploy_flags(serve)
+    from .cli_acme import add_acme_flags
+
+    add_acme_flags(serve)
 
     limits = sub.add_parser("limits", help="print every limit and default as a Markdown table")
     limits.set_defaults(func=_limits)

@@ -372,6 +372,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     sub = certs.add_subparsers(dest="certs_command", metavar="SUBCOMMAND")
     sub.required = True
+    from .cli_acme import register_certs_acme
+
+    register_certs_acme(sub)
 
     p = sub.add_parser(
         "ca", help="make a certificate authority (a root, or with --parent one below)"

@@ -73,12 +73,15 @@ ALLOWED: dict[str, set[str] | None] = {
     "middleware": {"files", "messages", "headers", "errors", "limits"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
+    # services: certificates from an ACME CA, over both roles and the PKI
+    "acme": {"server", "client", "pki", "messages", "errors", "limits"},
     # entry points
     "deploy": None,
     "cli": None,
     "cli_deploy": None,
     "cli_certs": None,
     "cli_limits": None,
+    "cli_acme": None,
     "testing": None,
     "pytest_plugin": None,
     "cli_ops": None,

@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TextIO, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypedDict, Unpack
 
 from .. import accesslog, limits
 from ..errors import FrameworkError
@@ -32,6 +32,9 @@ __all__ = [
     "serve",
     "start_server",
 ]
+
+if TYPE_CHECKING:
+    from ..acme import AcmeSettings
 
 log = logging.getLogger("framework")
 
@@ -63,6 +66,8 @@ class ListenOptions(TypedDict, total=False):
         access_log: log one line per request (on by default).
         sockets: listen on these sockets (bound, from ``deploy.sockets``) instead of
             ``host``/``port``.
+        acme: obtain the certificate from an ACME CA and renew it (``AcmeSettings``, or a
+            list of domain names with the other settings at their defaults).
     """
 
     host: str
@@ -77,6 +82,7 @@ class ListenOptions(TypedDict, total=False):
     session_resumption: bool
     access_log: bool
     sockets: Sequence[socket.socket]
+    acme: AcmeSettings | Sequence[str] | None
 
 
 def _certificates(options: ListenOptions) -> tuple[CertificateStore, DevCertificate | None]:
@@ -128,6 +134,12 @@ async def start_server(
     port = options.get("port", 8443)
     dev_ca: DevCertificate | None = None
     store: CertificateStore | None = None
+    acme = None
+    if options.get("acme") and options.get("tls", True):
+        from ..acme import start_acme
+
+        acme = await start_acme(options, host, port)  # the certificate to serve, and renewal
+        options = {**options, "certfile": str(acme.certfile), "keyfile": str(acme.keyfile)}
     if options.get("tls", True):
         store, dev_ca = _certificates(options)
     elif any(options.get(k) for k in ("certfile", "keyfile", "client_ca", "client_crl")):
@@ -143,6 +155,8 @@ async def start_server(
         handler.server_cert = _leaf_pem(store.certfile)  # type: ignore[attr-defined]
     startup = [_guarded(handler.startup)] if hasattr(handler, "startup") else []
     shutdown = [handler.shutdown] if hasattr(handler, "shutdown") else []
+    if acme is not None:
+        shutdown.append(acme.aclose)
     server = Server(
         handler,
         host=host,
@@ -157,8 +171,12 @@ async def start_server(
     try:
         await server.start()
     except StartupFailed:
+        if acme is not None:
+            await acme.aclose()
         raise
     except OSError as exc:
+        if acme is not None:
+            await acme.aclose()
         if exc.errno == errno.EADDRINUSE:
             raise FrameworkError(
                 f"cannot listen on {host}:{port}: the address is already in use; stop the other "
@@ -170,6 +188,12 @@ async def start_server(
                 "privileges, pick --port 8443"
             ) from exc
         raise FrameworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    except BaseException:
+        if acme is not None:
+            await acme.aclose()
+        raise
+    if acme is not None:
+        acme.attach(server)
     if out is not None:
         _announce(server, dev_ca, out)
     return server
