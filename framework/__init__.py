@@ -43,6 +43,7 @@ from .messages import (
 from .routing import Route, Router
 from .server import Server, ServerConfig
 from .tls import CertificateStore
+from .websocket import WebSocket, WebSocketDisconnect
 
 __version__ = "0.1.0"
 
@@ -87,6 +88,8 @@ __all__ = [
     "Timeout",
     "TimeoutException",
     "TooManyRedirects",
+    "WebSocket",
+    "WebSocketDisconnect",
     "WriteError",
     "WriteTimeout",
     "serve",

@@ -18,6 +18,7 @@ from . import asgi
 from .errors import ClientDisconnect, HTTPError
 from .messages import Hook, JSONResponse, Request, Response
 from .routing import Route, Router
+from .websocket import websocket_endpoint
 
 __all__ = ["HSTS_MAX_AGE", "App", "CallNext", "Middleware", "hsts_value", "to_response"]
 
@@ -167,6 +168,22 @@ class App:
 
         def decorate(endpoint: F) -> F:
             self.add_route(path, endpoint, methods, name, max_body_size=max_body_size)
+            return endpoint
+
+        return decorate
+
+    def websocket(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        """Decorate a WebSocket handler, ``async def chat(ws: WebSocket, **params)``.
+
+        ``options`` are ``WebSocket``'s limits (``max_message_size``, ``queue_size``,
+        ``ping_interval``, ``ping_timeout``, ``close_timeout``).
+        """
+
+        def decorate(endpoint: F) -> F:
+            if not inspect.iscoroutinefunction(endpoint):
+                name_ = getattr(endpoint, "__qualname__", endpoint)
+                raise TypeError(f"WebSocket handler {name_!r} must be an async function")
+            self.add_route(path, websocket_endpoint(endpoint, **options), ("GET",), name)
             return endpoint
 
         return decorate

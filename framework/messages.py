@@ -161,6 +161,7 @@ class Request:
         "_streamed",
         "max_body_size",
         "_gone",
+        "upgrade",
     )
 
     def __init__(
@@ -176,6 +177,7 @@ class Request:
         max_body_size: int = limits.MAX_BODY_BYTES,
         disconnected: Callable[[], bool] | None = None,
         server: tuple[str, int] | None = None,
+        upgrade: Callable[[list[tuple[bytes, bytes]], Any], None] | None = None,
     ) -> None:
         if isinstance(target, str):
             target = target.encode("latin-1")
@@ -187,6 +189,9 @@ class Request:
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.client = client
         self.server = server
+        #: Set by the server: answer ``101 Switching Protocols`` with the given headers and
+        #: hand the connection to the given ``asyncio.Protocol`` (WebSocket uses it).
+        self.upgrade = upgrade
         self.tls = tls
         self.http_version = http_version
         self.path_params: dict[str, Any] = {}

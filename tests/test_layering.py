@@ -42,7 +42,9 @@ ALLOWED: dict[str, set[str] | None] = {
     "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
     # app
     "routing": {"messages", "errors", "limits"},
-    "app": {"routing", "asgi", "messages", "errors", "limits"},
+    "app": {"routing", "asgi", "websocket", "messages", "errors", "limits"},
+    # WebSocket frames (wsproto) on a connection the server hands over after 101.
+    "websocket": {"transport", "accesslog", "messages", "headers", "errors", "limits"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
     # entry points
@@ -76,6 +78,7 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "transport": {"ssl", "socket", "h11"},
     "routing": {"ssl", "socket", "h11", "asyncio"},
     "app": {"ssl", "socket", "h11", "asyncio"},
+    "websocket": {"ssl", "socket", "h11"},
     "asgi": {"ssl", "socket", "h11"},
 }
 

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import ssl
+import time
 from collections.abc import Iterable, Sequence
 from ssl import SSLContext  # the name, since Server() has a parameter called ssl
 from typing import Any
@@ -321,9 +322,21 @@ class Server:
         self._listeners.clear()
         for conn in list(connections):
             conn.shutdown()
+        # Connections handed to another protocol (WebSockets) are told the server is going
+        # away (1001) and waited for with the requests in flight.
+        upgraded = list(context.upgraded) if context is not None else []
+        for protocol in upgraded:
+            protocol.going_away()
         running = {c: c.task for c in connections if c.task is not None}
+        started = time.monotonic()
+        if upgraded:
+            _, left = await asyncio.wait([p.closed for p in upgraded], timeout=timeout)
+            for protocol in upgraded:
+                if protocol.closed in left:
+                    protocol.abort()
         if running:
-            _, pending = await asyncio.wait(running.values(), timeout=timeout)
+            remaining = max(0.0, timeout - (time.monotonic() - started))
+            _, pending = await asyncio.wait(running.values(), timeout=remaining)
             for conn, task in running.items():
                 if task in pending:
                     log.warning(

@@ -66,6 +66,7 @@ class ServerContext:
         "in_flight",
         "on_close",
         "start_task",
+        "upgraded",
     )
 
     def __init__(
@@ -96,6 +97,9 @@ class ServerContext:
         #: answers without waiting runs to its end inside this call, and costs no scheduling
         #: of the loop. A task factory the application set on the loop is used instead.
         self.start_task = _task_starter(loop)
+        #: Protocols connections were handed to after ``101`` (WebSockets): the drain asks
+        #: each to ``going_away()`` and waits for its ``closed`` future.
+        self.upgraded: set[Any] = set()
 
 
 def _task_starter(
@@ -293,6 +297,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
             max_body_size=context.config.max_body_bytes,
             disconnected=self._is_gone,
             server=self.local,
+            upgrade=self._switch_protocols,
         )
         self._process_body()
         if self.is_closed:
@@ -459,6 +464,23 @@ class ServerProtocol(Guards, asyncio.Protocol):
     def task(self) -> asyncio.Task[None] | None:
         """The task answering the current request, if one is running."""
         return self._task
+
+    def _switch_protocols(self, headers: list[tuple[bytes, bytes]], protocol: Any) -> None:
+        """Answer ``101 Switching Protocols`` with ``headers``, then hand the transport over.
+
+        The drain reaches ``protocol`` through ``ServerContext.upgraded`` until its ``closed``
+        future is done.
+
+        Raises:
+            ConnectionError: the client is gone.
+        """
+        if self.is_closed or self.transport is None:
+            raise ConnectionResetError("the client closed the connection")
+        self.write(self.driver.send(InformationalResponse(101, headers)))
+        upgraded = self.context.upgraded
+        upgraded.add(protocol)
+        protocol.closed.add_done_callback(lambda _: upgraded.discard(protocol))
+        self.hand_over(protocol)
 
     def hand_over(self, protocol: asyncio.Protocol) -> None:
         """Give the transport to ``protocol`` (after ``101 Switching Protocols``).
