@@ -44,7 +44,16 @@ ALLOWED: dict[str, set[str] | None] = {
     "routing": {"messages", "errors", "limits"},
     "app": {"routing", "asgi", "websocket", "messages", "errors", "limits"},
     # WebSocket frames (wsproto) on a connection the server hands over after 101.
-    "websocket": {"transport", "accesslog", "messages", "headers", "errors", "limits"},
+    "websocket": {
+        "http11",
+        "tls",
+        "transport",
+        "accesslog",
+        "messages",
+        "headers",
+        "errors",
+        "limits",
+    },
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
     "asgi": {"transport", "messages", "headers", "errors", "limits"},
     # entry points
@@ -78,7 +87,7 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "transport": {"ssl", "socket", "h11"},
     "routing": {"ssl", "socket", "h11", "asyncio"},
     "app": {"ssl", "socket", "h11", "asyncio"},
-    "websocket": {"ssl", "socket", "h11"},
+    "websocket": {"socket", "h11"},
     "asgi": {"ssl", "socket", "h11"},
 }
 

@@ -64,7 +64,7 @@ class WebSocket:
     ``client``, ``tls``).
 
     Args:
-        request: the handshake request.
+        request: the handshake request (``None`` on the client's side).
         max_message_size: largest message accepted (1009 above it).
         queue_size: messages held for the handler before reading pauses.
         ping_interval: seconds between keep-alive pings (``None``: none).
@@ -74,7 +74,7 @@ class WebSocket:
 
     def __init__(
         self,
-        request: Request,
+        request: Request | None,
         *,
         max_message_size: int = limits.WS_MAX_MESSAGE_BYTES,
         queue_size: int = limits.WS_QUEUE_MESSAGES,
@@ -97,7 +97,7 @@ class WebSocket:
     @property
     def path_params(self) -> dict[str, Any]:
         """The route's parameters (also passed to the handler as keyword arguments)."""
-        return self.request.path_params
+        return self.request.path_params if self.request is not None else {}
 
     async def accept(
         self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
@@ -110,6 +110,8 @@ class WebSocket:
         """
         if self.state is not CONNECTING:
             raise RuntimeError(f"the WebSocket is already {self.state}")
+        if self.request is None:
+            raise RuntimeError("accept() is the server's side of the handshake")
         why = refusal(self.request)
         if why is not None:
             raise ValueError(why)
@@ -218,15 +220,16 @@ class WebSocket:
         return frames
 
     def __repr__(self) -> str:
-        return f"<WebSocket {self.request.path} {self.state}>"
+        where = self.request.path if self.request is not None else "client"
+        return f"<WebSocket {where} {self.state}>"
 
 
 class _Frames(asyncio.Protocol):
     """The protocol the transport is handed to after ``101``: wsproto's events, bounded."""
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, *, client: bool = False) -> None:
         self.ws = ws
-        self.conn = Connection(ConnectionType.SERVER)
+        self.conn = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
         self.messages: deque[str | bytes] = deque()
@@ -339,7 +342,7 @@ class _Frames(asyncio.Protocol):
 
     def _fail(self, code: int, reason: str) -> None:
         """Close at once with ``code``: the peer broke the protocol or a limit."""
-        log.debug("closing WebSocket %s: %d %s", self.ws.request.path, code, reason)
+        log.debug("closing WebSocket %r: %d %s", self.ws, code, reason)
         self.ws.close_code, self.ws.close_reason = code, reason
         if self.conn.state is ConnectionState.OPEN:
             self._write(self.conn.send(CloseConnection(code=code, reason=reason[:120])))
@@ -435,9 +438,9 @@ class _Frames(asyncio.Protocol):
         self._fail(CloseReason.INTERNAL_ERROR, "keep-alive ping timeout")
 
     def _log(self) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
-            return
         request = self.ws.request
+        if request is None or not access_log.isEnabledFor(logging.INFO):
+            return
         host = request.client[0] if request.client else "-"
         target = safe_target(request.path)
         m_in, b_in, m_out, b_out = self.counts

@@ -162,11 +162,12 @@ def test_websocket_close_codes_both_ways(tls_files: TLSFiles) -> None:
     assert seen == [("closed", 4002, "client leaving")]
 
 
-async def _until(check: Any, timeout: float = 5) -> bool:
+async def _until(check: Any, within: float = 5) -> bool:
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not check() and loop.time() < end:
-        await asyncio.sleep(0.01)  # polling another thread's state, bounded
+    end = loop.time() + within
+    # The state is the server thread's: there is no event of this loop to wait on.
+    while not check() and loop.time() < end:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
     return bool(check())
 
 
@@ -310,7 +311,9 @@ def test_websocket_drain_sends_1001(tls_files: TLSFiles) -> None:
     async def main() -> int | None:
         async with connect(url(server, "/wait"), ssl=tls_files.client_context()) as ws:
             assert await _until(lambda: "waiting" in seen)
-            stopping = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.aclose(5), server.loop))
+            stopping = asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(server.aclose(5), server.loop)
+            )
             with pytest.raises(ConnectionClosed):
                 await ws.recv()
             await stopping
@@ -329,9 +332,68 @@ def test_websocket_access_log_line(tls_files: TLSFiles, caplog: pytest.LogCaptur
 
     with caplog.at_level(logging.INFO, "framework.access"), served(tls_files) as (server, seen):
         run(main())
-        assert asyncio.run(_until(lambda: any("WEBSOCKET" in r.getMessage() for r in caplog.records)))
+        assert asyncio.run(
+            _until(lambda: any("WEBSOCKET" in r.getMessage() for r in caplog.records))
+        )
     (line,) = [r.getMessage() for r in caplog.records if "WEBSOCKET" in r.getMessage()]
     assert line.startswith('127.0.0.1 - "WEBSOCKET /echo" 1000 ')
     assert line.endswith("in 1/3B out 1/3B")
 
 
+# --- the client's side ------------------------------------------------------------------------
+
+
+def test_our_client_against_our_server(tls_files: TLSFiles, loop_name: str) -> None:
+    from framework.websocket.client import connect as ws_connect
+
+    async def main() -> list[Any]:
+        got: list[Any] = []
+        async with ws_connect(url(server, "/rooms/blue"), ca=tls_files.ca_cert) as ws:
+            await ws.send_json({"hi": 1})
+            got.append(await ws.receive_json())
+        async with ws_connect(url(server, "/echo"), ca=tls_files.ca_cert) as ws:
+            await ws.send_text("ping?")
+            got.append(await ws.receive_text())
+            await ws.send_bytes(b"\x01" * 200_000)
+            got.append(len(await ws.receive_bytes()))
+        return got
+
+    with served(tls_files, loop_name) as (server, seen):
+        got = run(main())
+        assert asyncio.run(_until(lambda: len(seen) == 1))
+    assert got == [{"room": "blue", "got": {"hi": 1}, "tls": True}, "ping?", 200_000]
+    assert seen == [("closed", 1000, "")]
+
+
+def test_our_client_against_the_websockets_server(tls_files: TLSFiles) -> None:
+    from websockets.asyncio.server import serve as ws_serve
+
+    from framework.errors import ConnectError
+    from framework.websocket.client import connect as ws_connect
+
+    async def echo(conn: Any) -> None:
+        async for message in conn:
+            await conn.send(message)
+        # The close code our client sent reaches the peer.
+        codes.append(conn.close_code)
+
+    codes: list[Any] = []
+
+    async def main() -> list[Any]:
+        server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_ctx.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+        got: list[Any] = []
+        async with ws_serve(echo, "127.0.0.1", 0, ssl=server_ctx) as peer:
+            port = peer.sockets[0].getsockname()[1]
+            async with ws_connect(f"wss://localhost:{port}/", ca=tls_files.ca_cert) as ws:
+                for message in ("text", b"bytes", "x" * 70_000):
+                    await ws.send(message)
+                    got.append(await ws.receive())
+            # Verification is on: a client that does not trust the test CA is refused.
+            with pytest.raises(ConnectError, match="certificate verify failed"):
+                await ws_connect(f"wss://localhost:{port}/").open()
+            await _until(lambda: bool(codes))
+        return got
+
+    assert run(main()) == ["text", b"bytes", "x" * 70_000]
+    assert codes == [1000]
