@@ -29,12 +29,14 @@ from wsproto.events import (
     Pong,
     TextMessage,
 )
+from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason
 
 from .. import limits
 from ..accesslog import access_log, safe_target
 from ..messages import Request
 from ..transport import FlowControl
+from .deflate import negotiate
 from .handshake import refusal, switch_headers
 
 __all__ = ["WebSocket", "WebSocketDisconnect"]
@@ -70,6 +72,8 @@ class WebSocket:
         ping_interval: seconds between keep-alive pings (``None``: none).
         ping_timeout: seconds a pong may take (1011 after it).
         close_timeout: seconds to wait for the peer's close frame after ours.
+        compression: accept ``permessage-deflate`` when the client offers it (bounded: see
+            ``deflate.py``).
     """
 
     def __init__(
@@ -81,8 +85,10 @@ class WebSocket:
         ping_interval: float | None = limits.WS_PING_INTERVAL,
         ping_timeout: float = limits.WS_PING_TIMEOUT,
         close_timeout: float = limits.WS_CLOSE_TIMEOUT,
+        compression: bool = True,
     ) -> None:
         self.request = request
+        self.compression = compression
         self.max_message_size = max_message_size
         self.queue_size = queue_size
         self.ping_interval = ping_interval
@@ -121,8 +127,15 @@ class WebSocket:
         extra = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
         ]
+        extensions: list[Extension] = []
+        if self.compression:
+            offers = self.request.headers.get_all("sec-websocket-extensions")
+            agreed = negotiate(offers, self.max_message_size) if offers else None
+            if agreed is not None:
+                extensions.append(agreed[0])
+                extra.append((b"sec-websocket-extensions", agreed[1].encode("ascii")))
         head = switch_headers(self.request, subprotocol, extra)
-        frames = self._frames = _Frames(self)
+        frames = self._frames = _Frames(self, extensions=extensions)
         self.subprotocol = subprotocol
         upgrade(head, frames)
         self.state = OPEN
@@ -227,9 +240,12 @@ class WebSocket:
 class _Frames(asyncio.Protocol):
     """The protocol the transport is handed to after ``101``: wsproto's events, bounded."""
 
-    def __init__(self, ws: WebSocket, *, client: bool = False) -> None:
+    def __init__(
+        self, ws: WebSocket, *, client: bool = False, extensions: list[Extension] | None = None
+    ) -> None:
         self.ws = ws
-        self.conn = Connection(ConnectionType.CLIENT if client else ConnectionType.SERVER)
+        role = ConnectionType.CLIENT if client else ConnectionType.SERVER
+        self.conn = Connection(role, extensions)
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
         self.messages: deque[str | bytes] = deque()

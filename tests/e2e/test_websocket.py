@@ -11,6 +11,7 @@ import logging
 import os
 import ssl
 import struct
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -237,8 +238,10 @@ def test_websocket_message_over_the_limit_closes_1009(tls_files: TLSFiles) -> No
 # --- raw frames -------------------------------------------------------------------------------
 
 
-def _frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
-    head = bytes([(0x80 if fin else 0) | opcode])
+def _frame(
+    opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv1: bool = False
+) -> bytes:
+    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
     length = len(payload)
     bit = 0x80 if mask else 0
     if length < 126:
@@ -253,11 +256,11 @@ def _frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) 
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
-def _raw_handshake(sock: ssl.SSLSocket, path: str) -> bytes:
+def _raw_handshake(sock: ssl.SSLSocket, path: str, extra: str = "") -> bytes:
     sock.sendall(
         f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
     )
     data = b""
     while b"\r\n\r\n" not in data:
@@ -397,3 +400,40 @@ def test_our_client_against_the_websockets_server(tls_files: TLSFiles) -> None:
 
     assert run(main()) == ["text", b"bytes", "x" * 70_000]
     assert codes == [1000]
+
+
+# --- permessage-deflate -----------------------------------------------------------------------
+
+
+def test_websocket_compression_negotiated_with_narrow_windows(tls_files: TLSFiles) -> None:
+    async def main() -> tuple[str, Any]:
+        async with connect(url(server, "/echo"), ssl=tls_files.client_context()) as ws:
+            text = "compressible " * 5000
+            await ws.send(text)
+            echoed = await ws.recv()
+            assert ws.response is not None
+            return ws.response.headers["Sec-WebSocket-Extensions"], echoed == text
+
+    with served(tls_files) as (server, _):
+        agreed, same = run(main())
+    assert same
+    assert agreed.startswith("permessage-deflate")
+    assert "server_max_window_bits=12" in agreed
+    assert "client_max_window_bits=12" in agreed
+
+
+def test_websocket_decompression_bomb_closes_1009(tls_files: TLSFiles) -> None:
+    # 8 MiB of zeros deflate to about 8 KiB: under the 1 KiB-limited route's frame limit
+    # never, but inflated it is far over. The server must stop inflating at the limit.
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    payload = bomb.compress(b"\0" * (8 * 1024 * 1024)) + bomb.flush(zlib.Z_SYNC_FLUSH)
+    payload = payload[:-4]  # RFC 7692: the trailing 00 00 ff ff is left out
+    with served(tls_files) as (server, seen):
+        with raw_tls(server, tls_files) as sock:
+            rest = _raw_handshake(
+                sock, "/small", "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+            )
+            sock.sendall(_frame(0x2, payload, rsv1=True))
+            assert _close_code(sock, rest) == 1009
+        assert asyncio.run(_until(lambda: bool(seen)))
+    assert seen == [("small", 1009)]
