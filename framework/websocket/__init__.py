@@ -35,11 +35,15 @@ def websocket_endpoint(handler: WebSocketHandler, **options: Any) -> Callable[..
     """
 
     async def endpoint(request: Request, **params: Any) -> Response:
-        if not is_websocket_request(request):
-            raise HTTPError(426, "this is a WebSocket endpoint", headers={"Upgrade": "websocket"})
-        why = refusal(request)
-        if why is not None:
-            raise HTTPError(400, why)
+        # Under an ASGI server the handshake is its business (and its headers may be gone).
+        if getattr(request, "websocket_channel", None) is None:
+            if not is_websocket_request(request):
+                raise HTTPError(
+                    426, "this is a WebSocket endpoint", headers={"Upgrade": "websocket"}
+                )
+            why = refusal(request)
+            if why is not None:
+                raise HTTPError(400, why)
         ws = WebSocket(request, **options)
         try:
             await handler(ws, **params)

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
@@ -46,6 +46,25 @@ log = logging.getLogger("framework.websocket")
 Upgrade = Callable[[list[tuple[bytes, bytes]], asyncio.Protocol], None]
 
 CONNECTING, OPEN, CLOSED = "connecting", "open", "closed"
+
+
+class Frames(Protocol):
+    """What a ``WebSocket`` sends and receives through once accepted (``_Frames`` here)."""
+
+    messages: deque[str | bytes]
+    ended: WebSocketDisconnect | None
+
+    async def next_message(self) -> str | bytes: ...
+    async def send(self, event: TextMessage | BytesMessage) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Channel(Protocol):
+    """Where the frames are when another server did the handshake (an ASGI server)."""
+
+    async def accept(
+        self, ws: WebSocket, subprotocol: str | None, headers: list[tuple[bytes, bytes]]
+    ) -> Frames: ...
 
 
 class WebSocketDisconnect(ConnectionError):
@@ -98,7 +117,7 @@ class WebSocket:
         self.subprotocol: str | None = None
         self.close_code: int | None = None
         self.close_reason = ""
-        self._frames: _Frames | None = None
+        self._frames: _Frames | Frames | None = None
 
     @property
     def path_params(self) -> dict[str, Any]:
@@ -118,15 +137,22 @@ class WebSocket:
             raise RuntimeError(f"the WebSocket is already {self.state}")
         if self.request is None:
             raise RuntimeError("accept() is the server's side of the handshake")
+        extra = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+        ]
+        channel: Channel | None = getattr(self.request, "websocket_channel", None)
+        if channel is not None:
+            # Under an ASGI server: it did the handshake checks and owns the frames.
+            self._frames = await channel.accept(self, subprotocol, extra)
+            self.subprotocol = subprotocol
+            self.state = OPEN
+            return
         why = refusal(self.request)
         if why is not None:
             raise ValueError(why)
         upgrade: Upgrade | None = getattr(self.request, "upgrade", None)
         if upgrade is None:
             raise RuntimeError("this request's server cannot switch protocols")
-        extra = [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
-        ]
         extensions: list[Extension] = []
         if self.compression:
             offers = self.request.headers.get_all("sec-websocket-extensions")
@@ -224,7 +250,7 @@ class WebSocket:
             return
         await self._frames.close(code, reason)
 
-    def _require_open(self) -> _Frames:
+    def _require_open(self) -> _Frames | Frames:
         frames = self._frames
         if frames is None:
             raise RuntimeError("accept() the WebSocket first")
