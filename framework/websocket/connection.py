@@ -283,6 +283,7 @@ class _Frames(asyncio.Protocol):
         self.pong_waiter: asyncio.TimerHandle | None = None
         self.pinger: asyncio.TimerHandle | None = None
         self.close_timer: asyncio.TimerHandle | None = None
+        self.abort_timer: asyncio.TimerHandle | None = None
         self.opened = time.monotonic()
         self.counts = [0, 0, 0, 0]  # messages in, bytes in, messages out, bytes out
 
@@ -297,8 +298,34 @@ class _Frames(asyncio.Protocol):
         self.conn.receive_data(data)
         for event in self.conn.events():
             self._event(event)
-        if len(self.messages) >= self.ws.queue_size and self.flow is not None:
-            self.flow.pause_reading()  # the handler lags: so does the peer
+        if self.ended is None and self._announced() > self.ws.max_message_size:
+            # A frame header that announces more than the limit is refused before its
+            # payload arrives: a 2^63-byte frame is not waited for.
+            self._fail(1009, f"message over {self.ws.max_message_size} bytes")
+        self._update_reading()
+
+    def _announced(self) -> int:
+        """Bytes of the message so far plus those the frame being read still announces."""
+        # wsproto does not expose the header of a frame in progress; where its decoder is
+        # not as expected, the per-part check in _message_part still applies.
+        decoder = getattr(getattr(self.conn, "_proto", None), "_frame_decoder", None)
+        header = getattr(decoder, "header", None)
+        if header is None:
+            return 0
+        consumed: int = getattr(decoder, "payload_consumed", 0)
+        return self.part_size + int(header.payload_len) - consumed
+
+    def _update_reading(self) -> None:
+        """Read only while the handler keeps up and the peer reads what we write."""
+        flow = self.flow
+        if flow is None:
+            return
+        # A full queue: the handler lags, so must the peer. A full write buffer: the peer
+        # does not read our answers (pongs to a ping flood, echoes), so we stop reading.
+        if len(self.messages) >= self.ws.queue_size or flow.is_write_paused:
+            flow.pause_reading()
+        else:
+            flow.resume_reading()
 
     def eof_received(self) -> bool | None:
         self.conn.receive_data(None)
@@ -313,11 +340,12 @@ class _Frames(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.flow is not None:
             self.flow.resume_writing()
+            self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.flow is not None:
             self.flow.connection_lost(exc)
-        for timer in (self.pinger, self.pong_waiter, self.close_timer):
+        for timer in (self.pinger, self.pong_waiter, self.close_timer, self.abort_timer):
             if timer is not None:
                 timer.cancel()
         code = self.ws.close_code if self.ws.close_code is not None else 1006
@@ -400,8 +428,7 @@ class _Frames(asyncio.Protocol):
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
         message = self.messages.popleft()
-        if len(self.messages) < self.ws.queue_size and self.flow is not None:
-            self.flow.resume_reading()
+        self._update_reading()
         return message
 
     async def send(self, event: TextMessage | BytesMessage) -> None:
@@ -460,8 +487,14 @@ class _Frames(asyncio.Protocol):
             waiter.set_result(None)
 
     def _drop(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            # close() waits for the write buffer to flush, which a peer that never reads
+            # never lets happen: after the close timeout, cut it.
+            if self.abort_timer is None:
+                loop = asyncio.get_running_loop()
+                self.abort_timer = loop.call_later(self.ws.close_timeout, transport.abort)
 
     def _schedule_ping(self) -> None:
         interval = self.ws.ping_interval
