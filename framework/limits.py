@@ -120,9 +120,12 @@ WS_MAX_MESSAGE_BYTES = 1024 * 1024
 #: the ``websockets`` library's max_queue 16; uvicorn 32.
 WS_QUEUE_MESSAGES = 16
 
-#: Seconds between keep-alive pings, and how long a pong may take before the connection is
-#: closed (1011). Precedent: uvicorn --ws-ping-interval 20 / --ws-ping-timeout 20.
+#: Seconds between keep-alive pings (none: no pings). Precedent: uvicorn --ws-ping-interval
+#: 20, the ``websockets`` library 20.
 WS_PING_INTERVAL = 20.0
+
+#: Seconds a pong may take before the connection is closed (1011). Precedent: uvicorn
+#: --ws-ping-timeout 20, the ``websockets`` library 20.
 WS_PING_TIMEOUT = 20.0
 
 #: Seconds to wait for the peer's close frame after ours before dropping the connection.

@@ -477,6 +477,9 @@ class ServerProtocol(Guards, asyncio.Protocol):
         if self.is_closed or self.transport is None:
             raise ConnectionResetError("the client closed the connection")
         self.write(self.driver.send(InformationalResponse(101, headers)))
+        configure = getattr(protocol, "configure", None)
+        if configure is not None:  # the server's defaults for what the route left unset
+            configure(self.context.config)
         upgraded = self.context.upgraded
         upgraded.add(protocol)
         protocol.closed.add_done_callback(lambda _: upgraded.discard(protocol))

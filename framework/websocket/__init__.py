@@ -45,6 +45,7 @@ def websocket_endpoint(handler: WebSocketHandler, **options: Any) -> Callable[..
             if why is not None:
                 raise HTTPError(400, why)
         ws = WebSocket(request, **options)
+        ws.route_options = frozenset(options)
         try:
             await handler(ws, **params)
         except WebSocketDisconnect:

@@ -36,7 +36,7 @@ from .. import limits
 from ..accesslog import access_log, safe_target
 from ..messages import Request
 from ..transport import FlowControl
-from .deflate import negotiate
+from .deflate import BoundedDeflate, negotiate
 from .handshake import refusal, switch_headers
 
 __all__ = ["WebSocket", "WebSocketDisconnect"]
@@ -118,6 +118,9 @@ class WebSocket:
         self.close_code: int | None = None
         self.close_reason = ""
         self._frames: _Frames | Frames | None = None
+        #: The options the route set: the server's defaults (``ServerConfig.ws_*``) apply
+        #: to the others.
+        self.route_options: frozenset[str] = frozenset()
 
     @property
     def path_params(self) -> dict[str, Any]:
@@ -263,6 +266,16 @@ class WebSocket:
         return f"<WebSocket {where} {self.state}>"
 
 
+#: ``WebSocket`` option -> the ``ServerConfig`` field that gives its server-wide default.
+_CONFIG_FIELDS = {
+    "max_message_size": "ws_max_message_bytes",
+    "queue_size": "ws_queue_messages",
+    "ping_interval": "ws_ping_interval",
+    "ping_timeout": "ws_ping_timeout",
+    "close_timeout": "ws_close_timeout",
+}
+
+
 class _Frames(asyncio.Protocol):
     """The protocol the transport is handed to after ``101``: wsproto's events, bounded."""
 
@@ -272,6 +285,7 @@ class _Frames(asyncio.Protocol):
         self.ws = ws
         role = ConnectionType.CLIENT if client else ConnectionType.SERVER
         self.conn = Connection(role, extensions)
+        self.extensions = extensions or []
         self.transport: asyncio.Transport | None = None
         self.flow: FlowControl | None = None
         self.messages: deque[str | bytes] = deque()
@@ -286,6 +300,16 @@ class _Frames(asyncio.Protocol):
         self.abort_timer: asyncio.TimerHandle | None = None
         self.opened = time.monotonic()
         self.counts = [0, 0, 0, 0]  # messages in, bytes in, messages out, bytes out
+
+    def configure(self, config: Any) -> None:
+        """Take the server's WebSocket defaults (``ServerConfig.ws_*``) the route left unset."""
+        ws = self.ws
+        for name, field in _CONFIG_FIELDS.items():
+            if name not in ws.route_options and hasattr(config, field):
+                setattr(ws, name, getattr(config, field))
+        for extension in self.extensions:
+            if isinstance(extension, BoundedDeflate):
+                extension.max_message_size = ws.max_message_size
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 

@@ -122,3 +122,10 @@ async def n_path(ws: WebSocket, room: str) -> None:
     await ws.accept()
     await ws.send_json({"room": room, "scheme": "wss", "tls": ws.request.tls is not None})
     await ws.close()
+
+
+@native_ws.websocket("/big", max_message_size=64 * 1024)
+async def n_big(ws: WebSocket) -> None:
+    await ws.accept()
+    async for message in ws:
+        await ws.send(message)

@@ -1,7 +1,8 @@
-"""Drain under load: ``framework serve`` with 500 open WebSockets, stopped by SIGTERM.
+"""``framework serve`` with WebSockets: the ``--ws-*`` flags, and drain under load.
 
-Every client receives close 1001 (going away) and the process exits 0 within the graceful
-timeout, as a process manager stopping the service expects.
+The server-wide limits from the flags apply to routes that set none and a route's own
+option wins. With 500 open WebSockets, SIGTERM sends each client close 1001 (going away)
+and the process exits 0 within the graceful timeout, as a process manager expects.
 """
 
 from __future__ import annotations
@@ -22,11 +23,38 @@ websockets = pytest.importorskip("websockets", reason="the websockets library is
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 CLIENTS = 500
 
 
+def test_ws_flags_set_server_defaults_and_route_options_win(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    args = ["tests.e2e.ws_apps:native_ws", "--port", "0", "--no-access-log"]
+    args += ["--certfile", str(tls_files.server_cert), "--keyfile", str(tls_files.server_key)]
+    args += ["--ws-max-size", "1KiB"]
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    message = "x" * 2048
+
+    async def main(port: int) -> tuple[int | None, str]:
+        base = f"wss://localhost:{port}"
+        async with connect(base + "/echo", ssl=context, compression=None) as ws:
+            await ws.send(message)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            code = ws.close_code
+        async with connect(base + "/big", ssl=context, compression=None) as ws:
+            await ws.send(message)
+            echoed = str(await ws.recv())
+        return code, echoed
+
+    with serve_cli(args, env=environment(tmp_path), cwd=REPO) as running:
+        port = int(running.wait_for(SERVING, timeout=STARTUP_TIMEOUT).group(1))
+        code, echoed = asyncio.run(asyncio.wait_for(main(port), 30))
+    assert code == 1009  # over the server-wide 1 KiB
+    assert echoed == message  # the route's own 64 KiB
+
+
+@pytest.mark.slow
 def test_sigterm_with_500_open_websockets_sends_1001_and_exits_in_time(
     tls_files: TLSFiles, tmp_path: Path
 ) -> None:
