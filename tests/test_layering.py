@@ -55,7 +55,8 @@ ALLOWED: dict[str, set[str] | None] = {
         "limits",
     },
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
-    "asgi": {"transport", "messages", "headers", "errors", "limits"},
+    # (and the websocket scope, driving the WebSocket of websocket/)
+    "asgi": {"websocket", "transport", "messages", "headers", "errors", "limits"},
     # entry points
     "deploy": None,
     "cli": None,
