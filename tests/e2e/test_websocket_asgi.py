@@ -170,3 +170,18 @@ def test_our_app_websockets_on_our_server_match(tls_files: TLSFiles, tmp_path: P
     with ours("tests.e2e.ws_apps:native_ws", tls_files, tmp_path) as port:
         seen = exchanges(port, tls_files)
     check(seen)
+
+
+def test_malformed_handshake_to_an_asgi_app_is_400(tls_files: TLSFiles, tmp_path: Path) -> None:
+    async def main(port: int) -> tuple[int, bytes]:
+        from framework import Client
+
+        async with Client(ca=tls_files.ca_cert) as client:
+            headers = {"Upgrade": "websocket", "Connection": "Upgrade"}  # no key, no version
+            response = await client.get(f"https://localhost:{port}/echo", headers=headers)
+            return response.status, await response.read()
+
+    with ours("tests.e2e.ws_apps:starlette_ws", tls_files, tmp_path) as port:
+        status, body = asyncio.run(asyncio.wait_for(main(port), 30))
+    assert status == 400
+    assert b"Sec-WebSocket-Version" in body
