@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import ssl
+import statistics
 import sys
 import tempfile
 import time
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sizes", default="32,4096", help="message sizes in bytes (32,4096)")
     p.add_argument("--idle", type=int, default=0, help="measure memory with N idle WebSockets")
     p.add_argument("--no-echo", action="store_true", help="skip the echo load (memory only)")
+    p.add_argument("--rounds", type=int, default=1, help="rounds, servers in turn (median)")
     p.add_argument("--servers", default=";".join(s.name for s in SERVERS))
     p.add_argument("--json", type=Path, help="write the figures here too")
     args = p.parse_args(argv)
@@ -156,33 +158,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     if len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {1})  # the load beside the server's core 0
-    results: dict[str, Any] = {}
+    for spec in list(specs):
+        why = available(spec)
+        if why is not None:
+            print(f"websocket_echo: skipping {spec.name}: {why}", file=sys.stderr)
+            specs.remove(spec)
+    rounds: dict[str, list[dict[str, Any]]] = {spec.name: [] for spec in specs}
     with tempfile.TemporaryDirectory(prefix="ws-bench-") as tmp:
         certs = make_certificates(Path(tmp) / "pki")
-        for spec in specs:
-            why = available(spec)
-            if why is not None:
-                print(f"websocket_echo: skipping {spec.name}: {why}", file=sys.stderr)
-                continue
-            server = Launched.start(spec, certs, Path(tmp) / "servers")
-            try:
-                row: dict[str, Any] = {}
-                if not args.no_echo:
-                    for size in sizes:
-                        row[str(size)] = measure_echo(
-                            server, certs.ca, size, args.connections, args.duration
-                        )
-                if args.idle:
-                    row["idle_kib"] = measure_idle(server, certs.ca, args.idle, None)
-                    row["idle_deflate_kib"] = measure_idle(server, certs.ca, args.idle, "deflate")
-                results[spec.name] = row
-            finally:
-                server.stop()
-            print(f"websocket_echo: {spec.name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+        for r in range(args.rounds):
+            # Each round starts with another server: a drift in the machine's load is spread.
+            for spec in specs[r % len(specs) :] + specs[: r % len(specs)]:
+                row = _measure(spec, certs, Path(tmp) / "servers", sizes, args)
+                rounds[spec.name].append(row)
+                print(f"websocket_echo: {spec.name}: {json.dumps(row)}", file=sys.stderr)
+    results = {name: _median(rows) for name, rows in rounds.items()}
     print(report(results, sizes, args))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def _measure(
+    spec: ServerSpec, certs: Any, workdir: Path, sizes: list[int], args: argparse.Namespace
+) -> dict[str, Any]:
+    server = Launched.start(spec, certs, workdir)
+    try:
+        row: dict[str, Any] = {}
+        if not args.no_echo:
+            for size in sizes:
+                row[str(size)] = measure_echo(
+                    server, certs.ca, size, args.connections, args.duration
+                )
+        if args.idle:
+            row["idle_kib"] = measure_idle(server, certs.ca, args.idle, None)
+            row["idle_deflate_kib"] = measure_idle(server, certs.ca, args.idle, "deflate")
+        return row
+    finally:
+        server.stop()
+
+
+def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds."""
+    out: dict[str, Any] = {}
+    for key, value in rows[0].items():
+        if isinstance(value, dict):
+            out[key] = {k: statistics.median(row[key][k] for row in rows) for k in value}
+        else:
+            out[key] = statistics.median(row[key] for row in rows)
+    return out
 
 
 def report(results: dict[str, Any], sizes: list[int], args: argparse.Namespace) -> str:
@@ -190,7 +214,11 @@ def report(results: dict[str, Any], sizes: list[int], args: argparse.Namespace) 
     ours = results.get("framework", {})
     info = machine_info()
     where = ", ".join(f"{k} {info[k]}" for k in ("cpu", "cores", "python") if k in info)
-    lines = [f"WebSocket echo over TLS, {args.connections} connections ({where})", ""]
+    lines = [
+        f"WebSocket echo over TLS, {args.connections} connections, median of {args.rounds}"
+        f" round(s) ({where})",
+        "",
+    ]
     if not args.no_echo:
         lines += [
             "| server | size | round trips/s | × framework | server CPU µs/msg | × framework |",

@@ -1,4 +1,5 @@
-"""Autobahn|Testsuite's fuzzing client against the WebSocket echo route: cases 1 to 10.
+"""Autobahn|Testsuite's fuzzing client against the WebSocket echo route: cases 1 to 10, and
+the compression cases 12.1, 13.1 and 13.7.
 
 The suite is Python 2.7 code (``autobahntestsuite`` on PyPI). The test finds a 2.7
 interpreter (pyenv's, or ``python2.7`` on the PATH), installs the suite into a cache
@@ -23,6 +24,7 @@ from tests.conftest import serve_in_thread
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "framework-autobahn27"
 CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "8.*", "9.*", "10.*"]
+COMPRESSION_CASES = ["12.1.*", "13.1.*", "13.7.*"]
 RUN = (
     "import sys; from autobahntestsuite.wstest import run; "
     "sys.argv = ['wstest', '-m', 'fuzzingclient', '-s', sys.argv[1]]; run()"
@@ -68,9 +70,8 @@ def _echo_app() -> App:
     return app
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_autobahn_fuzzing_client_cases_1_to_10(tmp_path: Path) -> None:
+def _run_cases(cases: list[str], tmp_path: Path) -> dict[str, dict[str, object]]:
+    """Every case's result from the fuzzing client against our echo route."""
     python = _python27()
     suite = _suite(python)
     with serve_in_thread(_echo_app(), None, loop="uvloop") as server:
@@ -80,7 +81,7 @@ def test_autobahn_fuzzing_client_cases_1_to_10(tmp_path: Path) -> None:
                 {
                     "outdir": str(tmp_path / "reports"),
                     "servers": [{"agent": "framework", "url": f"ws://127.0.0.1:{server.port}/"}],
-                    "cases": CASES,
+                    "cases": cases,
                     "exclude-cases": [],
                     "exclude-agent-cases": {},
                 }
@@ -94,13 +95,39 @@ def test_autobahn_fuzzing_client_cases_1_to_10(tmp_path: Path) -> None:
             timeout=600,
         )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    results = json.loads((tmp_path / "reports" / "index.json").read_text())["framework"]
-    bad = {
+    results: dict[str, dict[str, object]] = json.loads(
+        (tmp_path / "reports" / "index.json").read_text()
+    )["framework"]
+    return results
+
+
+def _failed(results: dict[str, dict[str, object]]) -> dict[str, tuple[object, object]]:
+    return {
         case: (result["behavior"], result["behaviorClose"])
         for case, result in results.items()
         if result["behavior"] not in ("OK", "NON-STRICT", "INFORMATIONAL")
         or result["behaviorClose"] not in ("OK", "INFORMATIONAL")
     }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_autobahn_fuzzing_client_cases_1_to_10(tmp_path: Path) -> None:
+    results = _run_cases(CASES, tmp_path)
+    bad = _failed(results)
     print(f"\nAutobahn cases 1-10: {len(results)} run, {len(bad)} failed")
     assert len(results) == 301
+    assert bad == {}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_autobahn_fuzzing_client_compression_subset(tmp_path: Path) -> None:
+    # permessage-deflate: 12.1 (our compressor, default offer), 13.1 and 13.7 (the client's
+    # window and context-takeover offers). About 3 minutes, nearly all of it the suite's own
+    # Python 2.7 client compressing and masking (it used 3x the server's CPU here).
+    results = _run_cases(COMPRESSION_CASES, tmp_path)
+    bad = _failed(results)
+    print(f"\nAutobahn cases 12.1, 13.1, 13.7: {len(results)} run, {len(bad)} failed")
+    assert len(results) == 54
     assert bad == {}
