@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "transport": {"errors", "limits"},
     # roles
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
-    "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
+    "client": {"http11", "transport", "tls", "websocket", "messages", "errors", "limits"},
     # app
     "routing": {"messages", "errors", "limits"},
     "app": {"routing", "asgi", "websocket", "messages", "errors", "limits"},
