@@ -2,12 +2,14 @@
 
 The client's CA verifies the server (a client without it is refused with a clear error), its
 certificate reaches a route under mutual TLS (``ws.request.tls``), a relative URL joins
-``base_url`` with ``https`` turned to ``wss``.
+``base_url`` with ``https`` turned to ``wss``. A certificate reload leaves an open WebSocket
+as it was while new handshakes see the new certificate.
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,35 @@ def test_client_websocket_verifies_the_server(tls_files: TLSFiles) -> None:
             asyncio.run(asyncio.wait_for(untrusted(server.port), 20))
         with pytest.raises(RemoteProtocolError):
             asyncio.run(asyncio.wait_for(refused(server.port), 20))
+
+
+def test_certificate_reload_leaves_open_websockets_alone(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    from tests.e2e.test_reload import issue, served_serial
+
+    new_cert, new_key, new_serial = issue(tls_files.ca, tmp_path, "new")
+    app = App()
+
+    @app.websocket("/echo")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for message in ws:
+            await ws.send(message)
+
+    with serve_in_thread(app, tls_files) as server:
+
+        async def main() -> list[str]:
+            async with Client(ca=tls_files.ca_cert) as client:
+                async with client.websocket(f"wss://localhost:{server.port}/echo") as ws:
+                    await ws.send_text("before")
+                    got = [await ws.receive_text()]
+                    await asyncio.to_thread(server.reload_certificate, new_cert, new_key)
+                    assert await asyncio.to_thread(served_serial, server.port, tls_files) == (
+                        new_serial
+                    )
+                    await ws.send_text("after")
+                    got.append(await ws.receive_text())
+                    return got
+
+        assert asyncio.run(asyncio.wait_for(main(), 20)) == ["before", "after"]
