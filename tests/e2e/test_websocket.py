@@ -17,15 +17,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from framework import App, Request, WebSocket, WebSocketDisconnect
 from framework.server import Server
 from tests.conftest import TLSFiles, serve_in_thread
 from tests.e2e.test_server import Responses, raw_tls
-
-websockets = pytest.importorskip("websockets", reason="the websockets library is a test peer")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 
 def make_app(seen: list[Any]) -> App:

@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import TLSFiles
 from tests.e2e.serve_cli import REPO, STARTUP_TIMEOUT, Served, environment, serve_cli
 from tests.e2e.test_asgi_uvicorn import require_module
-
-websockets = pytest.importorskip("websockets", reason="the websockets library is a test peer")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 SERVING = re.compile(r"framework: serving on https://localhost:(\d+)/")
 UVICORN_RUNNING = re.compile(r"Uvicorn running on https://127\.0\.0\.1:(\d+)")

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from framework import App, WebSocket, WebSocketDisconnect
 from framework.limits import WRITE_HIGH_WATER
@@ -28,9 +29,6 @@ from framework.server import Server
 from tests.conftest import TLSFiles, serve_in_thread
 from tests.e2e.test_server import raw_tls
 from tests.e2e.test_websocket import _close_code, _frame, _raw_handshake
-
-websockets = pytest.importorskip("websockets", reason="the websockets library is a test peer")
-from websockets.asyncio.client import connect  # noqa: E402
 
 CHUNK = 64 * 1024
 

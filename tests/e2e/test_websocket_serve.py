@@ -14,14 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from framework.limits import GRACEFUL_SHUTDOWN_TIMEOUT
 from tests.conftest import TLSFiles
 from tests.e2e.serve_cli import REPO, SERVING, STARTUP_TIMEOUT, environment, serve_cli
-
-websockets = pytest.importorskip("websockets", reason="the websockets library is a test peer")
-from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 CLIENTS = 500
 
