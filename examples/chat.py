@@ -10,13 +10,11 @@ the rooms and who is in them.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import defaultdict
 
 from framework import App, Request, WebSocket
 
 app = App()
-log = logging.getLogger("examples.chat")
 
 #: room name -> {WebSocket: the name it chose}
 rooms: defaultdict[str, dict[WebSocket, str]] = defaultdict(dict)
@@ -24,6 +22,7 @@ rooms: defaultdict[str, dict[WebSocket, str]] = defaultdict(dict)
 #: How long one member may hold up a broadcast before it is dropped: a member that does
 #: not read must not stall the room.
 SEND_TIMEOUT = 5.0
+_closing: set[asyncio.Future[None]] = set()  # members being dropped (referenced until done)
 
 
 async def broadcast(room: str, message: dict[str, str]) -> None:
@@ -35,7 +34,10 @@ async def broadcast(room: str, message: dict[str, str]) -> None:
             await asyncio.wait_for(member.send_json(message), SEND_TIMEOUT)
         except (TimeoutError, ConnectionError):
             rooms[room].pop(member, None)
-            await member.close(1008, "too slow for the room")
+            # Closed beside the broadcast: its closing handshake may take the close timeout.
+            closing = asyncio.ensure_future(member.close(1008, "too slow for the room"))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
 
     await asyncio.gather(*(deliver(member) for member in members))
 

@@ -2,17 +2,22 @@
 
 Three client processes: two in one room see each other's messages, one in another room sees
 none of them; ``GET /rooms`` lists who is where; end of input ends a client with status 0.
+A member that never reads is dropped from its room once a broadcast to it times out, while
+the others carry on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from framework import Client
 from tests.conftest import TLSFiles
@@ -123,3 +128,40 @@ def test_chat_rooms_broadcast_between_client_processes(tls_files: TLSFiles, tmp_
         finally:
             for client in clients:
                 client.kill()
+
+
+def test_chat_drops_a_member_that_does_not_read(
+    tls_files: TLSFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from websockets.asyncio.client import connect
+
+    from examples import chat
+    from tests.conftest import serve_in_thread
+    from tests.e2e.test_server import raw_tls
+    from tests.e2e.test_websocket import _raw_handshake
+
+    monkeypatch.setattr(chat, "SEND_TIMEOUT", 0.5)
+    with serve_in_thread(chat.app, tls_files, loop="uvloop") as server:
+        with raw_tls(server, tls_files, rcvbuf=16 * 1024) as slow:
+            _raw_handshake(slow, "/chat/kitchen?name=slow")  # and never reads again
+            deadline = time.monotonic() + TIMEOUT
+            while "slow" not in chat.rooms.get("kitchen", {}).values():
+                assert time.monotonic() < deadline, "the slow member never joined"
+                time.sleep(0.01)
+
+            async def talk() -> int:
+                url = f"wss://localhost:{server.port}/chat/kitchen?name=fast"
+                text = "x" * 4000
+                async with connect(url, ssl=tls_files.client_context()) as ws:
+                    for sent in range(1, 5001):  # bounded: far more than the buffers hold
+                        await ws.send(text)
+                        while json.loads(await ws.recv()).get("text") != text:
+                            pass  # join and leave notices
+                        if "slow" not in chat.rooms["kitchen"].values():
+                            return sent
+                return -1
+
+            sent = asyncio.run(asyncio.wait_for(talk(), 60))
+    # Dropped once its buffers were full, not at once: it was a member for a while.
+    assert sent > 10, f"the member that never reads was dropped after {sent} messages"
+    print(f"the member that never reads was dropped after {sent} broadcasts of 4 KB")
