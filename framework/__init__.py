@@ -74,6 +74,7 @@ if _typing.TYPE_CHECKING:
     from .sessions import SessionMiddleware
     from .staticfiles import StaticFiles
     from .tls import CertificateStore
+    from .websocket import WebSocket, WebSocketDisconnect
 
 __version__ = "0.1.0"
 
@@ -137,6 +138,8 @@ _SOURCES = {
     "TooManyRedirects": ".errors",
     "UploadFile": ".forms",
     "ValidationError": ".errors",
+    "WebSocket": ".websocket",
+    "WebSocketDisconnect": ".websocket",
     "WriteError": ".errors",
     "WriteTimeout": ".errors",
     "delete": ".client",
@@ -210,6 +213,8 @@ __all__ = [
     "TooManyRedirects",
     "UploadFile",
     "ValidationError",
+    "WebSocket",
+    "WebSocketDisconnect",
     "WriteError",
     "WriteTimeout",
     "delete",

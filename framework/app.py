@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar, overload
 
 from . import asgi
-from .decorators import RouteDecorators
+from .decorators import F, RouteDecorators
 from .errorpages import error_response, returns_json, wants_json
 from .errors import ClientDisconnect, HTTPError
 from .messages import (
@@ -33,6 +33,7 @@ from .mounts import Mount, check_prefix
 from .params import Binder, make_binder
 from .routing import Route, Router
 from .staticfiles import StaticFiles
+from .websocket import websocket_endpoint
 
 __all__ = [
     "HSTS_MAX_AGE",
@@ -224,6 +225,22 @@ class App(RouteDecorators):
         if prefix:
             self.add_route(prefix, static_root, ("GET",), f"static:{prefix}:root")
         return served
+
+    def websocket(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        """Decorate a WebSocket handler, ``async def chat(ws: WebSocket, **params)``.
+
+        ``options`` are ``WebSocket``'s limits (``max_message_size``, ``queue_size``,
+        ``ping_interval``, ``ping_timeout``, ``close_timeout``).
+        """
+
+        def decorate(endpoint: F) -> F:
+            if not inspect.iscoroutinefunction(endpoint):
+                name_ = getattr(endpoint, "__qualname__", endpoint)
+                raise TypeError(f"WebSocket handler {name_!r} must be an async function")
+            self.add_route(path, websocket_endpoint(endpoint, **options), ("GET",), name)
+            return endpoint
+
+        return decorate
 
     def middleware(self, func: Middleware) -> Middleware:
         """Decorate ``async def mw(request, call_next) -> Response``; the first added is outermost.

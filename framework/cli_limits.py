@@ -87,6 +87,11 @@ FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
         _count_or_none,
     ),
     "BACKLOG": ("backlog", "--backlog", _count),
+    "WS_MAX_MESSAGE_BYTES": ("ws_max_message_bytes", "--ws-max-size", _size),
+    "WS_QUEUE_MESSAGES": ("ws_queue_messages", "--ws-max-queue", _count),
+    "WS_PING_INTERVAL": ("ws_ping_interval", "--ws-ping-interval", _seconds_or_none),
+    "WS_PING_TIMEOUT": ("ws_ping_timeout", "--ws-ping-timeout", _seconds),
+    "WS_CLOSE_TIMEOUT": ("ws_close_timeout", "--ws-close-timeout", _seconds),
 }
 
 

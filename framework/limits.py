@@ -129,6 +129,30 @@ ACCESS_LOG_TARGET_CHARS = 1024
 #: marked past it): a subject is the peer's choice, like the target.
 ACCESS_LOG_FIELD_CHARS = 256
 
+# --- WebSocket -------------------------------------------------------------------------------
+
+#: Largest WebSocket message accepted (all its fragments together); a larger one closes the
+#: connection with 1009. Precedent: Sanic 1 MiB; uvicorn and hypercorn 16 MiB. With
+#: ``WS_QUEUE_MESSAGES`` it bounds what one slow handler can hold: 16 x 1 MiB, where 16 MiB
+#: messages would allow 256 MiB per connection.
+WS_MAX_MESSAGE_BYTES = 1024 * 1024
+
+#: Received messages queued for the handler before reading from the peer pauses. Precedent:
+#: the ``websockets`` library's max_queue 16; uvicorn 32.
+WS_QUEUE_MESSAGES = 16
+
+#: Seconds between keep-alive pings (none: no pings). Precedent: uvicorn --ws-ping-interval
+#: 20, the ``websockets`` library 20.
+WS_PING_INTERVAL = 20.0
+
+#: Seconds a pong may take before the connection is closed (1011). Precedent: uvicorn
+#: --ws-ping-timeout 20, the ``websockets`` library 20.
+WS_PING_TIMEOUT = 20.0
+
+#: Seconds to wait for the peer's close frame after ours before dropping the connection.
+#: Precedent: the ``websockets`` library's close_timeout 10 s.
+WS_CLOSE_TIMEOUT = 10.0
+
 # --- client ----------------------------------------------------------------------------------
 
 #: Connect (TCP + TLS handshake). Precedent: httpx 5 s for every phase.

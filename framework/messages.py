@@ -166,6 +166,7 @@ class Request(RequestConveniences):
         "_streamed",
         "max_body_size",
         "_gone",
+        "upgrade",
     )
 
     def __init__(
@@ -182,6 +183,7 @@ class Request(RequestConveniences):
         disconnected: Callable[[], bool] | None = None,
         server: tuple[str, int] | None = None,
         scheme: str | None = None,
+        upgrade: Callable[[list[tuple[bytes, bytes]], Any], None] | None = None,
     ) -> None:
         if isinstance(target, str):
             target = target.encode("latin-1")
@@ -194,6 +196,9 @@ class Request(RequestConveniences):
         self.client = client
         self.scheme = scheme or ("https" if tls is not None else "http")
         self.server = server
+        #: Set by the server: answer ``101 Switching Protocols`` with the given headers and
+        #: hand the connection to the given ``asyncio.Protocol`` (WebSocket uses it).
+        self.upgrade = upgrade
         self.tls = tls
         self.http_version = http_version
         self.path_params: dict[str, Any] = {}

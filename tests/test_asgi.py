@@ -241,6 +241,6 @@ def test_app_lifespan_runs_hooks_and_reports_a_failing_one() -> None:
     assert sent == [{"type": "lifespan.startup.failed", "message": "no database"}]
 
 
-def test_app_refuses_a_websocket_scope() -> None:
-    with pytest.raises(ValueError, match="unsupported ASGI scope type 'websocket'"):
-        run(_call(App(), {"type": "websocket"}, []))
+def test_app_refuses_an_unknown_scope_type() -> None:
+    with pytest.raises(ValueError, match="unsupported ASGI scope type 'webtransport'"):
+        run(_call(App(), {"type": "webtransport"}, []))

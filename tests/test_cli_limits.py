@@ -35,6 +35,11 @@ def test_cli_limits_flags_reach_the_config() -> None:
         "--max-in-flight=50",
         "--retry-after=3",
         "--max-requests-per-connection=unlimited",
+        "--ws-max-size=16MiB",
+        "--ws-max-queue=32",
+        "--ws-ping-interval=none",
+        "--ws-ping-timeout=5",
+        "--ws-close-timeout=2.5",
     )
     assert {name: getattr(config, name) for name in vars(type(config))["__slots__"]} == {
         "keep_alive_timeout": 65.0,
@@ -53,6 +58,11 @@ def test_cli_limits_flags_reach_the_config() -> None:
         "max_requests_per_connection": None,
         "retry_after": 3,
         "backlog": limits.BACKLOG,
+        "ws_max_message_bytes": 16 * 1024 * 1024,
+        "ws_queue_messages": 32,
+        "ws_ping_interval": None,
+        "ws_ping_timeout": 5.0,
+        "ws_close_timeout": 2.5,
         "access_log": False,
         "access_log_format": "text",
         "forwarded_allow_ips": "127.0.0.0/8,::1",
@@ -69,6 +79,8 @@ def test_cli_limits_flags_reach_the_config() -> None:
         ("--max-body-size", "1.5MiB"),
         ("--max-in-flight", "0"),
         ("--write-timeout", "unlimited"),
+        ("--ws-max-size", "lots"),
+        ("--ws-ping-timeout", "none"),
     ],
 )
 def test_cli_limits_bad_values_are_one_line(

@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "transport": {"errors", "limits"},
     # roles
     "server": {"http11", "transport", "accesslog", "tls", "messages", "errors", "limits"},
-    "client": {"http11", "transport", "tls", "messages", "errors", "limits"},
+    "client": {"http11", "transport", "tls", "websocket", "messages", "errors", "limits"},
     # the load generator: a client of its own (raw protocols, one request encoded once) for
     # measuring servers; a role beside the client, never imported by the other roles
     "load": {"http11", "tls", "messages", "errors", "limits"},
@@ -59,6 +59,7 @@ ALLOWED: dict[str, set[str] | None] = {
         "errorpages",
         "mounts",
         "decorators",
+        "websocket",
         "messages",
         "errors",
         "limits",
@@ -72,7 +73,19 @@ ALLOWED: dict[str, set[str] | None] = {
     "staticfiles": {"files", "messages", "headers", "errors", "limits"},
     "middleware": {"files", "messages", "headers", "errors", "limits"},
     # ASGI both ways, over the Handler: an ASGI app served here, an App under an ASGI server
-    "asgi": {"transport", "messages", "headers", "errors", "limits"},
+    # (and the websocket scope, driving the WebSocket of websocket/)
+    "asgi": {"websocket", "transport", "messages", "headers", "errors", "limits"},
+    # WebSocket frames (wsproto) on a connection the server hands over after 101.
+    "websocket": {
+        "http11",
+        "tls",
+        "transport",
+        "accesslog",
+        "messages",
+        "headers",
+        "errors",
+        "limits",
+    },
     # services: certificates from an ACME CA, over both roles and the PKI
     "acme": {"server", "client", "pki", "messages", "errors", "limits"},
     # entry points
@@ -114,6 +127,7 @@ FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
     "transport": {"ssl", "socket", "h11"},
     "routing": {"ssl", "socket", "h11", "asyncio"},
     "app": {"ssl", "socket", "h11", "asyncio"},
+    "websocket": {"socket", "h11"},
     "asgi": {"ssl", "socket", "h11"},
     "load": {"h11"},
 }

@@ -22,8 +22,10 @@ from .. import limits
 from ..headers import Headers
 from ..messages import Request, Response
 from ..transport import BodyQueue
+from ..websocket.handshake import is_websocket_request, refusal
 from .lifespan import Lifespan
 from .scope import ASGIApp, Message, Scope, http_scope
+from .websocket import serve_websocket, websocket_scope
 
 __all__ = ["ASGIHandler"]
 
@@ -339,6 +341,12 @@ class ASGIHandler:
 
     async def __call__(self, request: Request) -> Response:
         """Run the app for ``request`` and answer with what it sends."""
+        if request.upgrade is not None and is_websocket_request(request):
+            why = refusal(request)
+            if why is not None:  # not a handshake the app could accept
+                return Response(f"{why}\n", status=400)
+            scope = websocket_scope(request, self.root_path, self.lifespan.state, self.server_cert)
+            return await serve_websocket(self.app, request, scope)
         loop = asyncio.get_running_loop()
         cycle = _Cycle(request)
         scope = http_scope(request, self.root_path, self.lifespan.state, self.server_cert)

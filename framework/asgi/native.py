@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from ..headers import Headers
 from ..messages import Handler, Request, Response, TLSInfo
 from .scope import Receive, Scope, Send
+from .websocket import ASGIRequest, run_websocket
 
 __all__ = ["run_asgi"]
 
@@ -59,7 +60,7 @@ def _tls(scope: Scope) -> TLSInfo | None:
     return TLSInfo(version=_VERSION_NAMES.get(ext.get("tls_version") or 0), cipher=None)
 
 
-def _request(scope: Scope, receive: Receive) -> Request:
+def _request(scope: Scope, receive: Receive, cls: type[Request] = Request) -> Request:
     root_path: str = scope.get("root_path", "")
     raw_path: bytes | None = scope.get("raw_path")
     if raw_path is None:
@@ -74,11 +75,18 @@ def _request(scope: Scope, receive: Receive) -> Request:
     target = raw_path + b"?" + query if query else raw_path
     client = scope.get("client")
     server = scope.get("server")
-    return Request(
-        scope["method"],
+    websocket = scope["type"] == "websocket"
+    raw = [(bytes(k), bytes(v)) for k, v in scope.get("headers", ())]
+    offered = scope.get("subprotocols")
+    if websocket and offered and not any(k.lower() == b"sec-websocket-protocol" for k, _ in raw):
+        # Some ASGI servers (uvicorn's wsproto) give the offer in the scope only: a handler
+        # reads it where it would on our server.
+        raw.append((b"sec-websocket-protocol", ", ".join(offered).encode("latin-1")))
+    return cls(
+        "GET" if websocket else scope["method"],
         target,
-        Headers([(bytes(k), bytes(v)) for k, v in scope.get("headers", ())]),
-        body=_ReceiveSource(receive),
+        Headers(raw),
+        body=b"" if websocket else _ReceiveSource(receive),
         client=(client[0], client[1]) if client else None,
         server=(server[0], server[1]) if server else None,
         tls=_tls(scope),
@@ -126,18 +134,20 @@ async def run_asgi(
     startup: Callable[[], Awaitable[None]] | None = None,
     shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Answer one ASGI connection (``http`` or ``lifespan``) with a native ``handler``.
+    """Answer one ASGI connection (``http``, ``websocket`` or ``lifespan``) with ``handler``.
 
     Raises:
-        ValueError: a scope type other than ``http`` and ``lifespan`` (``websocket`` comes
-            with the WebSocket work); an ASGI server answers it as unsupported.
+        ValueError: another scope type; an ASGI server answers it as unsupported.
     """
     kind = scope["type"]
     if kind == "lifespan":
         await _lifespan(receive, send, startup, shutdown)
         return
+    if kind == "websocket":
+        await run_websocket(handler, _request(scope, receive, ASGIRequest), scope, receive, send)
+        return
     if kind != "http":
-        raise ValueError(f"unsupported ASGI scope type {kind!r}: this app serves HTTP only")
+        raise ValueError(f"unsupported ASGI scope type {kind!r}")
     request = _request(scope, receive)
     response = await handler(request)
     await _send_response(request, response, receive, send)

@@ -10,9 +10,10 @@ hands back a connection with the response's head, which becomes a ``ClientRespon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias, Unpack
 from urllib.parse import urljoin
@@ -23,6 +24,8 @@ from ..errors import (
     TooManyRedirects,
 )
 from ..messages import HeadersLike
+from ..websocket import WebSocket
+from ..websocket.client import connect as ws_connect
 from .auth import AuthLike, authorize, to_auth
 from .connection import ClientConnection
 from .connector import Connector, load_context
@@ -364,6 +367,44 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         if not response._read_received():
             await response.aread()
         return response
+
+    @contextlib.asynccontextmanager
+    async def websocket(
+        self,
+        url: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> AsyncIterator[WebSocket]:
+        """Open a WebSocket with this client's TLS policy; it is closed when the block ends.
+
+        ``async with client.websocket("wss://host/ws") as ws:`` verifies the server as this
+        client's requests do (its ``ca``, its client certificate for mutual TLS); a relative
+        URL joins ``base_url`` (``https`` becomes ``wss``). ``options`` are ``WebSocket``'s
+        limits (``max_message_size``, ``ping_interval``...).
+
+        Raises:
+            ConnectError: the connection or TLS handshake failed.
+            RemoteProtocolError: the server did not accept the WebSocket.
+        """
+        pool = await self._start()
+        if "://" not in url:
+            if self.base_url is None:
+                raise ValueError(f"relative URL {url!r} needs a base_url on the Client")
+            url = f"{self.base_url}/{url.lstrip('/')}"
+        for plain, secure in (("https://", "wss://"), ("http://", "ws://")):
+            if url.startswith(plain):
+                url = secure + url[len(plain) :]
+        opening = ws_connect(
+            url,
+            ssl_context=pool.connector.ssl_context,
+            subprotocols=subprotocols,
+            headers=headers,
+            **options,
+        )
+        async with opening as ws:
+            yield ws
 
     def stream(self, method: str, url: str, **options: Unpack[BodyOptions]) -> _StreamContext:
         """Send a request; the response's body is read as you consume it.

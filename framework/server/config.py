@@ -49,6 +49,11 @@ class ServerConfig:
             ``Forwarded`` headers set ``request.client`` and ``request.scheme``: addresses and
             networks separated by commas, ``"*"`` for all, ``""`` for none (loopback by
             default).
+        ws_max_message_bytes: the largest WebSocket message; 1009 above it.
+        ws_queue_messages: WebSocket messages held for a handler before reading pauses.
+        ws_ping_interval: seconds between WebSocket keep-alive pings (``None``: none).
+        ws_ping_timeout: how long a pong may take; 1011 after it.
+        ws_close_timeout: how long to wait for the peer's close frame after ours.
         h11_only: read every request with h11, none on the driver's plain path (the
             differential tests prove the two read alike; this is for whoever wants h11 alone).
 
@@ -73,6 +78,11 @@ class ServerConfig:
     max_requests_per_connection: int | None = limits.MAX_REQUESTS_PER_CONNECTION
     retry_after: int = limits.RETRY_AFTER
     backlog: int = limits.BACKLOG
+    ws_max_message_bytes: int = limits.WS_MAX_MESSAGE_BYTES
+    ws_queue_messages: int = limits.WS_QUEUE_MESSAGES
+    ws_ping_interval: float | None = limits.WS_PING_INTERVAL
+    ws_ping_timeout: float = limits.WS_PING_TIMEOUT
+    ws_close_timeout: float = limits.WS_CLOSE_TIMEOUT
     access_log: bool = False
     access_log_format: LogFormat = "text"
     forwarded_allow_ips: str | Sequence[str] = LOOPBACK
@@ -107,6 +117,9 @@ _SECONDS = (
     "body_timeout",
     "request_timeout",
     "write_timeout",
+    "ws_ping_interval",
+    "ws_ping_timeout",
+    "ws_close_timeout",
 )
 _COUNTS = (
     "max_header_bytes",
@@ -119,8 +132,16 @@ _COUNTS = (
     "max_requests_per_connection",
     "retry_after",
     "backlog",
+    "ws_max_message_bytes",
+    "ws_queue_messages",
 )
 #: Settings where ``None`` means "no limit".
 _OPTIONAL = frozenset(
-    {"max_stream_body_bytes", "request_timeout", "max_in_flight", "max_requests_per_connection"}
+    {
+        "max_stream_body_bytes",
+        "request_timeout",
+        "max_in_flight",
+        "max_requests_per_connection",
+        "ws_ping_interval",
+    }
 )

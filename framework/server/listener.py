@@ -349,14 +349,21 @@ class Server:
         self._listeners.clear()
         for conn in list(context.connections):
             conn.shutdown(limits.DRAIN_IDLE_GRACE)
+        # Connections handed to another protocol (WebSockets) are told the server is going
+        # away (1001) and waited for with the requests in flight.
+        upgraded = list(context.upgraded)
+        for protocol in upgraded:
+            protocol.going_away()
         # Polled, every 10 ms up to the deadline: "closed by us" has no event of its own.
         linger_until: float | None = None
-        while self._handshakes or self.connections:
+        while self._handshakes or self.connections or _open(upgraded):
             now = self.loop.time()
             if now >= deadline:
                 self._cut(timeout)
+                for protocol in _open(upgraded):
+                    protocol.abort()
                 break
-            if self._all_closed_by_us():
+            if self._all_closed_by_us() and not _open(upgraded):
                 # Each connection has its last answer and a close_notify on the way; the
                 # client closes once it has read them. One that does not, within the linger,
                 # is not waited for: it would hold the stop for nothing.
@@ -427,3 +434,8 @@ class Server:
     def __repr__(self) -> str:
         state = "draining" if self.is_draining else ("listening" if self._listeners else "new")
         return f"<Server {self.url} {state} connections={len(self.connections)}>"
+
+
+def _open(upgraded: list[Any]) -> list[Any]:
+    """The handed-over protocols (WebSockets) not closed yet."""
+    return [protocol for protocol in upgraded if not protocol.closed.done()]

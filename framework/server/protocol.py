@@ -72,6 +72,7 @@ class ServerContext:
         "start_task",
         "forwarded",
         "scheme",
+        "upgraded",
     )
 
     def __init__(
@@ -107,6 +108,9 @@ class ServerContext:
         allow = ForwardedAllow(config.forwarded_allow_ips)
         self.forwarded = allow if allow.all or allow.spec else None
         self.scheme = "https" if is_tls else "http"
+        #: Protocols connections were handed to after ``101`` (WebSockets): the drain asks
+        #: each to ``going_away()`` and waits for its ``closed`` future.
+        self.upgraded: set[Any] = set()
 
 
 def _task_starter(
@@ -326,6 +330,7 @@ class ServerProtocol(Guards, asyncio.Protocol):
             disconnected=self._is_gone,
             server=self.local,
             scheme=scheme,
+            upgrade=self._switch_protocols,
         )
         self._process_body()
         if self.is_closed:
@@ -534,6 +539,26 @@ class ServerProtocol(Guards, asyncio.Protocol):
     def task(self) -> asyncio.Task[None] | None:
         """The task answering the current request, if one is running."""
         return self._task
+
+    def _switch_protocols(self, headers: list[tuple[bytes, bytes]], protocol: Any) -> None:
+        """Answer ``101 Switching Protocols`` with ``headers``, then hand the transport over.
+
+        The drain reaches ``protocol`` through ``ServerContext.upgraded`` until its ``closed``
+        future is done.
+
+        Raises:
+            ConnectionError: the client is gone.
+        """
+        if self.is_closed or self.transport is None:
+            raise ConnectionResetError("the client closed the connection")
+        self.write(self.driver.send(InformationalResponse(101, headers)))
+        configure = getattr(protocol, "configure", None)
+        if configure is not None:  # the server's defaults for what the route left unset
+            configure(self.context.config)
+        upgraded = self.context.upgraded
+        upgraded.add(protocol)
+        protocol.closed.add_done_callback(lambda _: upgraded.discard(protocol))
+        self.hand_over(protocol)
 
     def hand_over(self, protocol: asyncio.Protocol) -> None:
         """Give the transport to ``protocol`` (after ``101 Switching Protocols``).
