@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .report import machine_info
+from framework.load.report import machine_info
+
 from .servers import Launched, ServerSpec, available, make_certificates
 
 __all__ = ["SERVERS", "main"]

@@ -6,6 +6,7 @@ Tests never turn certificate verification off: they trust a CA made for the sess
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import ssl
@@ -125,3 +126,16 @@ def serve_in_thread(
 def loop_name(request: pytest.FixtureRequest) -> str:
     """Each test that takes this runs once on asyncio's loop and once on uvloop's."""
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Undo what an in-process ``serve()`` does to logging (its access-log handler on a
+    stream pytest closes afterwards, ``propagate`` off), so that later tests see records."""
+    loggers = [logging.getLogger(name) for name in ("framework", "framework.access")]
+    saved = [(logger, logger.handlers[:], logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, handlers, propagate, level in saved:
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)

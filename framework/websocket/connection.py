@@ -106,7 +106,7 @@ class WebSocket:
         close_timeout: float = limits.WS_CLOSE_TIMEOUT,
         compression: bool = True,
     ) -> None:
-        self.request = request
+        self._request = request
         self.compression = compression
         self.max_message_size = max_message_size
         self.queue_size = queue_size
@@ -123,9 +123,20 @@ class WebSocket:
         self.route_options: frozenset[str] = frozenset()
 
     @property
+    def request(self) -> Request:
+        """The opening handshake: path parameters, headers, ``client``, ``tls``.
+
+        Raises:
+            RuntimeError: on the client's side, which has no request.
+        """
+        if self._request is None:
+            raise RuntimeError("a client's WebSocket has no request; the server's side has one")
+        return self._request
+
+    @property
     def path_params(self) -> dict[str, Any]:
         """The route's parameters (also passed to the handler as keyword arguments)."""
-        return self.request.path_params if self.request is not None else {}
+        return self._request.path_params if self._request is not None else {}
 
     async def accept(
         self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
@@ -138,32 +149,32 @@ class WebSocket:
         """
         if self.state is not CONNECTING:
             raise RuntimeError(f"the WebSocket is already {self.state}")
-        if self.request is None:
+        if self._request is None:
             raise RuntimeError("accept() is the server's side of the handshake")
         extra = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
         ]
-        channel: Channel | None = getattr(self.request, "websocket_channel", None)
+        channel: Channel | None = getattr(self._request, "websocket_channel", None)
         if channel is not None:
             # Under an ASGI server: it did the handshake checks and owns the frames.
             self._frames = await channel.accept(self, subprotocol, extra)
             self.subprotocol = subprotocol
             self.state = OPEN
             return
-        why = refusal(self.request)
+        why = refusal(self._request)
         if why is not None:
             raise ValueError(why)
-        upgrade: Upgrade | None = getattr(self.request, "upgrade", None)
+        upgrade: Upgrade | None = getattr(self._request, "upgrade", None)
         if upgrade is None:
             raise RuntimeError("this request's server cannot switch protocols")
         extensions: list[Extension] = []
         if self.compression:
-            offers = self.request.headers.get_all("sec-websocket-extensions")
+            offers = self._request.headers.get_all("sec-websocket-extensions")
             agreed = negotiate(offers, self.max_message_size) if offers else None
             if agreed is not None:
                 extensions.append(agreed[0])
                 extra.append((b"sec-websocket-extensions", agreed[1].encode("ascii")))
-        head = switch_headers(self.request, subprotocol, extra)
+        head = switch_headers(self._request, subprotocol, extra)
         frames = self._frames = _Frames(self, extensions=extensions)
         self.subprotocol = subprotocol
         upgrade(head, frames)
@@ -262,7 +273,7 @@ class WebSocket:
         return frames
 
     def __repr__(self) -> str:
-        where = self.request.path if self.request is not None else "client"
+        where = self._request.path if self._request is not None else "client"
         return f"<WebSocket {where} {self.state}>"
 
 
@@ -537,7 +548,7 @@ class _Frames(asyncio.Protocol):
         self._fail(CloseReason.INTERNAL_ERROR, "keep-alive ping timeout")
 
     def _log(self) -> None:
-        request = self.ws.request
+        request = self.ws._request
         if request is None or not access_log.isEnabledFor(logging.INFO):
             return
         host = request.client[0] if request.client else "-"

@@ -84,6 +84,7 @@ def echo_works(server: Server, tls_files: TLSFiles) -> float:
         async with connect(url, ssl=tls_files.client_context()) as ws:
             await ws.send("still here")
             assert await ws.recv() == "still here"
+        await ws.wait_closed()  # the TCP connection too, before this loop ends
         return time.monotonic() - started
 
     return asyncio.run(asyncio.wait_for(main(), 10))
