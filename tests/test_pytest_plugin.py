@@ -28,7 +28,9 @@ EXAMPLE = REPO / "examples" / "testing"
 INI = """\
 [pytest]
 addopts = --strict-markers -p no:cacheprovider
-filterwarnings = error
+filterwarnings =
+    error
+    ignore:The configuration option "asyncio_default_fixture_loop_scope" is unset:DeprecationWarning
 """
 
 # Wraps the plugin's fixture to note each server's port and the CA's directory, and a last test
