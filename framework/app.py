@@ -31,7 +31,7 @@ from .messages import (
 )
 from .mounts import Mount, check_prefix
 from .params import Binder, make_binder
-from .routing import Route, Router
+from .routing import Route, Router, require_async
 from .staticfiles import StaticFiles
 from .websocket import websocket_endpoint
 
@@ -189,12 +189,7 @@ class App(RouteDecorators):
         ``max_body_size`` raises (or lowers) the most bytes ``await request.body()`` buffers
         for this route, from the server's ``max_body_bytes`` (1 MiB); above it, 413.
         """
-        if not inspect.iscoroutinefunction(endpoint):
-            raise TypeError(
-                f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
-                "function (async def)"
-            )
-        route = Route(path, endpoint, methods, name, max_body_size)
+        route = Route(path, require_async(endpoint), methods, name, max_body_size)
         # Read the signature now, so a parameter that cannot come from a request is a
         # TypeError at import time, not a 500 later.
         self._plans[id(route)] = (route, *plan_route(route))

@@ -148,6 +148,20 @@ def _check_literal(path: str, text: str) -> None:
         )
 
 
+def require_async(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint`` itself, once checked to be an ``async def`` function.
+
+    Raises:
+        TypeError: it is not one (a handler must be awaitable).
+    """
+    if not inspect.iscoroutinefunction(endpoint):
+        raise TypeError(
+            f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
+            "function (async def)"
+        )
+    return endpoint
+
+
 class Router(RouteDecorators):
     """Routes in the order they were added; the first that fits wins.
 
@@ -191,12 +205,7 @@ class Router(RouteDecorators):
         max_body_size: int | None = None,
     ) -> Route:
         """Add a route for ``endpoint``, an async function; the decorators call this."""
-        if not inspect.iscoroutinefunction(endpoint):
-            raise TypeError(
-                f"handler {getattr(endpoint, '__qualname__', endpoint)!r} must be an async "
-                "function (async def)"
-            )
-        return self.add(Route(path, endpoint, methods, name, max_body_size))
+        return self.add(Route(path, require_async(endpoint), methods, name, max_body_size))
 
     def url_path_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called ``name`` for ``params`` (``Route.url_path``).
