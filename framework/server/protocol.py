@@ -228,11 +228,6 @@ class ServerProtocol(Guards, asyncio.Protocol):
         self.flow.connection_lost(exc)
         if self._body is not None:
             self._body.lose("client disconnected before sending the whole body")
-        # The request and its body hold bound methods of this protocol: left in place, the
-        # cycle keeps the connection's TLS state (tens of KiB outside Python's heap) alive
-        # until a full garbage collection, and resident memory climbs under reconnects.
-        self._body = None
-        self._request = None
         self.context.connections.discard(self)
         self._end()
 
@@ -559,6 +554,15 @@ class ServerProtocol(Guards, asyncio.Protocol):
         upgraded.add(protocol)
         protocol.closed.add_done_callback(lambda _: upgraded.discard(protocol))
         self.hand_over(protocol)
+
+    def _end(self) -> None:
+        # The request and its body hold bound methods of this protocol: left in place, the
+        # cycle keeps the connection (its transport's TLS state, tens of KiB outside Python's
+        # heap) alive until a full garbage collection, both when the client goes and when
+        # the transport is handed over after 101. A running handler keeps its own reference.
+        self._body = None
+        self._request = None
+        super()._end()
 
     def hand_over(self, protocol: asyncio.Protocol) -> None:
         """Give the transport to ``protocol`` (after ``101 Switching Protocols``).
