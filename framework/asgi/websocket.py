@@ -158,7 +158,7 @@ class _ASGIFrames:
 
     async def next_message(self) -> str | bytes:
         if self.ended is not None:
-            raise self.ended
+            raise self.ended.again()
         message = await self.receive()
         if message["type"] == "websocket.receive":
             text = message.get("text")
@@ -166,11 +166,11 @@ class _ASGIFrames:
         code = int(message.get("code", 1005))
         self._end(code, message.get("reason") or "")
         assert self.ended is not None
-        raise self.ended
+        raise self.ended.again()
 
     async def send(self, event: Any) -> None:
         if self.ended is not None:
-            raise self.ended
+            raise self.ended.again()
         data = event.data
         key = "text" if isinstance(data, str) else "bytes"
         try:

@@ -59,6 +59,7 @@ def websocket_endpoint(handler: WebSocketHandler, **options: Any) -> Callable[..
             return Response(b"", status=403)
         if ws.state is OPEN:
             await ws.close(1000)
+        ws.detach()
         return _SWITCHED
 
     endpoint.__qualname__ = getattr(handler, "__qualname__", "websocket_endpoint")

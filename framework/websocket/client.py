@@ -192,3 +192,4 @@ class connect:  # noqa: N801 - used as a function: ``async with connect(url) as 
     ) -> None:
         if self.ws is not None:
             await self.ws.close(1000 if exc is None else 1011)
+            self.ws.detach()

@@ -75,6 +75,12 @@ class WebSocketDisconnect(ConnectionError):
         self.code = code
         self.reason = reason
 
+    def again(self) -> WebSocketDisconnect:
+        """A new exception saying the same: raising the stored one again would tie each
+        raise's traceback (its frames, the connection) to it, a cycle only a full garbage
+        collection frees."""
+        return WebSocketDisconnect(self.code, self.reason)
+
 
 class WebSocket:
     """A WebSocket connection, for a route declared with ``App.websocket``.
@@ -118,6 +124,7 @@ class WebSocket:
         self.close_code: int | None = None
         self.close_reason = ""
         self._frames: _Frames | Frames | None = None
+        self._ended: WebSocketDisconnect | None = None  # once detached
         #: The options the route set: the server's defaults (``ServerConfig.ws_*``) apply
         #: to the others.
         self.route_options: frozenset[str] = frozenset()
@@ -264,12 +271,25 @@ class WebSocket:
             return
         await self._frames.close(code, reason)
 
+    def detach(self) -> None:
+        """Let go of the connection once the handler is done with it (it closes by itself).
+
+        The frame protocol refers back to this object, so without this the two would stay in
+        memory, with the handshake request and its connection, until a full garbage
+        collection. Afterwards every call raises what ended the connection.
+        """
+        frames, self._frames = self._frames, None
+        if frames is not None:
+            self._ended = frames.ended or WebSocketDisconnect(1006)
+
     def _require_open(self) -> _Frames | Frames:
         frames = self._frames
         if frames is None:
+            if self._ended is not None:
+                raise self._ended.again()
             raise RuntimeError("accept() the WebSocket first")
         if frames.ended is not None and not frames.messages:
-            raise frames.ended
+            raise frames.ended.again()
         return frames
 
     def __repr__(self) -> str:
@@ -459,7 +479,7 @@ class _Frames(asyncio.Protocol):
     async def next_message(self) -> str | bytes:
         while not self.messages:
             if self.ended is not None:
-                raise self.ended
+                raise self.ended.again()
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
         message = self.messages.popleft()
@@ -468,7 +488,7 @@ class _Frames(asyncio.Protocol):
 
     async def send(self, event: TextMessage | BytesMessage) -> None:
         if self.ended is not None or self.conn.state is not ConnectionState.OPEN:
-            raise self.ended or WebSocketDisconnect(1006)
+            raise self.ended.again() if self.ended else WebSocketDisconnect(1006)
         data = self.conn.send(event)
         self.counts[2] += 1
         self.counts[3] += len(event.data)
@@ -477,7 +497,7 @@ class _Frames(asyncio.Protocol):
         try:
             await self.flow.drain()
         except ConnectionError:
-            raise self.ended or WebSocketDisconnect(1006) from None
+            raise (self.ended.again() if self.ended else WebSocketDisconnect(1006)) from None
 
     async def close(self, code: int, reason: str) -> None:
         ws = self.ws

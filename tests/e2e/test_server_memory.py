@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from framework import App, Request
+from framework import App, Request, WebSocket
 from framework.server import Server
 from framework.server.protocol import ServerProtocol
 from tests.conftest import TLSFiles, serve_in_thread
@@ -29,6 +29,12 @@ def _app() -> App:
     @app.get("/")
     async def hello(request: Request) -> str:
         return "Hello, world!"
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for message in ws:
+            await ws.send(message)
 
     @app.post("/upload")
     async def upload(request: Request) -> str:
@@ -82,10 +88,42 @@ def _closed_by_client_mid_body(server: Server, tls_files: TLSFiles) -> weakref.r
     return ref
 
 
+def _websocket_closed_by_client(server: Server, tls_files: TLSFiles) -> weakref.ref[ServerProtocol]:
+    # After 101 the connection belongs to the WebSocket: the HTTP protocol that answered the
+    # handshake must not be kept alive by the request it answered.
+    with raw_tls(server, tls_files) as sock:
+        deadline = time.monotonic() + 5
+        while not server.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ref = weakref.ref(only_connection(server))
+        sock.sendall(
+            request_bytes(
+                "GET",
+                "/ws",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version: 13",
+            )
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101 "), head
+    return ref
+
+
 @pytest.mark.parametrize(
     "close",
-    [_closed_by_server, _closed_by_client_when_idle, _closed_by_client_mid_body],
-    ids=["server-closes", "client-closes-idle", "client-closes-mid-body"],
+    [
+        _closed_by_server,
+        _closed_by_client_when_idle,
+        _closed_by_client_mid_body,
+        _websocket_closed_by_client,
+    ],
+    ids=["server-closes", "client-closes-idle", "client-closes-mid-body", "websocket"],
 )
 def test_closed_connection_is_freed_without_the_collector(
     tls_files: TLSFiles,
