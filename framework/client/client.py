@@ -446,14 +446,7 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
         request = build_request(
             method, target, self._headers, self._hop(target, own, cookies), body
         )
-        started = pool.loop.time()
-        try:
-            conn = await pool.send(request, phases, deadline)
-        except RETRIABLE as exc:
-            if not self.retries:
-                raise
-            conn = await send_again(pool, request, phases, deadline, exc, self.retries)
-        response = self._received(conn, pool, request, phases, deadline, started)
+        response = await self._exchange(pool, request, phases, deadline)
         follow = self.follow_redirects if follow is None else follow
         if not follow or response.status not in _REDIRECTS:
             return response
@@ -486,6 +479,23 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             if proxy is not None and proxy.authorization is not None:
                 extra.append((b"proxy-authorization", proxy.authorization))
         return [*(own or ()), *extra] if extra else own
+
+    async def _exchange(
+        self,
+        pool: ConnectionPool,
+        request: ClientRequest,
+        phases: Timeout,
+        deadline: float | None,
+    ) -> ClientResponse:
+        """Send ``request`` (again after a connect failure, with ``retries``); its response."""
+        started = pool.loop.time()
+        try:
+            conn = await pool.send(request, phases, deadline)
+        except RETRIABLE as exc:
+            if not self.retries:
+                raise
+            conn = await send_again(pool, request, phases, deadline, exc, self.retries)
+        return self._received(conn, pool, request, phases, deadline, started)
 
     def _received(
         self,
@@ -557,14 +567,7 @@ class Client(Shortcuts[Coroutine[Any, Any, ClientResponse]]):
             # The jar's cookies are chosen again for each URL; a request's own go nowhere else.
             hop = self._hop(target, headers, None)
             request = build_request(method, target, self._headers, hop, body, strip)
-            started = pool.loop.time()
-            try:
-                conn = await pool.send(request, phases, deadline)
-            except RETRIABLE as exc:
-                if not self.retries:
-                    raise
-                conn = await send_again(pool, request, phases, deadline, exc, self.retries)
-            response = self._received(conn, pool, request, phases, deadline, started)
+            response = await self._exchange(pool, request, phases, deadline)
         response.history = history
         return response
 
