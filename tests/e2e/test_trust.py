@@ -73,15 +73,25 @@ def _chromium(url: str, home: Path) -> str:
     if browser is None:
         require_tool("chromium")
     assert browser is not None
-    done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url],
-        env={**os.environ, "HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return done.stdout
+    # A loaded page prints its DOM; a page that failed prints no DOM, and newer Chromium
+    # says why on stderr ("Page load failed: net::ERR_...") where older ones printed an
+    # error page. Either is an answer; a run that gave neither is tried again.
+    stderr = ""
+    for _attempt in range(3):
+        done = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url],
+            env={**os.environ, "HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.stdout.strip():
+            return done.stdout
+        if "Page load failed" in done.stderr:
+            return done.stderr
+        stderr = done.stderr
+    raise AssertionError(f"chromium printed no page in 3 runs; its last stderr:\n{stderr}")
 
 
 def _nss_trust(certutil: str, db: Path, nickname: str) -> str | None:
