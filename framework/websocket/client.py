@@ -35,7 +35,9 @@ class _Handshake(asyncio.Protocol):
         self.head = head
         self.key = key
         self.ws = ws
-        self.done: asyncio.Future[_Frames] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[_Frames] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,6 +97,24 @@ class _Handshake(asyncio.Protocol):
             self.done.set_exception(
                 RemoteProtocolError("the server closed the connection during the handshake")
             )
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    async def release(self, within: float) -> None:
+        """Close a connection that did not become a WebSocket; return once its socket is shut.
+
+        A TLS close waits for the peer's close_notify: a caller whose loop ends at once (as
+        ``asyncio.run`` does) would otherwise leave the socket open until garbage collection.
+        """
+        transport = self.transport
+        if transport is None or self.lost.done():
+            return
+        transport.close()
+        try:
+            async with asyncio.timeout(within):
+                await asyncio.shield(self.lost)
+        except TimeoutError:
+            transport.abort()
 
 
 class connect:  # noqa: N801 - used as a function: ``async with connect(url) as ws``
@@ -172,6 +192,9 @@ class connect:  # noqa: N801 - used as a function: ``async with connect(url) as 
                     lambda: handshake, host, port, ssl=ctx, server_hostname=host if secure else None
                 )
                 await handshake.done
+        except RemoteProtocolError:
+            await handshake.release(self.timeout)
+            raise
         except (OSError, TimeoutError) as exc:
             if handshake.transport is not None:
                 handshake.transport.abort()

@@ -9,6 +9,8 @@ as it was while new handshakes see the new certificate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,31 @@ def test_certificate_reload_leaves_open_websockets_alone(
                     return got
 
         assert asyncio.run(asyncio.wait_for(main(), 20)) == ["before", "after"]
+
+
+def _open_sockets() -> set[str]:
+    """This process's open socket descriptors."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                found.add(fd)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
+def test_a_refused_handshake_closes_its_socket_before_raising(tls_files: TLSFiles) -> None:
+    # The refusal is raised only once the connection's socket is closed: a caller whose loop
+    # ends right after (asyncio.run) would otherwise leave it open, with its TLS shutdown
+    # unfinished, until garbage collection found it.
+    async def refused(port: int) -> None:
+        async with Client(ca=tls_files.ca_cert) as client:
+            async with client.websocket(f"wss://localhost:{port}/nowhere"):
+                pass
+
+    with serve_in_thread(make_app(), tls_files) as server:
+        before = _open_sockets()
+        for _ in range(5):
+            with pytest.raises(RemoteProtocolError, match="refused the WebSocket handshake"):
+                asyncio.run(asyncio.wait_for(refused(server.port), 20))
+        assert _open_sockets() - before == set()
