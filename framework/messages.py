@@ -355,6 +355,10 @@ class Response(ResponseConveniences):
     media_type: str | None = None
     #: For streaming kinds: the body as an async iterator of bytes; ``None`` for in-memory bodies.
     body_iterator: AsyncIterator[bytes] | None = None
+    #: Awaited by the server in the request's task once the exchange is over, whether the
+    #: response could be sent or not (the client left): the steps an ASGI app takes after
+    #: its response. The connection's next request waits for it, as for ``background``.
+    on_end: Callable[[], Awaitable[None]] | None = None
 
     def __init__(
         self,

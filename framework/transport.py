@@ -3,19 +3,25 @@
 ``FlowControl`` holds the two pieces of back pressure an asyncio ``Protocol`` needs (stop
 reading when the reader lags, wait for the transport to drain when the peer lags).
 ``BodyQueue`` holds the body bytes received for the message being read until their reader takes
-them, pausing the transport above a high-water mark. Nothing here parses HTTP or knows a role.
+them, pausing the transport above a high-water mark. ``eager_task_starter`` starts tasks that
+run their first step at once where Python has them. Nothing here parses HTTP or knows a role.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from . import limits
 from .errors import ClientDisconnect
 
-__all__ = ["BodyQueue", "FlowControl"]
+__all__ = ["BodyQueue", "FlowControl", "TaskStarter", "eager_task_starter"]
+
+#: Makes a task of a coroutine.
+TaskStarter = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 class FlowControl:
@@ -234,3 +240,16 @@ class BodyQueue:
     def __repr__(self) -> str:
         state = "complete" if self.is_complete else "receiving"
         return f"<BodyQueue {state} buffered={self.buffered}>"
+
+
+def eager_task_starter(loop: asyncio.AbstractEventLoop) -> TaskStarter | None:
+    """What starts tasks eagerly on ``loop``: Python 3.12+'s eager task factory.
+
+    A task it starts runs its first step before the call returns, so a coroutine that ends
+    without waiting has ended, and costs no turn of the loop. ``None`` before Python 3.12, or
+    when the application set a task factory on the loop (which is then left to decide).
+    """
+    eager = getattr(asyncio, "eager_task_factory", None)
+    if eager is None or loop.get_task_factory() is not None:
+        return None
+    return functools.partial(eager, loop)

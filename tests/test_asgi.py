@@ -7,6 +7,7 @@ details that are awkward to reach from outside.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any
 
@@ -134,6 +135,93 @@ def test_adapter_reads_a_body_given_as_bytes_and_frames_like_uvicorn() -> None:
     # Matching Content-Length is left to the server (its fast path writes it).
     assert response.headers.raw == [(b"content-type", b"text/plain")]
     assert response.body_iterator is None
+
+
+def test_app_that_answers_without_waiting_runs_in_the_request_task_with_no_loop_turn() -> None:
+    # As uvicorn runs an app: in the request's task, whose context it shares. No task of
+    # its own and no turn of the loop (a callback queued before the call has not run yet).
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((asyncio.current_task(), var.get()))
+        var.set("changed by the app")
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    async def main() -> tuple[Any, bool, str, Any]:
+        var.set("the caller's")
+        turned = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(turned.set_result, None)
+        response = await ASGIHandler(app)(Request("GET", "/"))
+        return response, turned.done(), var.get(), asyncio.current_task()
+
+    response, loop_turned, after, caller = run(main())
+    assert (response.body, response.on_end) == (b"hi", None)
+    assert seen == [(caller, "the caller's")]
+    assert after == "changed by the app"
+    assert not loop_turned
+
+
+def test_every_step_of_a_waiting_app_runs_in_one_task_through_the_end_of_the_exchange() -> None:
+    # anyio's cancel scopes (Starlette's streaming, its middleware) need every step of an
+    # app in the one task it started in: before its response, while it streams, and after.
+    # The server sends the answer from another task meanwhile, as _respond does.
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for piece in (b"a", b"b"):
+            await asyncio.sleep(0)
+            seen.append(asyncio.current_task())
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"c"})
+        await asyncio.sleep(0)  # after the response is complete
+        seen.append(asyncio.current_task())
+
+    async def main() -> tuple[list[bytes], Any]:
+        response = await ASGIHandler(app)(Request("GET", "/"))
+        iterator, on_end = response.body_iterator, response.on_end
+        assert iterator is not None
+        assert on_end is not None
+
+        async def sent() -> list[bytes]:  # the server's side, in a task of its own
+            return [piece async for piece in iterator]
+
+        sender = asyncio.ensure_future(sent())
+        await on_end()  # the app's steps after its answer began, where it began
+        return await sender, asyncio.current_task()
+
+    pieces, caller = run(main())
+    assert b"".join(pieces) == b"abc"
+    assert seen == [caller] * 4
+
+
+def test_a_cancelled_request_closes_the_app_after_its_response() -> None:
+    closed = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body"})
+        try:
+            await asyncio.Event().wait()  # work after the response that never ends
+        finally:
+            closed.set()
+
+    async def main() -> bool:
+        response = await ASGIHandler(app)(Request("GET", "/"))
+        assert response.on_end is not None
+        task = asyncio.ensure_future(response.on_end())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return closed.is_set()
+
+    assert run(main())
 
 
 # --- our App as an ASGI app -----------------------------------------------------------------

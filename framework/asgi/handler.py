@@ -1,9 +1,11 @@
 """``ASGIHandler``: an ASGI 3 application served as the server's ``Handler``.
 
-Each request runs the app in a task of its own. ``send`` turns the app's messages into a
-``Response``: a whole one when the body is complete by the time the server asks (the common
-case, sent on the server's fast path), else one whose body iterator is fed by ``send``, so
-the server writes each piece as the app sends it, with the same back pressure, limits,
+The app runs in the request's own task, as uvicorn runs it, stepped from here: the handler
+steps it until it has started its response (or ended), the body iterator steps it while it
+sends the body, and what it does after its response is complete runs once the response is
+out. ``send`` turns the app's messages into a ``Response``: a whole one when the body is
+complete by then (the common case, sent on the server's fast path), else one whose body
+iterator yields each piece as the app sends it, with the same back pressure, limits,
 timeouts, access log and drain as a native handler. ``receive`` reads the request body from
 the server's ``BodyQueue`` and says ``http.disconnect`` once the client has gone or the
 response is complete. Misuse of the protocol by the app (a body before the start, a message
@@ -13,9 +15,11 @@ after the end, returning without answering) is one log line, and a 500 when noth
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import types
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, Literal
 
 from .. import limits
@@ -24,7 +28,7 @@ from ..messages import Request, Response
 from ..transport import BodyQueue
 from ..websocket.handshake import is_websocket_request, refusal
 from .lifespan import Lifespan
-from .scope import ASGIApp, Message, Scope, http_scope
+from .scope import ASGIApp, Message, http_scope
 from .websocket import serve_websocket, websocket_scope
 
 __all__ = ["ASGIHandler"]
@@ -37,6 +41,7 @@ _WAITING, _STARTED, _COMPLETE = 0, 1, 2
 # response's share of back pressure, beside the transport's own buffer.
 SEND_AHEAD_BYTES = limits.WRITE_CHUNK_BYTES
 _DISCONNECT: Message = {"type": "http.disconnect"}
+_FRESH: Any = object()  # the app's coroutine has not been stepped yet
 
 
 class _Truncated(ConnectionAbortedError):
@@ -58,18 +63,19 @@ class _Cycle:
         "headers",
         "chunks",
         "buffered",
-        "ready",
         "ended",
         "handed",
         "streamed",
         "bodiless",
-        "consumer",
         "space",
         "gone",
         "body_read",
         "disconnect",
         "error",
-        "task",
+        "app",
+        "pending",
+        "waiter",
+        "consumer",
     )
 
     def __init__(self, request: Request) -> None:
@@ -80,20 +86,19 @@ class _Cycle:
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
-        # The handler waits on it (made only when it must wait) until the app has started
-        # its response or ended.
-        self.ready: asyncio.Future[None] | None = None
-        self.ended = False
+        self.ended = False  # the app returned or raised
         self.handed = False  # the handler gave the server a streaming response
         self.streamed = False  # sent chunked: no Content-Length, or more than one message
         self.bodiless = False  # a status that has no body (1xx, 204, 304): what is sent is dropped
-        self.consumer: asyncio.Future[None] | None = None  # the body iterator waits on it
         self.space: asyncio.Future[None] | None = None  # send() waits on it
         self.gone = False  # nobody reads the response any more
         self.body_read = False
         self.disconnect: asyncio.Future[None] | None = None  # receive() waits on it
         self.error: str | None = None  # why the response cannot be finished
-        self.task: asyncio.Task[None] | None = None  # the app's
+        self.app: Coroutine[Any, Any, Any] | None = None  # the app's run, stepped from here
+        self.pending: Any = _FRESH  # what the app's coroutine waits on since its last step
+        self.waiter: asyncio.Future[None] | None = None  # the stepping task waits on it
+        self.consumer: asyncio.Future[None] | None = None  # the body iterator waits on it
 
     # --- the app's two callables ------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class _Cycle:
             if self.disconnect is None:
                 self.disconnect = asyncio.get_running_loop().create_future()
                 if isinstance(self.source, BodyQueue):
-                    self.source.on_lost(self._lost)
+                    self.source.on_lost(self.lost)
             await asyncio.shield(self.disconnect)
         return _DISCONNECT
 
@@ -142,10 +147,15 @@ class _Cycle:
                 self.buffered += len(body)
             if not message.get("more_body", False):
                 self.state = _COMPLETE
-                self._wake_receiver()
+                if self.disconnect is not None:
+                    self._wake_receiver()
             else:
                 self.streamed = True
-            self._wake_consumer()
+            # Whoever waits for what was sent (tested first: nobody, in the common case).
+            if self.waiter is not None:
+                self._wake_stepper()
+            if self.consumer is not None:
+                self._wake_consumer()
             if self.buffered > SEND_AHEAD_BYTES and self.state is _STARTED and not self.gone:
                 self.space = asyncio.get_running_loop().create_future()
                 await self.space
@@ -166,7 +176,8 @@ class _Cycle:
                         break
                 else:
                     self.streamed = True
-            self._ready()
+            if self.waiter is not None:
+                self._wake_stepper()
         else:
             raise _Misuse(f"unknown ASGI message type {kind!r} for an http scope")
 
@@ -231,7 +242,13 @@ class _Cycle:
                     await self.consumer
         finally:
             if self.state is not _COMPLETE or chunks:
-                self._lost()
+                self.lost()
+
+    def _wake_stepper(self) -> None:
+        # Sent from another task of the app's, while the task stepping the app waits.
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _wake_consumer(self) -> None:
         waiter, self.consumer = self.consumer, None
@@ -247,7 +264,7 @@ class _Cycle:
         if self.disconnect is not None and not self.disconnect.done():
             self.disconnect.set_result(None)
 
-    def _lost(self) -> None:
+    def lost(self) -> None:
         """The client went away (or the server stopped reading the body): release the app."""
         self.gone = True
         self._wake_sender()
@@ -257,6 +274,12 @@ class _Cycle:
 
     def finished(self, exc: BaseException | None) -> None:
         """The app returned (``exc`` is ``None``) or raised."""
+        if exc is None and self.state is _COMPLETE:  # the common case: nothing to report
+            self.ended = True
+            self.app = None
+            if self.disconnect is not None:
+                self._wake_receiver()
+            return
         request = self.request
         where = f"{request.method} {request.path}"
         if isinstance(exc, _Misuse):
@@ -272,13 +295,104 @@ class _Cycle:
         if self.state is _STARTED:
             self.error = "the ASGI app ended before completing its response"
             self._wake_consumer()
-        self._lost() if self.state is not _COMPLETE else self._wake_receiver()
+        self.lost() if self.state is not _COMPLETE else self._wake_receiver()
         self.ended = True
-        self._ready()
+        self.app = None
 
-    def _ready(self) -> None:
-        if self.ready is not None and not self.ready.done():
-            self.ready.set_result(None)
+    async def finish(self) -> None:
+        """Run the app's steps after its response has started, to its end, in this task.
+
+        The server's task sends the response meanwhile; a client that leaves is told by
+        ``receive``, and what the app sends then is ignored. A cancelled task closes the app.
+        """
+        try:
+            await _step(self, _never)
+        except asyncio.CancelledError:
+            app, self.app = self.app, None
+            if app is not None:
+                app.close()
+            raise
+
+
+async def _awaiting(awaitable: Any) -> None:
+    """A coroutine for an app that returned another kind of awaitable."""
+    await awaitable
+
+
+def _started(cycle: _Cycle) -> bool:
+    return cycle.state is not _WAITING
+
+
+def _never(cycle: _Cycle) -> bool:
+    return False
+
+
+def _waking(waiter: asyncio.Future[None]) -> Callable[[object], None]:
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    return wake
+
+
+@types.coroutine
+def _step(cycle: _Cycle, until: Callable[[_Cycle], bool]) -> Generator[Any, None, None]:
+    """Run the app in the awaiting task until ``until(cycle)`` holds, or the app ends.
+
+    Every step of one app runs in this one task, as if the app were awaited here: libraries
+    that tie state to the current task need that (anyio's cancel scopes, which Starlette
+    uses). While the app waits, a message sent by another of its tasks (Starlette streams
+    from a task of its own) also ends the wait, so that the response goes out as it is sent.
+    A cancellation of this task reaches the app as a task's would: what it awaits is
+    cancelled.
+    """
+    app = cycle.app
+    if app is None:
+        return
+    pending = cycle.pending
+    while True:
+        thrown: BaseException | None = None
+        if pending is None or (until is _never and pending is not _FRESH):
+            # What the app waits on goes to the task as is (None: a bare yield, as
+            # asyncio.sleep(0) makes): nothing else can end the wait.
+            try:
+                yield pending
+            except BaseException as exc:  # noqa: BLE001 - the app's to handle, as in a task
+                thrown = exc
+        elif pending is not _FRESH:
+            if not pending.done():
+                waiter = cycle.waiter = pending.get_loop().create_future()
+                wake = _waking(waiter)
+                pending.add_done_callback(wake)
+                try:
+                    yield from waiter
+                except BaseException as exc:  # noqa: BLE001 - the app's to handle, as in a task
+                    thrown = exc
+                finally:
+                    cycle.waiter = None
+                    pending.remove_done_callback(wake)
+                if not pending.done():
+                    if thrown is None:
+                        if until(cycle):  # another task of the app sent what was waited for
+                            cycle.pending = pending
+                            return
+                        continue
+                    if isinstance(thrown, asyncio.CancelledError) and pending.cancel():
+                        thrown = None  # the app sees its await cancelled, as in a task
+            pending._asyncio_future_blocking = False
+        try:
+            pending = app.send(None) if thrown is None else app.throw(thrown)
+        except StopIteration:
+            cycle.finished(None)
+            return
+        except BaseException as exc:  # noqa: BLE001 - reported on the cycle, the server carries on
+            cycle.finished(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if until(cycle):
+            cycle.pending = pending
+            return
 
 
 class ASGIHandler:
@@ -290,8 +404,8 @@ class ASGIHandler:
         lifespan: ``"auto"`` runs the lifespan protocol when the app supports it, ``"on"``
             requires it, ``"off"`` never sends it.
         server_cert: the PEM certificate the server presents, for the TLS extension.
-        shutdown_timeout: how long shutdown waits for app tasks still running (background
-            work after a response) before the lifespan shutdown.
+        shutdown_timeout: how long shutdown waits for apps still running after their
+            responses (background work) before the lifespan shutdown.
 
     Example::
 
@@ -315,7 +429,8 @@ class ASGIHandler:
         self.server_cert = server_cert
         self.lifespan = Lifespan(app, lifespan)
         self.shutdown_timeout = shutdown_timeout
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Tasks whose app goes on after its response began (streaming, background work).
+        self._running: set[asyncio.Task[Any]] = set()
 
     @property
     def state(self) -> dict[str, Any]:
@@ -331,11 +446,12 @@ class ASGIHandler:
         await self.lifespan.startup()
 
     async def shutdown(self) -> None:
-        """Wait (bounded) for app tasks still running, then run the lifespan shutdown."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self.shutdown_timeout)
+        """Wait (bounded) for apps still running after their responses, then run the lifespan
+        shutdown."""
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=self.shutdown_timeout)
             for task in pending:
-                log.warning("cancelling an ASGI app task still running at shutdown")
+                log.warning("cancelling an ASGI app still running at shutdown")
                 task.cancel()
         await self.lifespan.shutdown()
 
@@ -347,36 +463,38 @@ class ASGIHandler:
                 return Response(f"{why}\n", status=400)
             scope = websocket_scope(request, self.root_path, self.lifespan.state, self.server_cert)
             return await serve_websocket(self.app, request, scope)
-        loop = asyncio.get_running_loop()
         cycle = _Cycle(request)
         scope = http_scope(request, self.root_path, self.lifespan.state, self.server_cert)
-        task = cycle.task = loop.create_task(self._run(cycle, scope))
-        self._tasks.add(task)
         try:
-            # The app's first step is queued ahead of this one: after one turn of the loop a
-            # simple app has answered in full, and there is nothing more to wait for.
-            await asyncio.sleep(0)
-            if cycle.state is _WAITING and not cycle.ended:
-                cycle.ready = loop.create_future()
-                await cycle.ready
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        return cycle.response()
-
-    async def _run(self, cycle: _Cycle, scope: Scope) -> None:
-        try:
-            await self.app(scope, cycle.receive, cycle.send)
-        except BaseException as exc:  # noqa: BLE001 - reported on the cycle, the server carries on
+            app = self.app(scope, cycle.receive, cycle.send)
+        except Exception as exc:  # noqa: BLE001 - an app that fails before its first step
             cycle.finished(exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            cycle.finished(None)
+            return cycle.response()
+        if type(app) is not types.CoroutineType and not isinstance(app, Coroutine):
+            app = _awaiting(app)
+        cycle.app = app
+        # The app runs in this task, up to its response: most apps answer in full without
+        # waiting, with no task and no turn of the loop of their own.
+        await _step(cycle, _started)
+        response = cycle.response()
+        if not cycle.ended:
+            # It goes on (streaming its body, or working after it): in this task, where it
+            # began, while the server sends the response from another.
+            response.on_end = functools.partial(self._finish, cycle)
+            source = cycle.source
+            if isinstance(source, BodyQueue):
+                source.on_lost(cycle.lost)  # a response never sent still releases the app
+        return response
+
+    async def _finish(self, cycle: _Cycle) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await cycle.finish()
         finally:
-            # Here rather than a done callback: one loop callback fewer per request.
-            if cycle.task is not None:
-                self._tasks.discard(cycle.task)
+            if task is not None:
+                self._running.discard(task)
 
     def __repr__(self) -> str:
         return f"<ASGIHandler {self.app!r}>"

@@ -11,10 +11,9 @@ the config, the loop and the set of open connections; it never sees the ``Server
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from ..accesslog import log_rejected
@@ -34,7 +33,7 @@ from ..http11 import Request as RequestHead
 from ..limits import DRAIN_IDLE_GRACE, WRITE_HIGH_WATER
 from ..messages import Handler, Headers, Request, Response, TLSInfo
 from ..tls import tls_info
-from ..transport import BodyQueue, FlowControl
+from ..transport import BodyQueue, FlowControl, eager_task_starter
 from . import respond, timeouts
 from .access import connection_fields
 from .config import ServerConfig
@@ -103,7 +102,7 @@ class ServerContext:
         #: Starts a request's task. On Python 3.12+ the task starts eagerly: a handler that
         #: answers without waiting runs to its end inside this call, and costs no scheduling
         #: of the loop. A task factory the application set on the loop is used instead.
-        self.start_task = _task_starter(loop)
+        self.start_task = eager_task_starter(loop) or loop.create_task
         #: The peers whose proxy headers are believed (``None``: nobody's).
         allow = ForwardedAllow(config.forwarded_allow_ips)
         self.forwarded = allow if allow.all or allow.spec else None
@@ -111,15 +110,6 @@ class ServerContext:
         #: Protocols connections were handed to after ``101`` (WebSockets): the drain asks
         #: each to ``going_away()`` and waits for its ``closed`` future.
         self.upgraded: set[Any] = set()
-
-
-def _task_starter(
-    loop: asyncio.AbstractEventLoop,
-) -> Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]:
-    eager = getattr(asyncio, "eager_task_factory", None)
-    if eager is None or loop.get_task_factory() is not None:
-        return loop.create_task
-    return functools.partial(eager, loop)
 
 
 class ServerProtocol(Guards, asyncio.Protocol):
@@ -340,7 +330,8 @@ class ServerProtocol(Guards, asyncio.Protocol):
         finally:
             self._starting = False
         if not task.done():
-            self._task = task
+            if self._task is None:  # else the task sending its answer (see _respond)
+                self._task = task
             return False
         # An eager task ran to its end inside start_task: _respond has already cleared the
         # task and ended the cycle (so self._task must not be set to the finished task).
@@ -366,8 +357,8 @@ class ServerProtocol(Guards, asyncio.Protocol):
             self.transport.write(data)  # type: ignore[union-attr]
 
     async def _respond(self, request: Request) -> None:
-        status = 500
         context = self.context
+        answering = False  # _answer does the bookkeeping from then on
         try:
             try:
                 response = await context.handler(request)
@@ -377,14 +368,30 @@ class ServerProtocol(Guards, asyncio.Protocol):
                     )
             except Exception as exc:
                 if self.is_closed or isinstance(exc, ClientDisconnect):
-                    # The client went away, or was cut off: nobody to answer, and the
-                    # peer's doing rather than a bug, so one line and no traceback.
+                    # The client left or was cut off: nobody to answer, and no bug to trace.
                     log.debug(
                         "%s %s from %s ended: %r", request.method, request.path, self.client, exc
                     )
                     self.abort()
                     return
                 response = respond.internal_error(request)
+            answering = True
+            on_end = response.on_end
+            if on_end is None:
+                return await self._answer(request, response)
+            # The handler goes on in this task, where it began (an ASGI app streaming, or at
+            # work after its answer); the answer is sent by a task of its own.
+            self._task = context.loop.create_task(self._answer(request, response))
+            await respond.end_exchange(on_end, request)
+        finally:
+            if not answering:
+                self._task = None
+                context.in_flight -= 1
+
+    async def _answer(self, request: Request, response: Response) -> None:
+        status = 500
+        context = self.context
+        try:
             if self.is_closed:
                 return
             body = self._body

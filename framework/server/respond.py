@@ -10,6 +10,7 @@ not the connection that owns them (``Output`` is all it asks for).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Protocol
 
@@ -162,6 +163,14 @@ async def _send_stream(out: Output, request: Request, response: Response, close:
         if aclose is not None:
             await aclose()
     return response.status
+
+
+async def end_exchange(on_end: Callable[[], Awaitable[None]], request: Request) -> None:
+    """Await ``Response.on_end``: what the handler does once its answer began; log a failure."""
+    try:
+        await on_end()
+    except Exception:
+        log.exception("error after the response to %s %s", request.method, request.path)
 
 
 def error_answer(driver: Driver, status: int, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:

@@ -36,7 +36,11 @@ def _tokens(request: Request, name: str) -> set[str]:
 
 def is_websocket_request(request: Request) -> bool:
     """True when ``request`` asks to switch to WebSocket (``Upgrade: websocket``)."""
-    return "websocket" in _tokens(request, "upgrade")
+    # Asked of every request an ASGI app gets: one pass over the names settles most.
+    for name, value in request.headers.raw:
+        if name == b"upgrade" and b"websocket" in value.lower():
+            return "websocket" in _tokens(request, "upgrade")
+    return False
 
 
 def refusal(request: Request) -> str | None:

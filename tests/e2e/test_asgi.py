@@ -202,6 +202,39 @@ def test_asgi_client_that_goes_away_reaches_the_app_as_disconnect(
     assert run(starlette_server, tls_files, check) == b"the app saw the client leave"
 
 
+def test_asgi_work_after_the_response_leaves_the_connection_free(tls_files: TLSFiles) -> None:
+    # As on uvicorn: once its response is out, an app that goes on working (Starlette's
+    # background tasks) holds neither the client nor the connection's next request, which
+    # here is what lets it finish.
+    release = asyncio.Event()
+    finished: list[str] = []
+    peers: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        peers.append(scope["client"])
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+        if scope["path"] == "/release":
+            release.set()
+        else:
+            await asyncio.wait_for(release.wait(), TIMEOUT)
+            finished.append(scope["path"])
+
+    async def body(client: Client) -> list[str]:
+        first = await client.get("/work-after")
+        second = await client.get("/release")  # the same keep-alive connection
+        assert (first.content, second.content) == (b"ok", b"ok")
+        return finished
+
+    with serving(app, tls_files) as server:
+        run(server, tls_files, body)
+    assert finished == ["/work-after"]
+    assert peers[0] == peers[1]  # one connection carried both
+
+
 # --- streaming as sent, and back pressure ---------------------------------------------------
 
 
