@@ -1,9 +1,10 @@
 """Where the ASGI adapter's time goes, without a socket: thread CPU time per call, in µs.
 
 ``python -m benchmarks.asgi_parts``: the adapter in full (``ASGIHandler(app)(request)``), the
-native twin route, the same ASGI exchange run inline (no task of its own), the scope and
-per-request state alone, a task created and stepped once, and the ``Request`` itself; each
-over 30,000 calls on uvloop, twice.
+native twin route, the same ASGI exchange with the app awaited directly (what stepping it
+costs is the difference), the scope and per-request state alone, a task created and stepped
+once (what an app in a task of its own would add), and the ``Request`` itself; each over
+30,000 calls on uvloop, twice.
 """
 
 from __future__ import annotations

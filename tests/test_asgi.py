@@ -200,6 +200,24 @@ def test_every_step_of_a_waiting_app_runs_in_one_task_through_the_end_of_the_exc
     assert seen == [caller] * 4
 
 
+def test_an_app_that_yields_what_no_task_takes_is_told_so_and_answered_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Bad:
+        def __await__(self) -> Any:
+            yield 42  # not a future: a task refuses it with RuntimeError, thrown in
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await Bad()
+
+    with caplog.at_level(logging.ERROR, "framework.asgi"):
+        response = run(ASGIHandler(app)(Request("GET", "/")))
+    assert response.status == 500
+    (record,) = caplog.records
+    assert record.exc_info is not None
+    assert "bad yield: 42" in str(record.exc_info[1])
+
+
 def test_a_cancelled_request_closes_the_app_after_its_response() -> None:
     closed = asyncio.Event()
 

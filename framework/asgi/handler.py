@@ -360,7 +360,10 @@ def _step(cycle: _Cycle, until: Callable[[_Cycle], bool]) -> Generator[Any, None
             except BaseException as exc:  # noqa: BLE001 - the app's to handle, as in a task
                 thrown = exc
         elif pending is not _FRESH:
-            if not pending.done():
+            if getattr(pending, "_asyncio_future_blocking", None) is None:
+                # Not an asyncio future: what a task would refuse, said to the app the same way.
+                pending, thrown = None, RuntimeError(f"Task got bad yield: {pending!r}")
+            elif not pending.done():
                 waiter = cycle.waiter = pending.get_loop().create_future()
                 wake = _waking(waiter)
                 pending.add_done_callback(wake)
@@ -379,7 +382,8 @@ def _step(cycle: _Cycle, until: Callable[[_Cycle], bool]) -> Generator[Any, None
                         continue
                     if isinstance(thrown, asyncio.CancelledError) and pending.cancel():
                         thrown = None  # the app sees its await cancelled, as in a task
-            pending._asyncio_future_blocking = False
+            if pending is not None:
+                pending._asyncio_future_blocking = False
         try:
             pending = app.send(None) if thrown is None else app.throw(thrown)
         except StopIteration:

@@ -7,6 +7,7 @@ serve``; raw ASGI apps for streaming as sent, the client leaving, and misuse of 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -22,6 +23,8 @@ from framework import Client
 from framework.asgi import ASGIHandler, as_handler, interface_of
 from framework.errors import FrameworkError
 from framework.server import Server
+from framework.testing import LoopThread
+from framework.tls import CertificateStore
 from tests.conftest import TLSFiles, serve_in_thread
 from tests.e2e.asgi_apps import native_app, raw_app, starlette_app
 from tests.e2e.serve_cli import REPO, STARTUP_TIMEOUT, environment, serve_cli
@@ -311,6 +314,45 @@ def test_asgi_send_waits_while_the_client_does_not_read(tls_files: TLSFiles) -> 
     assert progress["sent"] == total
 
 
+def test_asgi_stream_under_way_when_the_drain_begins_is_finished_first(
+    tls_files: TLSFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The graceful drain waits for an ASGI app's response in progress as for a native one:
+    # the stream that was under way arrives whole, then the server stops within its timeout.
+    server: Server | None = None
+    drains: list[asyncio.Task[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for i in range(5):
+            await send({"type": "http.response.body", "body": b"%d\n" % i, "more_body": True})
+            if i == 0:
+                assert server is not None
+                drains.append(asyncio.ensure_future(server.aclose(timeout=5)))
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b"end\n"})
+
+    async def body(client: Client) -> bytes:
+        async with client.stream("GET", "/") as response:
+            return await response.aread()
+
+    handler = ASGIHandler(app)
+    store = CertificateStore(tls_files.server_cert, tls_files.server_key)
+    with (
+        caplog.at_level(logging.WARNING, "framework"),
+        LoopThread(asyncio.new_event_loop, name="test-server") as thread,
+    ):
+        server = Server(handler, host="127.0.0.1", port=0, ssl=store, shutdown=[handler.shutdown])
+        thread.run(server.start(), timeout=30)
+        assert run(server, tls_files, body) == b"0\n1\n2\n3\n4\nend\n"
+        thread.run(server.serve_forever(), timeout=10)  # returns once the drain has ended
+    assert len(drains) == 1
+    assert drains[0].done()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 # --- misuse of the protocol -----------------------------------------------------------------
 
 
@@ -397,6 +439,36 @@ def test_asgi_fastapi_pydantic_model_and_openapi(tls_files: TLSFiles) -> None:
         assert b"swagger" in (await response.aread()).lower()
 
     with serving(fastapi_app, tls_files) as server:
+        run(server, tls_files, body)
+
+
+# --- Django ---------------------------------------------------------------------------------
+
+
+def test_asgi_django_async_views(tls_files: TLSFiles) -> None:
+    try:
+        from tests.e2e.asgi_django import application as django_app
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("django is not installed (pip install -e '.[test]')")
+
+    async def body(client: Client) -> None:
+        response = await client.get("/items/7")
+        assert response.status == 200
+        assert response.json() == {"item_id": 7, "secure": True}  # scheme https reached it
+        payload = os.urandom(256 * 1024)
+        response = await client.post("/echo", content=payload)
+        assert response.content == payload
+        async with client.stream("GET", "/stream") as streamed:
+            assert streamed.headers["content-type"] == "application/x-ndjson"
+            lines = (await streamed.aread()).splitlines()
+        assert [json.loads(line) for line in lines] == [{"piece": i} for i in range(3)]
+        assert (await client.get("/nowhere")).status == 404
+        assert (await client.get("/fail")).status == 500
+        assert (await client.get("/items/8")).status == 200  # and the server goes on
+
+    with serving(django_app, tls_files) as server:
         run(server, tls_files, body)
 
 
