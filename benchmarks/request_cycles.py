@@ -5,7 +5,9 @@ another, in one process on one uvloop loop, over plain TCP on 127.0.0.1 (no TLS:
 instructions would only add the same to every variant). TASKS is ``eager`` (the server's own
 choice: eager request tasks on Python 3.12+) or ``lazy`` (a task factory of the application's
 own, so every request task waits for the loop's next turn). A third argument, ``log`` (or
-``json``), turns the access log on, written as ``serve`` writes it, to ``/dev/null``. Under
+``json``), turns the access log on, written as ``serve`` writes it, to ``/dev/null``; ``asgi``
+serves the raw ASGI hello app of ``apps/asgi_hello.py`` through the adapter instead, and
+``asgi-native`` its native twin route (the adapter's cost is the difference). Under
 ``valgrind --tool=callgrind`` the instructions of N cycles less those of a smaller N, divided
 by the difference, are one request's, server and client together: a count that repeats,
 unlike wall-clock time on a shared machine (benchmarks/README.md).
@@ -72,12 +74,19 @@ async def main(tasks: str, count: int, log: str = "") -> None:
         loop.set_task_factory(_lazy)
     # One connection carries every request: no cap on requests per connection.
     settings: dict[str, Any] = {"max_requests_per_connection": None}
-    if log:
+    handler: Any = app
+    if log in ("asgi", "asgi-native"):
+        from benchmarks.apps.asgi_hello import app as asgi_app
+        from benchmarks.apps.asgi_hello import native
+        from framework.asgi import ASGIHandler
+
+        handler = native if log == "asgi-native" else ASGIHandler(asgi_app, lifespan="off")
+    elif log:
         _install_access_log(log)
         settings["access_log"] = True
         if log == "json":
             settings["access_log_format"] = "json"
-    server = Server(app, host="127.0.0.1", port=0, ssl=None, **settings)
+    server = Server(handler, host="127.0.0.1", port=0, ssl=None, **settings)
     await server.start()
     if count:
         done: asyncio.Future[None] = loop.create_future()

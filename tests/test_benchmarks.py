@@ -532,6 +532,36 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
     assert table in proc.stdout
 
 
+def test_asgi_ab_alternates_servers_and_gives_ratios_to_the_first() -> None:
+    require_tool("wrk")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.asgi_ab",
+            "--rounds",
+            "2",
+            "-d",
+            "1",
+            "--port",
+            "18800",
+            "adapter=asgi-ours",
+            "native=asgi-native",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    adapter, native = proc.stdout.splitlines()[1:]
+    assert adapter.startswith("adapter ")
+    assert native.startswith("native ")
+    assert adapter.count("x1.00") == 2  # the first server is the yardstick
+    assert " µs/request " in native
+
+
 def test_compare_with_load_alone_says_where_its_figures_come_from() -> None:
     proc = subprocess.run(
         [
