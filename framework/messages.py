@@ -355,9 +355,10 @@ class Response(ResponseConveniences):
     media_type: str | None = None
     #: For streaming kinds: the body as an async iterator of bytes; ``None`` for in-memory bodies.
     body_iterator: AsyncIterator[bytes] | None = None
-    #: Awaited by the server in the request's task once the exchange is over, whether the
-    #: response could be sent or not (the client left): the steps an ASGI app takes after
-    #: its response. The connection's next request waits for it, as for ``background``.
+    #: What the handler goes on doing once this response is returned (an ASGI app streaming
+    #: its body, or at work after it): the server awaits it in the task the handler ran in,
+    #: while a task of its own sends the response (sent or not: the client may have left).
+    #: Unlike ``background``, the connection's next request does not wait for it.
     on_end: Callable[[], Awaitable[None]] | None = None
 
     def __init__(

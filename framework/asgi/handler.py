@@ -1,11 +1,12 @@
 """``ASGIHandler``: an ASGI 3 application served as the server's ``Handler``.
 
 The app runs in the request's own task, as uvicorn runs it, stepped from here: the handler
-steps it until it has started its response (or ended), the body iterator steps it while it
-sends the body, and what it does after its response is complete runs once the response is
-out. ``send`` turns the app's messages into a ``Response``: a whole one when the body is
-complete by then (the common case, sent on the server's fast path), else one whose body
-iterator yields each piece as the app sends it, with the same back pressure, limits,
+steps it until it has started its response (or ended). An app that goes on after that
+(streaming its body, or at work after its response) goes on in the same task, through
+``Response.on_end``, while the server sends the response from a task of its own. ``send``
+turns the app's messages into a ``Response``: a whole one when the body is complete by then
+(the common case, sent on the server's fast path), else one whose body iterator yields each
+piece as the app sends it, with the same back pressure, limits,
 timeouts, access log and drain as a native handler. ``receive`` reads the request body from
 the server's ``BodyQueue`` and says ``http.disconnect`` once the client has gone or the
 response is complete. Misuse of the protocol by the app (a body before the start, a message
