@@ -65,7 +65,6 @@ class _Cycle:
         "chunks",
         "buffered",
         "ended",
-        "handed",
         "streamed",
         "bodiless",
         "space",
@@ -88,7 +87,6 @@ class _Cycle:
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.ended = False  # the app returned or raised
-        self.handed = False  # the handler gave the server a streaming response
         self.streamed = False  # sent chunked: no Content-Length, or more than one message
         self.bodiless = False  # a status that has no body (1xx, 204, 304): what is sent is dropped
         self.space: asyncio.Future[None] | None = None  # send() waits on it
@@ -218,7 +216,6 @@ class _Cycle:
                 headers = [h for h in headers if h[0] != b"content-length"]
             response.body = body
         else:
-            self.handed = True
             response.body = b""
             response.body_iterator = self._body()
         response.headers = Headers.from_raw(headers)
