@@ -272,12 +272,13 @@ class _Cycle:
 
     def finished(self, exc: BaseException | None) -> None:
         """The app returned (``exc`` is ``None``) or raised."""
-        if exc is None and self.state is _COMPLETE:  # the common case: nothing to report
-            self.ended = True
-            self.app = None
-            if self.disconnect is not None:
-                self._wake_receiver()
-            return
+        if exc is not None or self.state is not _COMPLETE:  # else nothing to report
+            self._report(exc)
+        self.lost() if self.state is not _COMPLETE else self._wake_receiver()
+        self.ended = True
+        self.app = None
+
+    def _report(self, exc: BaseException | None) -> None:
         request = self.request
         where = f"{request.method} {request.path}"
         if isinstance(exc, _Misuse):
@@ -293,23 +294,10 @@ class _Cycle:
         if self.state is _STARTED:
             self.error = "the ASGI app ended before completing its response"
             self._wake_consumer()
-        self.lost() if self.state is not _COMPLETE else self._wake_receiver()
-        self.ended = True
-        self.app = None
 
-    async def finish(self) -> None:
-        """Run the app's steps after its response has started, to its end, in this task.
-
-        The server's task sends the response meanwhile; a client that leaves is told by
-        ``receive``, and what the app sends then is ignored. A cancelled task closes the app.
-        """
-        try:
-            await _step(self, _never)
-        except asyncio.CancelledError:
-            app, self.app = self.app, None
-            if app is not None:
-                app.close()
-            raise
+    def _pending_done(self, _: object) -> None:
+        # What the app awaits is done: the stepping task goes on.
+        self._wake_stepper()
 
 
 async def _awaiting(awaitable: Any) -> None:
@@ -323,14 +311,6 @@ def _started(cycle: _Cycle) -> bool:
 
 def _never(cycle: _Cycle) -> bool:
     return False
-
-
-def _waking(waiter: asyncio.Future[None]) -> Callable[[object], None]:
-    def wake(_: object) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    return wake
 
 
 @types.coroutine
@@ -363,15 +343,14 @@ def _step(cycle: _Cycle, until: Callable[[_Cycle], bool]) -> Generator[Any, None
                 pending, thrown = None, RuntimeError(f"Task got bad yield: {pending!r}")
             elif not pending.done():
                 waiter = cycle.waiter = pending.get_loop().create_future()
-                wake = _waking(waiter)
-                pending.add_done_callback(wake)
+                pending.add_done_callback(cycle._pending_done)
                 try:
                     yield from waiter
                 except BaseException as exc:  # noqa: BLE001 - the app's to handle, as in a task
                     thrown = exc
                 finally:
                     cycle.waiter = None
-                    pending.remove_done_callback(wake)
+                    pending.remove_done_callback(cycle._pending_done)
                 if not pending.done():
                     if thrown is None:
                         if until(cycle):  # another task of the app sent what was waited for
@@ -489,11 +468,21 @@ class ASGIHandler:
         return response
 
     async def _finish(self, cycle: _Cycle) -> None:
+        """Run the app's steps after its response began, to its end, in this task.
+
+        The server's task sends the response meanwhile; a client that leaves is told by
+        ``receive``, and what the app sends then is ignored. A cancelled task closes the app.
+        """
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
-            await cycle.finish()
+            await _step(cycle, _never)
+        except asyncio.CancelledError:
+            app, cycle.app = cycle.app, None
+            if app is not None:
+                app.close()
+            raise
         finally:
             if task is not None:
                 self._running.discard(task)
