@@ -6,6 +6,7 @@ Tests never turn certificate verification off: they trust a CA made for the sess
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import shutil
@@ -48,6 +49,16 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_module(name: str) -> None:
+    """Skip the test when module ``name`` cannot be imported (fail under CI, which installs
+    the test extra)."""
+    if importlib.util.find_spec(name) is None:
+        message = f"{name} is not installed (pip install -e '.[test]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @dataclass(frozen=True)

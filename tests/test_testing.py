@@ -7,7 +7,6 @@ thread-hosted form), with our client, the stdlib's ``ssl`` and curl.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import os
 import socket
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from framework import App, ClientError, Request, StreamingResponse
 from framework.testing import ThrowawayCA, eventually, serve_app, serve_app_in_thread
-from tests.conftest import require_tool
+from tests.conftest import require_module, require_tool
 
 TIMEOUT = 10.0
 
@@ -303,15 +302,6 @@ def test_asgi_app_with_lifespan() -> None:
         assert log == ["startup", "shutdown"]
 
     run(body)
-
-
-def require_module(name: str) -> None:
-    """Skip when ``name`` cannot be imported; fail under CI, which installs the test extra."""
-    if importlib.util.find_spec(name) is None:
-        message = f"{name} is not installed (pip install -e '.[test]')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_starlette_app() -> None:

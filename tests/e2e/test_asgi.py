@@ -25,7 +25,7 @@ from framework.errors import FrameworkError
 from framework.server import Server
 from framework.testing import LoopThread
 from framework.tls import CertificateStore
-from tests.conftest import TLSFiles, serve_in_thread
+from tests.conftest import TLSFiles, require_module, serve_in_thread
 from tests.e2e.asgi_apps import native_app, raw_app, starlette_app
 from tests.e2e.serve_cli import REPO, STARTUP_TIMEOUT, environment, serve_cli
 
@@ -410,12 +410,8 @@ def test_asgi_app_ending_mid_body_cuts_that_connection_only(
 
 
 def test_asgi_fastapi_pydantic_model_and_openapi(tls_files: TLSFiles) -> None:
-    try:
-        from tests.e2e.asgi_fastapi import app as fastapi_app
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("fastapi is not installed (pip install -e '.[test]')")
+    require_module("fastapi")
+    from tests.e2e.asgi_fastapi import app as fastapi_app
 
     async def body(client: Client) -> None:
         response = await client.post("/items", json={"name": "pen", "price": 1.5, "tags": ["a"]})
@@ -446,12 +442,8 @@ def test_asgi_fastapi_pydantic_model_and_openapi(tls_files: TLSFiles) -> None:
 
 
 def test_asgi_django_async_views(tls_files: TLSFiles) -> None:
-    try:
-        from tests.e2e.asgi_django import application as django_app
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("django is not installed (pip install -e '.[test]')")
+    require_module("django")
+    from tests.e2e.asgi_django import application as django_app
 
     async def body(client: Client) -> None:
         response = await client.get("/items/7")

@@ -9,8 +9,6 @@ served by uvicorn answers the same requests as when served by our own server.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from typing import Any
 import pytest
 
 from framework import Client
-from tests.conftest import TLSFiles
+from tests.conftest import TLSFiles, require_module
 from tests.e2e.serve_cli import REPO, STARTUP_TIMEOUT, Served, environment, serve_cli
 
 pytestmark = pytest.mark.slow
@@ -30,14 +28,6 @@ pytestmark = pytest.mark.slow
 BIG = bytes(range(256)) * (5 * 4096 + 3)  # 5 MiB and a bit
 UVICORN_RUNNING = re.compile(r"Uvicorn running on https://127\.0\.0\.1:(\d+)")
 SERVING = re.compile(r"framework: serving on https://localhost:(\d+)/")
-
-
-def require_module(name: str) -> None:
-    if importlib.util.find_spec(name) is None:
-        message = f"{name} is not installed (pip install -e '.[test]')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def _env(home: Path) -> dict[str, str]:
