@@ -489,6 +489,18 @@ def test_processes_merge_their_results(tls_files: TLSFiles) -> None:
 
 
 @pytest.mark.slow
+def _run_benchmark(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.MODULE ARGS`` from the repository, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+
+
 def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
     peers = [
         name
@@ -497,26 +509,17 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
     ]
     markdown = tmp_path / "compare.md"
     raw = tmp_path / "compare.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.compare",
-            "--quick",
-            "--servers",
-            ",".join(["ours", *peers]),
-            "--scenarios",
-            "hello,json",
-            "--markdown",
-            str(markdown),
-            "--json",
-            str(raw),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    proc = _run_benchmark(
+        "compare",
+        "--quick",
+        "--servers",
+        ",".join(["ours", *peers]),
+        "--scenarios",
+        "hello,json",
+        "--markdown",
+        str(markdown),
+        "--json",
+        str(raw),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = markdown.read_text()
@@ -534,26 +537,10 @@ def test_compare_quick_produces_the_table(tmp_path: Path) -> None:
 
 def test_asgi_ab_alternates_servers_and_gives_ratios_to_the_first() -> None:
     require_tool("wrk")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.asgi_ab",
-            "--rounds",
-            "2",
-            "-d",
-            "1",
-            "--port",
-            "18800",
-            "adapter=asgi-ours",
-            "native=asgi-native",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    proc = _run_benchmark(
+        "asgi_ab", "--rounds", "2", "-d", "1", "--port", "18800", "adapter=asgi-ours",
+        "native=asgi-native",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     adapter, native = proc.stdout.splitlines()[1:]
     assert adapter.startswith("adapter ")
@@ -563,28 +550,10 @@ def test_asgi_ab_alternates_servers_and_gives_ratios_to_the_first() -> None:
 
 
 def test_compare_with_load_alone_says_where_its_figures_come_from() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.compare",
-            "--quick",
-            "--servers",
-            "bare-h11",
-            "--scenarios",
-            "hello",
-            "--tools",
-            "load",
-            "--no-generators",
-            "--memory-connections",
-            "0",
-        ],  # fmt: skip
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    proc = _run_benchmark(
+        "compare", "--quick", "--servers", "bare-h11", "--scenarios", "hello", "--tools",
+        "load", "--no-generators", "--memory-connections", "0",
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Figures from `framework load` (`load`); wrk was not run." in proc.stdout
     assert "wrk -t1" not in proc.stdout
