@@ -17,50 +17,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from .servers import CLOCK_TICKS, make_certificates
-from .tools import wrk_path
+from .servers import cpu_seconds, free_port, make_certificates, pin_prefix, wait_listening
+from .tools import SCENARIOS, run_wrk, wrk_path
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-def _wrk(wrk: str, url: str, seconds: int) -> int:
-    """Requests answered in a ``wrk`` run of ``seconds``."""
-    out = subprocess.run(
-        ["taskset", "-c", "1", wrk, "-t1", "-c64", f"-d{seconds}s", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = re.search(r"(\d+) requests in", out)
-    if found is None:
-        raise RuntimeError(f"no request count in wrk's output:\n{out}")
-    return int(found.group(1))
+HELLO = next(s for s in SCENARIOS if s.name == "hello")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,10 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("servers", nargs="+", metavar="LABEL=KIND[@CHECKOUT]")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("-d", "--duration", type=int, default=3, help="whole seconds measured")
-    parser.add_argument("--port", type=int, default=8800, help="the first server's port")
     args = parser.parse_args(argv)
-    wrk = wrk_path()
-    if wrk is None:
+    if wrk_path() is None:
         parser.error("wrk is not installed (apt-get install wrk)")
     specs = []
     for text in args.servers:
@@ -86,33 +54,29 @@ def main(argv: list[str] | None = None) -> int:
         certs = make_certificates(Path(tmp))
         running = []
         try:
-            for i, (label, kind, checkout) in enumerate(specs):
-                port = args.port + i
+            for label, kind, checkout in specs:
+                port = free_port()
                 log = Path(tmp) / f"{label}.log"
                 env = {**os.environ, "PYTHONPATH": str(checkout)}
                 command = [
-                    "taskset", "-c", "0", sys.executable, "-m", "benchmarks.apps.serve_asgi",
-                    kind, "--port", str(port), "--cert", str(certs.cert), "--key",
-                    str(certs.key), "--no-tickets",
+                    *pin_prefix(0), sys.executable, "-m", "benchmarks.apps.serve_asgi", kind,
+                    "--port", str(port), "--cert", str(certs.cert), "--key", str(certs.key),
+                    "--no-tickets",
                 ]  # fmt: skip
                 with log.open("w") as out:
                     process = subprocess.Popen(
                         command, cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT
                     )
-                running.append((label, process, f"https://127.0.0.1:{port}/", log))
-            for i, (label, process, _, log) in enumerate(running):
-                deadline = time.monotonic() + START_TIMEOUT
-                while not _listening(args.port + i):
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{label} did not start:\n{log.read_text()}")
-                    time.sleep(0.1)
+                running.append((label, process, f"https://127.0.0.1:{port}", log))
+                if not wait_listening(process, [port], START_TIMEOUT):
+                    raise RuntimeError(f"{label} did not start:\n{log.read_text()}")
             figures: dict[str, list[tuple[float, float]]] = {label: [] for label, *_ in running}
             for round_ in range(args.rounds):
                 for label, process, url, _ in running if round_ % 2 == 0 else running[::-1]:
-                    _wrk(wrk, url, 1)  # warm-up
-                    before = _cpu_seconds(process.pid)
-                    answered = _wrk(wrk, url, args.duration)
-                    used = _cpu_seconds(process.pid) - before
+                    run_wrk(url, HELLO, 1)  # warm-up
+                    before = cpu_seconds(process.pid)
+                    answered = run_wrk(url, HELLO, args.duration).requests
+                    used = cpu_seconds(process.pid) - before
                     figures[label].append((used / answered * 1e6, answered / args.duration))
         finally:
             for _, process, _, _ in running:

@@ -25,6 +25,7 @@ __all__ = [
     "Launched",
     "ServerSpec",
     "available",
+    "cpu_seconds",
     "free_port",
     "open_idle",
     "idle_connection_memory",
@@ -213,6 +214,14 @@ class Certificates:
     key: Path
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def make_certificates(directory: Path) -> Certificates:
     """A CA for the run and one localhost certificate every server presents."""
     from framework import pki
@@ -302,10 +311,7 @@ class Launched:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the server process has used so far."""
-        with open(f"/proc/{self.process.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        # After the command name: state is field 3, utime 14 and stime 15 (1-based).
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_seconds(self.process.pid)
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process."""
